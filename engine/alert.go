@@ -1,0 +1,24 @@
+package engine
+
+import "time"
+
+// Alert is what the engine hands to notifiers: the shape of an Alertmanager
+// v2 postable alert, with no dependency on its client.
+type Alert struct {
+	Labels       map[string]string
+	Annotations  map[string]string
+	StartsAt     time.Time
+	EndsAt       time.Time // in the future while firing; the resolve time once resolved
+	GeneratorURL string
+}
+
+// Resolved reports whether the alert had ended at time t.
+func (a *Alert) Resolved(t time.Time) bool {
+	return !a.EndsAt.IsZero() && !a.EndsAt.After(t)
+}
+
+// Notifier delivers alerts. It must not block for long: implementations
+// queue and send asynchronously.
+type Notifier interface {
+	Send(alerts ...Alert)
+}

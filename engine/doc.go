@@ -1,0 +1,11 @@
+// Package engine owns time: for every rule and every group of a rule (its
+// group_by values) it keeps a ring of time slots, each holding a mergeable
+// relative-error quantile sketch and the slowest exemplars, evaluates the
+// rule's objective over its window and runs the alert state machine
+// (inactive → pending → firing → resolved) the way Prometheus's rule manager
+// does.
+//
+// The engine knows nothing of where observations come from (sources call
+// Observe) nor of where alerts go (it hands them to a Notifier). It takes a
+// Clock so that tests and `sentinel test rules` run on simulated time.
+package engine

@@ -1,0 +1,41 @@
+package engine
+
+import "time"
+
+// Labels gives read access to an observation's label set without copying it.
+// Sources implement it as a view over their own data (span attributes,
+// resource attributes, derived request info, series labels), so that the hot
+// path never builds a map.
+type Labels interface {
+	// Get returns the value of the named label and whether it is present.
+	Get(name string) (string, bool)
+}
+
+// Source says which kind of input an observation came from; a rule only sees
+// observations of its own source.
+type Source uint8
+
+const (
+	SourceSpans Source = iota
+	SourceMetrics
+)
+
+// Observation is one measured request: a span, or one count of a histogram
+// bucket delta. The engine does not keep a reference to it, nor to Labels,
+// after Observe returns, so a source may reuse both.
+type Observation struct {
+	Source   Source
+	End      time.Time     // when the request ended
+	Duration time.Duration // how long it took
+	Count    uint64        // how many requests this stands for; 0 means 1
+	Failed   bool          // span status error, HTTP 5xx, gRPC non-OK
+	TraceID  [16]byte      // zero when unknown
+	SpanID   [8]byte       // zero when unknown
+	Labels   Labels
+}
+
+// Observer accepts observations. Sources depend on this interface, not on
+// the engine.
+type Observer interface {
+	Observe(obs *Observation)
+}
