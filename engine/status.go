@@ -1,0 +1,140 @@
+package engine
+
+import (
+	"math"
+	"sort"
+	"time"
+)
+
+// GroupStatus is a rule group as the API shows it.
+type GroupStatus struct {
+	Name           string
+	File           string
+	Interval       time.Duration
+	LastEvaluation time.Time
+	EvaluationTime time.Duration
+	Rules          []RuleStatus
+}
+
+// RuleStatus is one rule with its state and one entry per group.
+type RuleStatus struct {
+	Name           string
+	Quantile       float64
+	Threshold      time.Duration
+	Window         time.Duration
+	State          AlertState // the most severe of its series
+	LastEvaluation time.Time
+	EvaluationTime time.Duration
+	Series         []SeriesStatus
+	Alerts         []AlertStatus
+}
+
+// SeriesStatus is one group of a rule at its last evaluation.
+type SeriesStatus struct {
+	Labels       map[string]string
+	Value        float64 // seconds; NaN when the window was empty
+	Observations uint64
+	Failed       uint64
+	Exemplars    []Exemplar
+}
+
+// AlertStatus is a pending or firing alert.
+type AlertStatus struct {
+	Labels      map[string]string
+	Annotations map[string]string
+	State       AlertState
+	ActiveAt    time.Time
+	FiredAt     time.Time
+	Value       float64
+}
+
+// Status returns every group and rule with its current state, in file order.
+func (e *Engine) Status() []GroupStatus {
+	rs := e.current.Load()
+	out := make([]GroupStatus, 0, len(rs.groups))
+	for _, g := range rs.groups {
+		g.mu.Lock()
+		gs := GroupStatus{Name: g.name, File: g.file, Interval: g.interval,
+			LastEvaluation: g.lastEval, EvaluationTime: g.lastDuration}
+		g.mu.Unlock()
+		for _, r := range g.rules {
+			gs.Rules = append(gs.Rules, r.status(e))
+		}
+		out = append(out, gs)
+	}
+	return out
+}
+
+func (r *ruleState) status(e *Engine) RuleStatus {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	st := RuleStatus{Name: r.def.Name, Quantile: r.def.Objective.Quantile, Threshold: r.def.Objective.Threshold,
+		Window: r.def.Window, LastEvaluation: r.lastEval, EvaluationTime: r.evalTime}
+	for _, s := range r.series {
+		st.Series = append(st.Series, SeriesStatus{Labels: s.labels, Value: s.value,
+			Observations: s.observations, Failed: s.failed, Exemplars: s.exemplars})
+		if s.alert.state > st.State {
+			st.State = s.alert.state
+		}
+		if s.alert.state != StateInactive {
+			st.Alerts = append(st.Alerts, AlertStatus{Labels: r.alertLabels(s, e), Annotations: s.alert.annotations,
+				State: s.alert.state, ActiveAt: s.alert.activeAt, FiredAt: s.alert.firedAt, Value: s.alert.value})
+		}
+	}
+	sort.Slice(st.Series, func(i, j int) bool { return labelsLess(st.Series[i].Labels, st.Series[j].Labels) })
+	sort.Slice(st.Alerts, func(i, j int) bool { return labelsLess(st.Alerts[i].Labels, st.Alerts[j].Labels) })
+	return st
+}
+
+// Alerts returns every pending and firing alert.
+func (e *Engine) Alerts() []AlertStatus {
+	var out []AlertStatus
+	for _, g := range e.Status() {
+		for _, r := range g.Rules {
+			out = append(out, r.Alerts...)
+		}
+	}
+	return out
+}
+
+func (e *Engine) countAlerts(state AlertState) int {
+	n := 0
+	rs := e.current.Load()
+	for _, g := range rs.groups {
+		for _, r := range g.rules {
+			r.mu.Lock()
+			for _, s := range r.series {
+				if s.alert.state == state {
+					n++
+				}
+			}
+			r.mu.Unlock()
+		}
+	}
+	return n
+}
+
+func labelsLess(a, b map[string]string) bool {
+	return canonical(a) < canonical(b)
+}
+
+func canonical(l map[string]string) string {
+	keys := make([]string, 0, len(l))
+	for k := range l {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	s := ""
+	for _, k := range keys {
+		s += k + "\xff" + l[k] + "\xfe"
+	}
+	return s
+}
+
+// Seconds returns v for JSON, with NaN (an empty window) as nil.
+func Seconds(v float64) *float64 {
+	if math.IsNaN(v) {
+		return nil
+	}
+	return &v
+}

@@ -1,0 +1,209 @@
+package engine
+
+import (
+	"time"
+
+	"github.com/DataDog/sketches-go/ddsketch"
+	"github.com/DataDog/sketches-go/ddsketch/mapping"
+	"github.com/DataDog/sketches-go/ddsketch/store"
+)
+
+// RelativeAccuracy is the sketches' guarantee: a quantile they report is
+// within 1% of the true value of an observation at that rank.
+const RelativeAccuracy = 0.01
+
+// maxSketchBins bounds a sketch's memory; with 1% accuracy 2048 bins span
+// more than 1µs to 10 minutes without collapsing.
+const maxSketchBins = 2048
+
+// ExemplarsPerWindow is how many of the slowest exemplars a window keeps and
+// an alert carries.
+const ExemplarsPerWindow = 5
+
+var sketchMapping = mustMapping()
+
+func mustMapping() mapping.IndexMapping {
+	m, err := mapping.NewLogarithmicMapping(RelativeAccuracy)
+	if err != nil {
+		panic(err) // a constant argument: cannot fail
+	}
+	return m
+}
+
+func newSketch() *ddsketch.DDSketch {
+	return ddsketch.NewDDSketch(sketchMapping,
+		store.NewCollapsingLowestDenseStore(maxSketchBins),
+		store.NewCollapsingLowestDenseStore(maxSketchBins))
+}
+
+// Exemplar is one observed request kept because it was among the slowest.
+type Exemplar struct {
+	TraceID  [16]byte
+	SpanID   [8]byte
+	Duration time.Duration
+	Time     time.Time
+}
+
+// topExemplars keeps the slowest exemplars, slowest first, without allocating.
+type topExemplars struct {
+	n int
+	e [ExemplarsPerWindow]Exemplar
+}
+
+func (t *topExemplars) offer(traceID [16]byte, spanID [8]byte, d time.Duration, end time.Time) {
+	if traceID == ([16]byte{}) {
+		return
+	}
+	if t.n == len(t.e) && d <= t.e[t.n-1].Duration {
+		return
+	}
+	i := t.n
+	if i == len(t.e) {
+		i--
+	} else {
+		t.n++
+	}
+	for ; i > 0 && t.e[i-1].Duration < d; i-- {
+		t.e[i] = t.e[i-1]
+	}
+	t.e[i] = Exemplar{TraceID: traceID, SpanID: spanID, Duration: d, Time: end}
+}
+
+func (t *topExemplars) merge(o *topExemplars) {
+	for i := 0; i < o.n; i++ {
+		x := &o.e[i]
+		t.offer(x.TraceID, x.SpanID, x.Duration, x.Time)
+	}
+}
+
+func (t *topExemplars) list() []Exemplar {
+	return append([]Exemplar(nil), t.e[:t.n]...)
+}
+
+// slot holds what was observed in one time slot (epoch*width, (epoch+1)*width].
+type slot struct {
+	epoch  int64
+	sketch *ddsketch.DDSketch // nil until first used
+	total  uint64
+	failed uint64
+	top    topExemplars
+}
+
+func (s *slot) reset(epoch int64) {
+	s.epoch = epoch
+	if s.sketch != nil {
+		s.sketch.Clear()
+	}
+	s.total, s.failed = 0, 0
+	s.top = topExemplars{}
+}
+
+// window is a ring of slots covering a rule's window plus room for late and
+// early arrivals.
+type window struct {
+	width  int64 // slot width in nanoseconds
+	slots  []slot
+	newest int64 // the newest epoch written
+}
+
+func newWindow(length, slotWidth time.Duration) window {
+	n := int(length/slotWidth) + 2
+	w := window{width: int64(slotWidth), slots: make([]slot, n), newest: minEpoch}
+	for i := range w.slots {
+		w.slots[i].epoch = minEpoch
+	}
+	return w
+}
+
+const minEpoch = -1 << 63
+
+// epochOf returns the slot an instant belongs to; slots are left-open, as
+// Prometheus's range selectors are: (epoch*width, (epoch+1)*width].
+func (w *window) epochOf(t int64) int64 { return floorDiv(t-1, w.width) }
+
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if (a%b != 0) && ((a < 0) != (b < 0)) {
+		q--
+	}
+	return q
+}
+
+func (w *window) slotFor(epoch int64) *slot {
+	i := epoch % int64(len(w.slots))
+	if i < 0 {
+		i += int64(len(w.slots))
+	}
+	return &w.slots[i]
+}
+
+// maxFutureSkew is how far past the clock an observation may end: spans
+// from a node whose clock runs ahead would otherwise push the window
+// forward and make every honest observation look late.
+const maxFutureSkew = time.Minute
+
+// add records an observation; it reports false when the observation is
+// older than anything the ring still holds, or too far in the future.
+func (w *window) add(o *Observation, seconds float64, count uint64, clock Clock) bool {
+	epoch := w.epochOf(o.End.UnixNano())
+	if w.newest != minEpoch && epoch <= w.newest-int64(len(w.slots)) {
+		return false
+	}
+	if epoch > w.newest {
+		// A new slot: rare, so the clock is read here, not per observation.
+		if o.End.After(clock.Now().Add(maxFutureSkew)) {
+			return false
+		}
+		w.newest = epoch
+	}
+	s := w.slotFor(epoch)
+	if s.epoch != epoch {
+		if epoch < s.epoch {
+			return false
+		}
+		s.reset(epoch)
+	}
+	if s.sketch == nil {
+		s.sketch = newSketch()
+	}
+	_ = s.sketch.AddWithCount(seconds, float64(count)) // seconds ≥ 0 and count ≥ 1: cannot fail
+	s.total += count
+	if o.Failed {
+		s.failed += count
+	}
+	s.top.offer(o.TraceID, o.SpanID, o.Duration, o.End)
+	return true
+}
+
+// windowSummary is a window merged at one evaluation time.
+type windowSummary struct {
+	total, failed uint64
+	top           topExemplars
+	latest        int64 // the newest epoch seen; minEpoch if none
+}
+
+// merge folds the slots of (now-length, now] into into (cleared first).
+func (w *window) merge(now time.Time, length time.Duration, into *ddsketch.DDSketch) windowSummary {
+	into.Clear()
+	sum := windowSummary{latest: minEpoch}
+	end := now.UnixNano()
+	start := end - int64(length)
+	for i := range w.slots {
+		s := &w.slots[i]
+		if s.epoch == minEpoch {
+			continue
+		}
+		if s.epoch > sum.latest {
+			sum.latest = s.epoch
+		}
+		lo, hi := s.epoch*w.width, (s.epoch+1)*w.width
+		if hi <= start || lo >= end || s.total == 0 {
+			continue
+		}
+		_ = into.MergeWith(s.sketch) // same mapping everywhere: cannot fail
+		sum.total += s.total
+		sum.failed += s.failed
+		sum.top.merge(&s.top)
+	}
+	return sum
+}

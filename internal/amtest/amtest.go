@@ -1,0 +1,262 @@
+// Package amtest runs a real Alertmanager process for tests: the one on PATH
+// (Debian's prometheus-alertmanager, or alertmanager), on a loopback port,
+// with gossip disabled, a throwaway storage directory and a route to a null
+// receiver. Tests read back what it received through the v2 API.
+//
+// Without an Alertmanager binary the test is skipped, unless CI=true, where
+// a missing binary fails it.
+package amtest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	httptransport "github.com/go-openapi/runtime/client"
+	"github.com/go-openapi/strfmt"
+	"github.com/prometheus/alertmanager/api/v2/client/alert"
+	"github.com/prometheus/alertmanager/api/v2/models"
+)
+
+// ReadyTimeout bounds how long Start waits for /-/ready.
+const ReadyTimeout = 15 * time.Second
+
+const config = `route:
+  receiver: "null"
+receivers:
+  - name: "null"
+`
+
+// Options says how to start an Alertmanager. The zero value is fine.
+type Options struct {
+	// Port to listen on, on 127.0.0.1; 0 picks a free one.
+	Port int
+	// RoutePrefix serves the UI and API under a path, e.g. "/alertmanager"
+	// (--web.route-prefix); URL then ends with it.
+	RoutePrefix string
+}
+
+// Instance is one running Alertmanager.
+type Instance struct {
+	// URL is its base URL, route prefix included, without a trailing slash:
+	// what sentinel's --alertmanager.url takes.
+	URL  string
+	Port int
+
+	tb     testing.TB
+	cmd    *exec.Cmd
+	output *syncBuffer
+	exited chan struct{}
+	client alert.ClientService
+
+	stopOnce sync.Once
+}
+
+// Start runs an Alertmanager on a free loopback port.
+func Start(t testing.TB) *Instance {
+	t.Helper()
+	return StartWithOptions(t, Options{})
+}
+
+// StartOnPort runs an Alertmanager on a port chosen earlier, e.g. with
+// FreePort, to test a client that was pointed at it before it was up.
+func StartOnPort(t testing.TB, port int) *Instance {
+	t.Helper()
+	return StartWithOptions(t, Options{Port: port})
+}
+
+// StartWithOptions runs an Alertmanager as opts says. It fails the test if
+// the process exits or is not ready within ReadyTimeout, and stops it in
+// t.Cleanup.
+func StartWithOptions(t testing.TB, opts Options) *Instance {
+	t.Helper()
+	bin := Binary(t)
+	if opts.Port != 0 {
+		inst, err := start(t, bin, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return inst
+	}
+	// A port picked by FreePort can be taken by someone else before
+	// Alertmanager binds it: try a few.
+	var errs []error
+	for range 3 {
+		o := opts
+		o.Port = FreePort(t)
+		inst, err := start(t, bin, o)
+		if err == nil {
+			return inst
+		}
+		errs = append(errs, err)
+	}
+	t.Fatal(errors.Join(errs...))
+	return nil
+}
+
+// Binary returns the path of the Alertmanager binary on PATH, skipping the
+// test when there is none (failing it when CI=true).
+func Binary(t testing.TB) string {
+	t.Helper()
+	for _, name := range []string{"prometheus-alertmanager", "alertmanager"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	const msg = "no Alertmanager binary on PATH (prometheus-alertmanager or alertmanager); on Debian: apt-get install prometheus-alertmanager"
+	if os.Getenv("CI") == "true" {
+		t.Fatal(msg)
+	}
+	t.Skip(msg)
+	return ""
+}
+
+// FreePort returns a loopback TCP port that was free a moment ago.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("pick a free port: %v", err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	if err := l.Close(); err != nil {
+		t.Fatalf("pick a free port: %v", err)
+	}
+	return port
+}
+
+func start(t testing.TB, bin string, opts Options) (*Instance, error) {
+	dir := t.TempDir()
+	configFile := filepath.Join(dir, "alertmanager.yml")
+	if err := os.WriteFile(configFile, []byte(config), 0o600); err != nil {
+		return nil, fmt.Errorf("write Alertmanager config: %w", err)
+	}
+	storage := filepath.Join(dir, "data")
+	if err := os.Mkdir(storage, 0o700); err != nil {
+		return nil, fmt.Errorf("create Alertmanager storage: %w", err)
+	}
+	prefix := strings.TrimSuffix(opts.RoutePrefix, "/")
+	if prefix != "" && !strings.HasPrefix(prefix, "/") {
+		prefix = "/" + prefix
+	}
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(opts.Port))
+	args := []string{
+		"--config.file=" + configFile,
+		"--storage.path=" + storage,
+		"--web.listen-address=" + addr,
+		"--cluster.listen-address=", // no gossip
+	}
+	if prefix != "" {
+		args = append(args, "--web.route-prefix="+prefix)
+	}
+
+	inst := &Instance{
+		URL:    "http://" + addr + prefix,
+		Port:   opts.Port,
+		tb:     t,
+		output: &syncBuffer{},
+		exited: make(chan struct{}),
+	}
+	inst.cmd = exec.Command(bin, args...)
+	inst.cmd.Stdout = inst.output
+	inst.cmd.Stderr = inst.output
+	if err := inst.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", bin, err)
+	}
+	go func() {
+		_ = inst.cmd.Wait()
+		close(inst.exited)
+	}()
+	t.Cleanup(inst.Stop)
+
+	transport := httptransport.NewWithClient(addr, prefix+"/api/v2", []string{"http"}, &http.Client{})
+	inst.client = alert.New(transport, strfmt.Default)
+
+	if err := inst.waitReady(); err != nil {
+		inst.Stop()
+		return nil, fmt.Errorf("alertmanager on %s: %w\noutput:\n%s", addr, err, inst.output.String())
+	}
+	return inst, nil
+}
+
+func (inst *Instance) waitReady() error {
+	readyURL := inst.URL + "/-/ready"
+	client := &http.Client{Timeout: time.Second}
+	deadline := time.Now().Add(ReadyTimeout)
+	for {
+		select {
+		case <-inst.exited:
+			return fmt.Errorf("exited before it was ready: %v", inst.cmd.ProcessState)
+		default:
+		}
+		resp, err := client.Get(readyURL)
+		if err == nil {
+			_ = resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("not ready after %v (last: %v)", ReadyTimeout, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// Alerts returns the alerts Alertmanager holds that have not resolved
+// (GET /api/v2/alerts: active, silenced, inhibited and unprocessed).
+func (inst *Instance) Alerts(ctx context.Context) ([]*models.GettableAlert, error) {
+	params := alert.NewGetAlertsParamsWithContext(ctx)
+	params.SetDefaults()
+	resp, err := inst.client.GetAlerts(params)
+	if err != nil {
+		return nil, fmt.Errorf("get alerts from %s: %w", inst.URL, err)
+	}
+	return resp.Payload, nil
+}
+
+// Output is what the process has written to stdout and stderr so far.
+func (inst *Instance) Output() string {
+	return inst.output.String()
+}
+
+// Stop kills the process and waits for it to exit. It is safe to call more
+// than once; t.Cleanup calls it too.
+func (inst *Instance) Stop() {
+	inst.stopOnce.Do(func() {
+		_ = inst.cmd.Process.Kill()
+		select {
+		case <-inst.exited:
+		case <-time.After(10 * time.Second):
+			inst.tb.Errorf("alertmanager (pid %d) did not exit after SIGKILL", inst.cmd.Process.Pid)
+		}
+	})
+}
+
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}

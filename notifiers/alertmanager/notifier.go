@@ -1,0 +1,216 @@
+package alertmanager
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"net/http"
+	"net/url"
+	"path"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-openapi/strfmt"
+	"github.com/prometheus/alertmanager/api/v2/models"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/kube-sentinel/sentinel/engine"
+)
+
+// Defaults, as in Prometheus's notifier where it has one.
+const (
+	DefaultQueueCapacity = 10000
+	DefaultMaxBatchSize  = 256
+	DefaultTimeout       = 10 * time.Second
+	DefaultBackoff       = 500 * time.Millisecond
+	// MaxBackoff caps the doubling retry delay, so an Alertmanager that comes
+	// back gets its alerts within half a minute.
+	MaxBackoff = 30 * time.Second
+)
+
+// Options configures a Notifier. Zero values take the defaults above.
+type Options struct {
+	URLs          []string      // every configured Alertmanager (HA): each gets every alert
+	QueueCapacity int           // per Alertmanager; when full, the oldest alert is dropped and counted
+	MaxBatchSize  int           // alerts per request
+	Timeout       time.Duration // per request; also bounds the final flush on shutdown
+	Backoff       time.Duration // initial retry delay, doubling up to MaxBackoff
+	Logger        *slog.Logger
+	Registerer    prometheus.Registerer // may be nil
+}
+
+// Notifier sends alerts to every configured Alertmanager. It implements
+// engine.Notifier.
+type Notifier struct {
+	logger  *slog.Logger
+	metrics *metrics
+	loops   []*sendLoop
+}
+
+var _ engine.Notifier = (*Notifier)(nil)
+
+// New validates opts and builds a Notifier. Nothing is sent until Run.
+func New(opts Options) (*Notifier, error) {
+	if len(opts.URLs) == 0 {
+		return nil, errors.New("alertmanager notifier: no Alertmanager URL configured")
+	}
+	if opts.QueueCapacity < 0 || opts.MaxBatchSize < 0 || opts.Timeout < 0 || opts.Backoff < 0 {
+		return nil, errors.New("alertmanager notifier: queue capacity, batch size, timeout and backoff must not be negative")
+	}
+	if opts.QueueCapacity == 0 {
+		opts.QueueCapacity = DefaultQueueCapacity
+	}
+	if opts.MaxBatchSize == 0 {
+		opts.MaxBatchSize = DefaultMaxBatchSize
+	}
+	if opts.Timeout == 0 {
+		opts.Timeout = DefaultTimeout
+	}
+	if opts.Backoff == 0 {
+		opts.Backoff = DefaultBackoff
+	}
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+
+	n := &Notifier{logger: logger}
+	// One HTTP client for all Alertmanagers: its own transport, so nothing
+	// here depends on or changes http.DefaultClient.
+	httpClient := &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
+	seen := make(map[string]bool, len(opts.URLs))
+	for _, raw := range opts.URLs {
+		target, err := parseURL(raw)
+		if err != nil {
+			return nil, err
+		}
+		if seen[target.name] {
+			return nil, fmt.Errorf("alertmanager notifier: Alertmanager %q configured twice", target.name)
+		}
+		seen[target.name] = true
+		n.loops = append(n.loops, &sendLoop{
+			target:     target,
+			client:     newAlertClient(target, httpClient),
+			queue:      newQueue(opts.QueueCapacity),
+			wake:       make(chan struct{}, 1),
+			maxBatch:   opts.MaxBatchSize,
+			timeout:    opts.Timeout,
+			backoff:    opts.Backoff,
+			maxBackoff: max(MaxBackoff, opts.Backoff),
+			logger:     logger.With("alertmanager", target.name),
+		})
+	}
+	m, err := newMetrics(opts.Registerer, opts.QueueCapacity, n.QueueLength)
+	if err != nil {
+		return nil, err
+	}
+	n.metrics = m
+	for _, l := range n.loops {
+		l.metrics = m
+		// Export zeros from the start, so rate() sees the first alert.
+		m.sent.WithLabelValues(l.target.name)
+		m.errors.WithLabelValues(l.target.name)
+	}
+	return n, nil
+}
+
+// target is one Alertmanager: where its API lives and the name used in logs
+// and metric labels (the URL without credentials).
+type target struct {
+	scheme   string
+	host     string
+	basePath string // <prefix>/api/v2
+	user     *url.Userinfo
+	name     string
+}
+
+func parseURL(raw string) (target, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return target{}, fmt.Errorf("alertmanager notifier: Alertmanager URL %q: %w", raw, err)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return target{}, fmt.Errorf("alertmanager notifier: Alertmanager URL %q: scheme must be http or https", u.Redacted())
+	}
+	if u.Host == "" {
+		return target{}, fmt.Errorf("alertmanager notifier: Alertmanager URL %q: no host", u.Redacted())
+	}
+	if u.RawQuery != "" || u.Fragment != "" {
+		return target{}, fmt.Errorf("alertmanager notifier: Alertmanager URL %q: query and fragment are not supported", u.Redacted())
+	}
+	name := *u
+	name.Path = strings.TrimSuffix(u.Path, "/")
+	name.RawPath = ""
+	return target{
+		scheme:   u.Scheme,
+		host:     u.Host,
+		basePath: path.Join("/", u.Path, "api/v2"),
+		user:     u.User,
+		name:     name.Redacted(),
+	}, nil
+}
+
+// Send enqueues alerts for every Alertmanager and returns at once. An alert
+// still queued is superseded by a newer one with the same labels.
+func (n *Notifier) Send(alerts ...engine.Alert) {
+	if len(alerts) == 0 {
+		return
+	}
+	pending := make([]pendingAlert, len(alerts))
+	for i := range alerts {
+		pa := toPostable(&alerts[i])
+		pending[i] = pendingAlert{key: labelsKey(pa.Labels), alert: pa}
+	}
+	for _, l := range n.loops {
+		if dropped := l.queue.push(pending); dropped > 0 {
+			n.metrics.dropped.Add(float64(dropped))
+			l.logger.Warn("Alert notification queue full, dropped the oldest alerts", "dropped", dropped)
+		}
+		l.signal()
+	}
+}
+
+// toPostable copies an engine alert into the Alertmanager API shape; the
+// copies of the maps keep a caller's later changes out of the queue.
+func toPostable(a *engine.Alert) *models.PostableAlert {
+	labels := make(models.LabelSet, len(a.Labels))
+	maps.Copy(labels, a.Labels)
+	var annotations models.LabelSet
+	if len(a.Annotations) > 0 {
+		annotations = make(models.LabelSet, len(a.Annotations))
+		maps.Copy(annotations, a.Annotations)
+	}
+	return &models.PostableAlert{
+		Alert: models.Alert{
+			Labels:       labels,
+			GeneratorURL: strfmt.URI(a.GeneratorURL),
+		},
+		Annotations: annotations,
+		StartsAt:    strfmt.DateTime(a.StartsAt),
+		EndsAt:      strfmt.DateTime(a.EndsAt),
+	}
+}
+
+// Run sends queued alerts until ctx is done, then makes one last attempt,
+// bounded by the request timeout, to deliver what is still queued. It
+// returns when every send loop has stopped.
+func (n *Notifier) Run(ctx context.Context) {
+	var wg sync.WaitGroup
+	for _, l := range n.loops {
+		wg.Go(func() { l.run(ctx) })
+	}
+	wg.Wait()
+}
+
+// QueueLength is the number of alerts not yet delivered to the most
+// backlogged Alertmanager.
+func (n *Notifier) QueueLength() int {
+	longest := 0
+	for _, l := range n.loops {
+		longest = max(longest, l.queue.len())
+	}
+	return longest
+}

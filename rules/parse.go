@@ -1,0 +1,337 @@
+package rules
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/prometheus/alertmanager/matcher/parse"
+	"github.com/prometheus/alertmanager/pkg/labels"
+	"github.com/prometheus/common/model"
+	"gopkg.in/yaml.v3"
+
+	"github.com/kube-sentinel/sentinel/internal/yamlpos"
+)
+
+// Options are the settings a rule file is validated against.
+type Options struct {
+	// DefaultInterval is the evaluation interval of groups that give none
+	// (the config's global.evaluation_interval). Default 15s.
+	DefaultInterval time.Duration
+}
+
+func (o Options) defaultInterval() time.Duration {
+	if o.DefaultInterval > 0 {
+		return o.DefaultInterval
+	}
+	return 15 * time.Second
+}
+
+// LoadFiles expands the globs, parses every file and returns the set, or
+// every error of every file at once.
+func LoadFiles(patterns []string, opts Options) (*Set, error) {
+	var files []string
+	var errs []error
+	for _, p := range patterns {
+		matches, err := filepath.Glob(p)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("rule file pattern %q: %w", p, err))
+			continue
+		}
+		if matches == nil && !hasMeta(p) {
+			matches = []string{p} // a plain name that does not exist: let ReadFile say so
+		}
+		files = append(files, matches...)
+	}
+	set := &Set{}
+	for _, f := range files {
+		groups, err := ParseFile(f, opts)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		set.Files = append(set.Files, f)
+		set.Groups = append(set.Groups, groups...)
+	}
+	errs = append(errs, checkUniqueGroups(set.Groups)...)
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return set, nil
+}
+
+func hasMeta(p string) bool { return strings.ContainsAny(p, `*?[\`) }
+
+func checkUniqueGroups(groups []*Group) []error {
+	var errs []error
+	seen := map[string]*Group{}
+	for _, g := range groups {
+		if prev, ok := seen[g.Name]; ok {
+			errs = append(errs, &yamlpos.Error{File: g.File, Line: g.Pos.Line, Col: g.Pos.Col,
+				Msg: fmt.Sprintf("group %q is already defined at %s:%d", g.Name, prev.File, prev.Pos.Line)})
+			continue
+		}
+		seen[g.Name] = g
+	}
+	return errs
+}
+
+// ParseFile reads and parses one rule file.
+func ParseFile(path string, opts Options) ([]*Group, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return Parse(path, data, opts)
+}
+
+// Parse parses a rule file's content; file names it in errors.
+func Parse(file string, data []byte, opts Options) ([]*Group, error) {
+	d := &yamlpos.Decoder{File: file}
+	root := d.Parse(data)
+	if root == nil {
+		if err := d.Err(); err != nil {
+			return nil, err
+		}
+		return nil, nil // an empty file holds no groups, as in Prometheus
+	}
+	var groups []*Group
+	top := d.Mapping(root, "rule file", "groups")
+	names := map[string]bool{}
+	for _, gn := range d.Sequence(top["groups"].Value, "groups") {
+		g := parseGroup(d, gn, opts)
+		if g == nil {
+			continue
+		}
+		if names[g.Name] {
+			d.Errorf(gn, "group %q is defined twice in this file", g.Name)
+			continue
+		}
+		names[g.Name] = true
+		groups = append(groups, g)
+	}
+	if err := d.Err(); err != nil {
+		return nil, err
+	}
+	return groups, nil
+}
+
+func parseGroup(d *yamlpos.Decoder, n *yaml.Node, opts Options) *Group {
+	f := d.Mapping(n, "group", "name", "interval", "rules")
+	g := &Group{File: d.File, Pos: Position{File: d.File, Line: n.Line, Col: n.Column}}
+	g.Name = d.String(f["name"].Value, "group name")
+	if g.Name == "" {
+		d.Errorf(n, "group has no name")
+	}
+	interval := opts.defaultInterval()
+	if iv := f["interval"].Value; iv != nil {
+		s, err := ParseSchedule(d.String(iv, "interval"))
+		if err != nil {
+			d.Errorf(iv, "%v", err)
+		} else {
+			g.Interval = s
+			interval = s.Period(time.Unix(0, 0).UTC())
+		}
+	}
+	ruleNames := map[string]bool{}
+	for _, rn := range d.Sequence(f["rules"].Value, "rules") {
+		r := parseRule(d, rn, g, interval)
+		if r == nil {
+			continue
+		}
+		if ruleNames[r.Name] {
+			d.Errorf(rn, "rule %q is defined twice in group %q", r.Name, g.Name)
+			continue
+		}
+		ruleNames[r.Name] = true
+		g.Rules = append(g.Rules, r)
+	}
+	return g
+}
+
+var ruleFields = []string{"alert", "slo", "source", "metric", "matchers", "group_by", "objective",
+	"window", "for", "keep_firing_for", "labels", "annotations"}
+
+func parseRule(d *yamlpos.Decoder, n *yaml.Node, g *Group, interval time.Duration) *Rule {
+	before := len(d.Errs)
+	f := d.Mapping(n, "rule", ruleFields...)
+	r := &Rule{Pos: Position{File: d.File, Line: n.Line, Col: n.Column}}
+	if slo, ok := f["slo"]; ok {
+		d.Errorf(slo.Key, "error-budget rules (slo:) are not supported yet; use a latency objective with alert:")
+		return nil
+	}
+	r.Name = d.String(f["alert"].Value, "alert")
+	if r.Name == "" {
+		d.Errorf(n, "rule has no alert name")
+	} else if !model.LabelValue(r.Name).IsValid() {
+		d.Errorf(f["alert"].Value, "alert name %q is not valid UTF-8", r.Name)
+	}
+
+	r.Source = SourceSpans
+	if s, ok := f["source"]; ok {
+		switch src := Source(d.String(s.Value, "source")); src {
+		case SourceSpans, SourceMetrics:
+			r.Source = src
+		default:
+			d.Errorf(s.Value, "source %q must be spans or metrics", src)
+		}
+	}
+	r.Metric = d.String(f["metric"].Value, "metric")
+	switch {
+	case r.Source == SourceMetrics && r.Metric == "":
+		d.Errorf(n, "a metrics rule needs metric: (the histogram's base name)")
+	case r.Source == SourceMetrics && !model.IsValidLegacyMetricName(r.Metric):
+		d.Errorf(f["metric"].Value, "metric %q is not a valid metric name", r.Metric)
+	case r.Source == SourceSpans && r.Metric != "":
+		d.Errorf(f["metric"].Key, "metric: only applies to source: metrics")
+	}
+
+	for _, mn := range d.Sequence(f["matchers"].Value, "matchers") {
+		text := d.String(mn, "matcher")
+		m, err := parse.Matcher(text)
+		if err != nil {
+			d.Errorf(mn, "bad matcher %q: %v", text, err)
+			continue
+		}
+		r.Matchers = append(r.Matchers, m)
+	}
+
+	r.GroupBy = d.Strings(f["group_by"].Value, "group_by")
+	seen := map[string]bool{}
+	for i, name := range r.GroupBy {
+		at := f["group_by"].Value.Content[i]
+		switch {
+		case name == "":
+			d.Errorf(at, "group_by has an empty name")
+		case seen[SanitizeLabelName(name)]:
+			d.Errorf(at, "group_by names %q twice (after turning dots into underscores)", name)
+		}
+		seen[SanitizeLabelName(name)] = true
+		for _, m := range r.Matchers {
+			if m.Name == name && m.Type == labels.MatchEqual && m.Value == "" {
+				d.Errorf(at, "group_by %q can never have a value: matcher %s requires it to be absent", name, m)
+			}
+		}
+	}
+
+	if obj, ok := f["objective"]; ok {
+		of := d.Mapping(obj.Value, "objective", "quantile", "threshold")
+		r.Objective.Quantile = d.Float(of["quantile"].Value, "quantile")
+		if q := r.Objective.Quantile; of["quantile"].Value == nil {
+			d.Errorf(obj.Value, "objective has no quantile")
+		} else if q <= 0 || q >= 1 {
+			d.Errorf(of["quantile"].Value, "quantile %v must be between 0 and 1 (exclusive)", q)
+		}
+		r.Objective.Threshold = d.Duration(of["threshold"].Value, "threshold")
+		if of["threshold"].Value == nil {
+			d.Errorf(obj.Value, "objective has no threshold")
+		} else if r.Objective.Threshold <= 0 && len(d.Errs) == before {
+			d.Errorf(of["threshold"].Value, "threshold must be positive")
+		}
+	} else {
+		d.Errorf(n, "rule %q has no objective", r.Name)
+	}
+
+	r.Window = d.Duration(f["window"].Value, "window")
+	switch w := f["window"].Value; {
+	case w == nil:
+		d.Errorf(n, "rule %q has no window", r.Name)
+	case r.Window > 0 && r.Window < interval:
+		d.Errorf(w, "window %s is shorter than the group's evaluation interval %s", model.Duration(r.Window), model.Duration(interval))
+	}
+	r.For = d.Duration(f["for"].Value, "for")
+	r.KeepFiringFor = d.Duration(f["keep_firing_for"].Value, "keep_firing_for")
+
+	r.Labels = d.StringMap(f["labels"].Value, "labels")
+	if ln := f["labels"].Value; ln != nil && ln.Kind == yaml.MappingNode {
+		for i := 0; i+1 < len(ln.Content); i += 2 {
+			if name := ln.Content[i].Value; !model.LabelName(name).IsValidLegacy() {
+				d.Errorf(ln.Content[i], "label name %q is not valid", name)
+			}
+		}
+	}
+
+	if an := f["annotations"].Value; an != nil {
+		texts := d.StringMap(an, "annotations")
+		r.Annotations = make(map[string]*Template, len(texts))
+		for i := 0; an.Kind == yaml.MappingNode && i+1 < len(an.Content); i += 2 {
+			name := an.Content[i].Value
+			t, err := ParseTemplate(name, texts[name])
+			if err == nil {
+				_, err = t.Execute(TemplateData{Labels: map[string]string{}, ExternalLabels: map[string]string{}})
+			}
+			if err != nil {
+				d.Errorf(an.Content[i+1], "annotation %q: %v", name, err)
+				continue
+			}
+			r.Annotations[name] = t
+		}
+	}
+	if len(d.Errs) > before {
+		return nil
+	}
+	r.Fingerprint = fingerprint(r, g)
+	return r
+}
+
+// fingerprint hashes everything that decides how a rule evaluates.
+func fingerprint(r *Rule, g *Group) string {
+	h := sha256.New()
+	w := func(parts ...string) {
+		for _, p := range parts {
+			fmt.Fprintf(h, "%d:%s", len(p), p)
+		}
+	}
+	w(g.Interval.Spec, r.Name, string(r.Source), r.Metric)
+	for _, m := range r.Matchers {
+		w(m.String())
+	}
+	w("|")
+	w(r.GroupBy...)
+	w(fmt.Sprint(r.Objective.Quantile, r.Objective.Threshold, r.Window, r.For, r.KeepFiringFor))
+	for _, k := range sortedKeys(r.Labels) {
+		w(k, r.Labels[k])
+	}
+	w("|")
+	names := make([]string, 0, len(r.Annotations))
+	for k := range r.Annotations {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		w(k, r.Annotations[k].Text)
+	}
+	return hex.EncodeToString(h.Sum(nil)[:12])
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// SanitizeLabelName turns an attribute name into a Prometheus label name:
+// every character outside [a-zA-Z0-9_] becomes '_' (k8s.node.name →
+// k8s_node_name), and a leading digit gets a '_' prefix.
+func SanitizeLabelName(name string) string {
+	b := []byte(name)
+	for i, c := range b {
+		ok := c == '_' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')
+		if !ok {
+			b[i] = '_'
+		}
+	}
+	if len(b) > 0 && b[0] >= '0' && b[0] <= '9' {
+		return "_" + string(b)
+	}
+	return string(b)
+}

@@ -1,0 +1,15 @@
+// Package otlp owns sentinel's OpenTelemetry trace receivers: OTLP/gRPC and
+// OTLP/HTTP (protobuf and JSON, optionally gzip-compressed) endpoints that
+// decode ExportTraceServiceRequests with the Collector's pdata and turn every
+// span into an [engine.Observation] handed to an [engine.Observer].
+//
+// It owns the wire protocol (status codes, google.rpc.Status error bodies,
+// partial success, back-pressure with 429/RESOURCE_EXHAUSTED when too many
+// requests are in flight) and the span-to-observation conversion: duration,
+// failure, trace and span IDs, and a zero-allocation label view over span
+// and resource attributes plus the Kubernetes request info derived from the
+// apiserver's SERVER spans by package sources/k8s.
+//
+// It knows nothing about rules, matchers, windows or alerts: whatever asks
+// for a label gets it through [engine.Labels].
+package otlp

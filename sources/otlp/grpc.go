@@ -1,0 +1,165 @@
+package otlp
+
+import (
+	"context"
+	"fmt"
+
+	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	grpcencoding "google.golang.org/grpc/encoding"
+	_ "google.golang.org/grpc/encoding/gzip" // clients may compress with gzip
+	grpcproto "google.golang.org/grpc/encoding/proto"
+	"google.golang.org/grpc/mem"
+	"google.golang.org/grpc/status"
+	"google.golang.org/grpc/tap"
+	"google.golang.org/protobuf/types/known/durationpb"
+)
+
+// The OTLP trace service, as in
+// opentelemetry/proto/collector/trace/v1/trace_service.proto.
+const (
+	traceServiceName  = "opentelemetry.proto.collector.trace.v1.TraceService"
+	exportFullMethod  = "/" + traceServiceName + "/Export"
+	traceServiceProto = "opentelemetry/proto/collector/trace/v1/trace_service.proto"
+)
+
+// Why the receiver does not use ptraceotlp.RegisterGRPCServer: with it,
+// gRPC decodes the request before any code of ours runs, so a malformed
+// message is answered with codes.Internal ("failed to unmarshal"), which
+// tells the client to blame the server, and an overloaded receiver decodes
+// a request before refusing it. Instead the service below receives the
+// message as raw bytes (rawCodec), takes a request slot, and only then
+// decodes with ptraceotlp.ExportRequest.UnmarshalProto, the same decoder
+// (and the same migration of deprecated fields) that RegisterGRPCServer
+// uses. The wire protocol is unchanged.
+
+// traceService is the HandlerType of the service description.
+type traceService interface {
+	export(ctx context.Context, req *rawMessage) (*rawMessage, error)
+}
+
+var traceServiceDesc = grpc.ServiceDesc{
+	ServiceName: traceServiceName,
+	HandlerType: (*traceService)(nil),
+	Methods: []grpc.MethodDesc{{
+		MethodName: "Export",
+		Handler:    exportHandler,
+	}},
+	Metadata: traceServiceProto,
+}
+
+func exportHandler(srv any, ctx context.Context, dec func(any) error, interceptor grpc.UnaryServerInterceptor) (any, error) {
+	in := new(rawMessage)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(traceService).export(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{Server: srv, FullMethod: exportFullMethod}
+	return interceptor(ctx, in, info, func(ctx context.Context, req any) (any, error) {
+		return srv.(traceService).export(ctx, req.(*rawMessage))
+	})
+}
+
+// rawMessage is an undecoded protobuf message: a request as received, or a
+// response already encoded.
+type rawMessage struct {
+	buf mem.Buffer
+}
+
+// rawCodec passes rawMessages through as bytes and leaves every other
+// message to gRPC's protobuf codec.
+type rawCodec struct {
+	proto grpcencoding.CodecV2
+}
+
+func (c rawCodec) Marshal(v any) (mem.BufferSlice, error) {
+	if m, ok := v.(*rawMessage); ok {
+		return mem.BufferSlice{m.buf}, nil
+	}
+	return c.proto.Marshal(v)
+}
+
+func (c rawCodec) Unmarshal(data mem.BufferSlice, v any) error {
+	if m, ok := v.(*rawMessage); ok {
+		// Takes a reference (no copy) when the message came in one piece.
+		m.buf = data.MaterializeToBuffer(mem.DefaultBufferPool())
+		return nil
+	}
+	return c.proto.Unmarshal(data, v)
+}
+
+func (rawCodec) Name() string { return grpcproto.Name }
+
+// grpcTraceService implements traceService for a Receiver.
+type grpcTraceService struct{ r *Receiver }
+
+func (r *Receiver) newGRPCServer() *grpc.Server {
+	s := grpc.NewServer(
+		grpc.ForceServerCodecV2(rawCodec{proto: grpcencoding.GetCodecV2(grpcproto.Name)}),
+		grpc.MaxRecvMsgSize(int(min(r.opts.MaxRequestBytes, int64(maxInt)))),
+		grpc.InTapHandle(r.grpcTap),
+	)
+	s.RegisterService(&traceServiceDesc, grpcTraceService{r})
+	return s
+}
+
+const maxInt = int(^uint(0) >> 1)
+
+// grpcTap refuses an export before its message is read when no request
+// slot is free; export still takes the slot itself, since another request
+// may win the race for it.
+func (r *Receiver) grpcTap(ctx context.Context, info *tap.Info) (context.Context, error) {
+	if info.FullMethodName == exportFullMethod && r.saturated() {
+		return ctx, r.overloaded()
+	}
+	return ctx, nil
+}
+
+func (r *Receiver) overloaded() error {
+	st := status.New(codes.ResourceExhausted, reasonOverloaded+": "+
+		fmt.Sprintf("more than %d export requests in flight, retry later", cap(r.inFlight)))
+	if detailed, err := st.WithDetails(
+		&errdetails.RetryInfo{RetryDelay: durationpb.New(retryAfter)},
+		&errdetails.ErrorInfo{Reason: reasonOverloaded, Domain: errorDomain},
+	); err == nil {
+		st = detailed
+	}
+	r.countGRPC(codes.ResourceExhausted)
+	return st.Err()
+}
+
+func (r *Receiver) countGRPC(code codes.Code) {
+	r.metrics.requests.WithLabelValues(transportGRPC.String(), code.String()).Inc()
+}
+
+func (s grpcTraceService) export(ctx context.Context, in *rawMessage) (*rawMessage, error) {
+	r := s.r
+	defer in.buf.Free()
+	if !r.acquire() {
+		return nil, r.overloaded()
+	}
+	defer r.release()
+
+	req := ptraceotlp.NewExportRequest()
+	if err := req.UnmarshalProto(in.buf.ReadOnlyData()); err != nil {
+		r.countGRPC(codes.InvalidArgument)
+		st := status.New(codes.InvalidArgument, reasonInvalidProtobuf+": "+
+			fmt.Sprintf("cannot decode ExportTraceServiceRequest: %v", err))
+		if detailed, derr := st.WithDetails(&errdetails.ErrorInfo{Reason: reasonInvalidProtobuf, Domain: errorDomain}); derr == nil {
+			st = detailed
+		}
+		return nil, st.Err()
+	}
+	_, rejected := r.observe(req.Traces(), transportGRPC)
+	body, err := exportResponse(rejected).MarshalProto()
+	if err != nil {
+		r.countGRPC(codes.Internal)
+		return nil, status.Errorf(codes.Internal, "cannot encode ExportTraceServiceResponse: %v", err)
+	}
+	r.countGRPC(codes.OK)
+	return &rawMessage{buf: mem.SliceBuffer(body)}, nil
+}

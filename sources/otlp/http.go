@@ -1,0 +1,300 @@
+package otlp
+
+import (
+	"bytes"
+	"compress/gzip"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	spb "google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
+)
+
+// TracesPath is the OTLP/HTTP path that HTTPHandler serves.
+const TracesPath = "/v1/traces"
+
+const (
+	protobufContentType = "application/x-protobuf"
+	jsonContentType     = "application/json"
+)
+
+// Machine-readable reasons carried in the google.rpc.ErrorInfo detail of
+// error responses, on both transports.
+const (
+	errorDomain                = "sentinel.otlp"
+	reasonMethodNotAllowed     = "METHOD_NOT_ALLOWED"
+	reasonUnsupportedMediaType = "UNSUPPORTED_MEDIA_TYPE"
+	reasonUnsupportedEncoding  = "UNSUPPORTED_CONTENT_ENCODING"
+	reasonTooLarge             = "REQUEST_TOO_LARGE"
+	reasonBadGzip              = "INVALID_GZIP"
+	reasonReadFailed           = "BODY_READ_FAILED"
+	reasonInvalidProtobuf      = "INVALID_PROTOBUF"
+	reasonInvalidJSON          = "INVALID_JSON"
+	reasonOverloaded           = "TOO_MANY_CONCURRENT_REQUESTS"
+)
+
+type encoding uint8
+
+const (
+	encodingNone encoding = iota
+	encodingProtobuf
+	encodingJSON
+)
+
+// encodingOf reads a Content-Type header without allocating (parameters
+// such as charset are ignored, as the Collector does).
+func encodingOf(contentType string) encoding {
+	if i := strings.IndexByte(contentType, ';'); i >= 0 {
+		contentType = contentType[:i]
+	}
+	contentType = strings.TrimSpace(contentType)
+	switch {
+	case strings.EqualFold(contentType, protobufContentType):
+		return encodingProtobuf
+	case strings.EqualFold(contentType, jsonContentType):
+		return encodingJSON
+	}
+	return encodingNone
+}
+
+func (e encoding) contentType() string {
+	if e == encodingJSON {
+		return jsonContentType
+	}
+	return protobufContentType
+}
+
+func (r *Receiver) newHTTPHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc(TracesPath, r.serveTraces)
+	return mux
+}
+
+func (r *Receiver) serveTraces(w http.ResponseWriter, req *http.Request) {
+	enc := encodingOf(req.Header.Get("Content-Type"))
+	if req.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		r.writeHTTPError(w, enc, http.StatusMethodNotAllowed, codes.Unimplemented, reasonMethodNotAllowed,
+			fmt.Sprintf("method %s not allowed, supported: POST", req.Method))
+		return
+	}
+	if enc == encodingNone {
+		r.writeHTTPError(w, enc, http.StatusUnsupportedMediaType, codes.InvalidArgument, reasonUnsupportedMediaType,
+			fmt.Sprintf("content type %q not supported, supported: %s, %s", req.Header.Get("Content-Type"), protobufContentType, jsonContentType))
+		return
+	}
+	gzipped, ok := contentEncoding(req.Header.Get("Content-Encoding"))
+	if !ok {
+		r.writeHTTPError(w, enc, http.StatusUnsupportedMediaType, codes.InvalidArgument, reasonUnsupportedEncoding,
+			fmt.Sprintf("content encoding %q not supported, supported: gzip, identity", req.Header.Get("Content-Encoding")))
+		return
+	}
+	if req.ContentLength > r.opts.MaxRequestBytes {
+		r.writeHTTPError(w, enc, http.StatusRequestEntityTooLarge, codes.InvalidArgument, reasonTooLarge,
+			fmt.Sprintf("request body of %d bytes is over the limit of %d bytes", req.ContentLength, r.opts.MaxRequestBytes))
+		return
+	}
+	if !r.acquire() {
+		w.Header().Set("Retry-After", strconv.Itoa(int(retryAfter.Seconds())))
+		r.writeHTTPError(w, enc, http.StatusTooManyRequests, codes.ResourceExhausted, reasonOverloaded,
+			fmt.Sprintf("more than %d export requests in flight, retry later", cap(r.inFlight)))
+		return
+	}
+	defer r.release()
+
+	buf := r.getBuffer()
+	defer r.putBuffer(buf)
+	if status, reason, msg := r.readBody(w, req, gzipped, buf); status != 0 {
+		r.writeHTTPError(w, enc, status, codes.InvalidArgument, reason, msg)
+		return
+	}
+
+	exportReq := ptraceotlp.NewExportRequest()
+	var err error
+	if enc == encodingJSON {
+		err = exportReq.UnmarshalJSON(buf.Bytes())
+	} else {
+		err = exportReq.UnmarshalProto(buf.Bytes())
+	}
+	if err != nil {
+		reason := reasonInvalidProtobuf
+		if enc == encodingJSON {
+			reason = reasonInvalidJSON
+		}
+		r.writeHTTPError(w, enc, http.StatusBadRequest, codes.InvalidArgument, reason,
+			fmt.Sprintf("cannot decode ExportTraceServiceRequest: %v", err))
+		return
+	}
+
+	_, rejected := r.observe(exportReq.Traces(), transportHTTP)
+	resp := exportResponse(rejected)
+	var body []byte
+	if enc == encodingJSON {
+		body, err = resp.MarshalJSON()
+	} else {
+		body, err = resp.MarshalProto()
+	}
+	if err != nil {
+		r.writeHTTPError(w, enc, http.StatusInternalServerError, codes.Internal, "",
+			fmt.Sprintf("cannot encode ExportTraceServiceResponse: %v", err))
+		return
+	}
+	r.writeHTTP(w, http.StatusOK, enc.contentType(), body)
+}
+
+// exportResponse reports the spans that were not observed as a partial
+// success, as the OTLP specification asks.
+func exportResponse(rejected int) ptraceotlp.ExportResponse {
+	resp := ptraceotlp.NewExportResponse()
+	if rejected > 0 {
+		ps := resp.PartialSuccess()
+		ps.SetRejectedSpans(int64(rejected))
+		ps.SetErrorMessage(fmt.Sprintf("%d spans rejected: end time missing, before the start time or out of range", rejected))
+	}
+	return resp
+}
+
+// contentEncoding tells whether a body is gzip-compressed; false for an
+// encoding that is not supported.
+func contentEncoding(ce string) (gzipped, ok bool) {
+	ce = strings.TrimSpace(ce)
+	switch {
+	case ce == "", strings.EqualFold(ce, "identity"):
+		return false, true
+	case strings.EqualFold(ce, "gzip"), strings.EqualFold(ce, "x-gzip"):
+		return true, true
+	}
+	return false, false
+}
+
+// readBody reads the request body into buf, decompressing it if needed,
+// and never holds more than MaxRequestBytes of it (before and after
+// decompression). A non-zero status says why it failed.
+func (r *Receiver) readBody(w http.ResponseWriter, req *http.Request, gzipped bool, buf *bytes.Buffer) (status int, reason, msg string) {
+	limit := r.opts.MaxRequestBytes
+	body := http.MaxBytesReader(w, req.Body, limit)
+	defer body.Close()
+
+	tooLarge := func() (int, string, string) {
+		return http.StatusRequestEntityTooLarge, reasonTooLarge,
+			fmt.Sprintf("request body is over the limit of %d bytes", limit)
+	}
+	var src io.Reader = body
+	if gzipped {
+		zr, err := r.getGzipReader(body)
+		if err != nil {
+			if isMaxBytes(err) {
+				return tooLarge()
+			}
+			return http.StatusBadRequest, reasonBadGzip, fmt.Sprintf("invalid gzip body: %v", err)
+		}
+		defer r.gzipReaders.Put(zr)
+		// One byte more than the limit tells a body that is exactly at
+		// the limit from one that is over it.
+		src = &io.LimitedReader{R: zr, N: limit + 1}
+	} else if req.ContentLength > 0 {
+		buf.Grow(int(req.ContentLength))
+	}
+	if _, err := buf.ReadFrom(src); err != nil {
+		switch {
+		case isMaxBytes(err):
+			return tooLarge()
+		case gzipped:
+			return http.StatusBadRequest, reasonBadGzip, fmt.Sprintf("invalid gzip body: %v", err)
+		default:
+			return http.StatusBadRequest, reasonReadFailed, fmt.Sprintf("reading request body: %v", err)
+		}
+	}
+	if int64(buf.Len()) > limit {
+		return tooLarge()
+	}
+	return 0, "", ""
+}
+
+func isMaxBytes(err error) bool {
+	var mbe *http.MaxBytesError
+	return errors.As(err, &mbe)
+}
+
+func (r *Receiver) getGzipReader(src io.Reader) (*gzip.Reader, error) {
+	if zr, ok := r.gzipReaders.Get().(*gzip.Reader); ok {
+		if err := zr.Reset(src); err != nil {
+			r.gzipReaders.Put(zr)
+			return nil, err
+		}
+		return zr, nil
+	}
+	return gzip.NewReader(src)
+}
+
+// maxPooledBuffer keeps the odd huge body from pinning its buffer.
+const maxPooledBuffer = 1 << 20
+
+func (r *Receiver) getBuffer() *bytes.Buffer {
+	if b, ok := r.buffers.Get().(*bytes.Buffer); ok {
+		return b
+	}
+	return new(bytes.Buffer)
+}
+
+func (r *Receiver) putBuffer(b *bytes.Buffer) {
+	if b.Cap() > maxPooledBuffer {
+		return
+	}
+	b.Reset()
+	r.buffers.Put(b)
+}
+
+// writeHTTPError answers with a google.rpc.Status in the request's
+// encoding, as the OTLP specification asks, or in plain text when the
+// request's content type is not one of OTLP's.
+func (r *Receiver) writeHTTPError(w http.ResponseWriter, enc encoding, httpStatus int, code codes.Code, reason, msg string) {
+	if enc == encodingNone {
+		r.writeHTTP(w, httpStatus, "text/plain; charset=utf-8", []byte(msg+"\n"))
+		return
+	}
+	body, err := marshalStatus(enc, newStatus(code, reason, msg))
+	if err != nil {
+		r.log.Error("encoding an OTLP error response", "err", err)
+		r.writeHTTP(w, http.StatusInternalServerError, "text/plain; charset=utf-8", []byte(msg+"\n"))
+		return
+	}
+	r.writeHTTP(w, httpStatus, enc.contentType(), body)
+}
+
+func (r *Receiver) writeHTTP(w http.ResponseWriter, httpStatus int, contentType string, body []byte) {
+	w.Header().Set("Content-Type", contentType)
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(httpStatus)
+	_, _ = w.Write(body) // nothing to do about a client that went away
+	r.metrics.requests.WithLabelValues(transportHTTP.String(), strconv.Itoa(httpStatus)).Inc()
+}
+
+// newStatus builds a google.rpc.Status whose message starts with the
+// reason and which carries it as an ErrorInfo detail too.
+func newStatus(code codes.Code, reason, msg string) *spb.Status {
+	st := &spb.Status{Code: int32(code), Message: msg}
+	if reason != "" {
+		st.Message = reason + ": " + msg
+		if detail, err := anypb.New(&errdetails.ErrorInfo{Reason: reason, Domain: errorDomain}); err == nil {
+			st.Details = append(st.Details, detail)
+		}
+	}
+	return st
+}
+
+func marshalStatus(enc encoding, st *spb.Status) ([]byte, error) {
+	if enc == encodingJSON {
+		return protojson.Marshal(st)
+	}
+	return proto.Marshal(st)
+}

@@ -1,0 +1,307 @@
+package otlp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+	"google.golang.org/grpc"
+
+	"github.com/kube-sentinel/sentinel/engine"
+)
+
+// DefaultMaxRequestBytes is the default of Options.MaxRequestBytes and of the
+// config key otlp.http.max_request_bytes.
+const DefaultMaxRequestBytes = 8 << 20
+
+// retryAfter is what an overloaded receiver asks clients to wait.
+const retryAfter = time.Second
+
+// Options configure a Receiver.
+type Options struct {
+	// GRPCAddress and HTTPAddress are the listen addresses (":4317",
+	// "127.0.0.1:0"); an empty address leaves that transport off.
+	GRPCAddress, HTTPAddress string
+	// MaxRequestBytes bounds one request's body, after decompression too
+	// (and one gRPC message). Zero means DefaultMaxRequestBytes.
+	MaxRequestBytes int64
+	// MaxConcurrentRequests bounds the requests being decoded and observed
+	// at once, over both transports; a request beyond it is refused with
+	// HTTP 429 or gRPC RESOURCE_EXHAUSTED and a retry delay, never queued.
+	// Zero means 4 × GOMAXPROCS.
+	MaxConcurrentRequests int
+	// Observer receives every valid span. Required.
+	Observer engine.Observer
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+	// Registerer, when set, gets the receiver's metrics.
+	Registerer prometheus.Registerer
+}
+
+// Receiver serves OTLP trace exports over gRPC and HTTP.
+type Receiver struct {
+	opts     Options
+	log      *slog.Logger
+	observer engine.Observer
+	metrics  *metrics
+	inFlight chan struct{} // a slot per request being served
+
+	converters  sync.Pool // *converter
+	buffers     sync.Pool // *bytes.Buffer, HTTP bodies
+	gzipReaders sync.Pool // *gzip.Reader
+
+	handler http.Handler
+
+	mu         sync.Mutex
+	started    bool
+	grpcServer *grpc.Server
+	httpServer *http.Server
+	grpcLn     net.Listener
+	httpLn     net.Listener
+	serving    sync.WaitGroup
+}
+
+// New checks opts and builds a Receiver; Start makes it listen.
+func New(opts Options) (*Receiver, error) {
+	if opts.Observer == nil {
+		return nil, errors.New("otlp receiver: an observer is required")
+	}
+	if opts.MaxRequestBytes < 0 {
+		return nil, fmt.Errorf("otlp receiver: max request bytes %d is negative", opts.MaxRequestBytes)
+	}
+	if opts.MaxRequestBytes == 0 {
+		opts.MaxRequestBytes = DefaultMaxRequestBytes
+	}
+	if opts.MaxConcurrentRequests < 0 {
+		return nil, fmt.Errorf("otlp receiver: max concurrent requests %d is negative", opts.MaxConcurrentRequests)
+	}
+	if opts.MaxConcurrentRequests == 0 {
+		opts.MaxConcurrentRequests = 4 * runtime.GOMAXPROCS(0)
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	m := newMetrics()
+	if opts.Registerer != nil {
+		if err := m.register(opts.Registerer); err != nil {
+			return nil, fmt.Errorf("otlp receiver: registering metrics: %w", err)
+		}
+	}
+	r := &Receiver{
+		opts:     opts,
+		log:      opts.Logger,
+		observer: opts.Observer,
+		metrics:  m,
+		inFlight: make(chan struct{}, opts.MaxConcurrentRequests),
+	}
+	r.converters.New = func() any { return newConverter() }
+	r.handler = r.newHTTPHandler()
+	return r, nil
+}
+
+// HTTPHandler serves POST /v1/traces; it is what the HTTP listener serves.
+func (r *Receiver) HTTPHandler() http.Handler { return r.handler }
+
+// Start listens on the configured addresses and serves in the background;
+// it returns once both listeners are open.
+func (r *Receiver) Start(ctx context.Context) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.started {
+		return errors.New("otlp receiver: already started")
+	}
+	var lc net.ListenConfig
+	if r.opts.GRPCAddress != "" {
+		ln, err := lc.Listen(ctx, "tcp", r.opts.GRPCAddress)
+		if err != nil {
+			return fmt.Errorf("otlp receiver: gRPC listener on %s: %w", r.opts.GRPCAddress, err)
+		}
+		r.grpcLn = ln
+	}
+	if r.opts.HTTPAddress != "" {
+		ln, err := lc.Listen(ctx, "tcp", r.opts.HTTPAddress)
+		if err != nil {
+			if r.grpcLn != nil {
+				_ = r.grpcLn.Close()
+				r.grpcLn = nil
+			}
+			return fmt.Errorf("otlp receiver: HTTP listener on %s: %w", r.opts.HTTPAddress, err)
+		}
+		r.httpLn = ln
+	}
+	r.started = true
+	if r.grpcLn != nil {
+		r.grpcServer = r.newGRPCServer()
+		r.serving.Add(1)
+		go func() {
+			defer r.serving.Done()
+			if err := r.grpcServer.Serve(r.grpcLn); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+				r.log.Error("OTLP gRPC server stopped", "address", r.grpcLn.Addr().String(), "err", err)
+			}
+		}()
+		r.log.Info("OTLP gRPC receiver listening", "address", r.grpcLn.Addr().String())
+	}
+	if r.httpLn != nil {
+		r.httpServer = &http.Server{
+			Handler:           r.handler,
+			ReadHeaderTimeout: 10 * time.Second,
+			IdleTimeout:       2 * time.Minute,
+			ErrorLog:          slog.NewLogLogger(r.log.Handler(), slog.LevelWarn),
+		}
+		r.serving.Add(1)
+		go func() {
+			defer r.serving.Done()
+			if err := r.httpServer.Serve(r.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				r.log.Error("OTLP HTTP server stopped", "address", r.httpLn.Addr().String(), "err", err)
+			}
+		}()
+		r.log.Info("OTLP HTTP receiver listening", "address", r.httpLn.Addr().String())
+	}
+	return nil
+}
+
+// GRPCAddr is the gRPC listener's address, nil before Start or when off.
+func (r *Receiver) GRPCAddr() net.Addr {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.grpcLn == nil {
+		return nil
+	}
+	return r.grpcLn.Addr()
+}
+
+// HTTPAddr is the HTTP listener's address, nil before Start or when off.
+func (r *Receiver) HTTPAddr() net.Addr {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.httpLn == nil {
+		return nil
+	}
+	return r.httpLn.Addr()
+}
+
+// Shutdown stops accepting requests and waits for those in flight to
+// finish, or for ctx to end, in which case the remaining ones are cut off.
+func (r *Receiver) Shutdown(ctx context.Context) error {
+	r.mu.Lock()
+	grpcServer, httpServer := r.grpcServer, r.httpServer
+	r.mu.Unlock()
+
+	var errs []error
+	if httpServer != nil {
+		if err := httpServer.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("otlp receiver: HTTP shutdown: %w", err))
+			_ = httpServer.Close()
+		}
+	}
+	if grpcServer != nil {
+		stopped := make(chan struct{})
+		go func() {
+			grpcServer.GracefulStop()
+			close(stopped)
+		}()
+		select {
+		case <-stopped:
+		case <-ctx.Done():
+			grpcServer.Stop()
+			<-stopped
+			errs = append(errs, fmt.Errorf("otlp receiver: gRPC shutdown: %w", ctx.Err()))
+		}
+	}
+	r.serving.Wait()
+	return errors.Join(errs...)
+}
+
+// acquire takes a request slot without waiting; false means overloaded.
+func (r *Receiver) acquire() bool {
+	select {
+	case r.inFlight <- struct{}{}:
+		return true
+	default:
+		return false
+	}
+}
+
+func (r *Receiver) release() { <-r.inFlight }
+
+// saturated tells, without taking a slot, whether a request would be
+// refused now; the gRPC transport uses it to refuse before reading a
+// message.
+func (r *Receiver) saturated() bool { return len(r.inFlight) >= cap(r.inFlight) }
+
+// observe converts a decoded request's spans and counts them.
+func (r *Receiver) observe(td ptrace.Traces, t transport) (accepted, rejected int) {
+	c := r.converters.Get().(*converter)
+	accepted, rejected = c.convert(td, r.observer)
+	r.converters.Put(c)
+	r.metrics.spansReceived[t].Add(float64(accepted + rejected))
+	if rejected > 0 {
+		r.metrics.spansRejected[t].Add(float64(rejected))
+	}
+	return accepted, rejected
+}
+
+type transport int
+
+const (
+	transportGRPC transport = iota
+	transportHTTP
+)
+
+func (t transport) String() string {
+	if t == transportGRPC {
+		return "grpc"
+	}
+	return "http"
+}
+
+type metrics struct {
+	received      *prometheus.CounterVec
+	rejected      *prometheus.CounterVec
+	requests      *prometheus.CounterVec
+	spansReceived [2]prometheus.Counter
+	spansRejected [2]prometheus.Counter // reason invalid_time, the one span-level reason
+}
+
+func newMetrics() *metrics {
+	m := &metrics{
+		received: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sentinel_spans_received_total",
+			Help: "Spans decoded from OTLP export requests, valid or not.",
+		}, []string{"transport"}),
+		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sentinel_spans_rejected_total",
+			Help: "Decoded spans that were not observed, by reason.",
+		}, []string{"transport", "reason"}),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sentinel_otlp_requests_total",
+			Help: "OTLP export requests by transport and outcome (HTTP status code, or gRPC status code name).",
+		}, []string{"transport", "code"}),
+	}
+	for _, t := range []transport{transportGRPC, transportHTTP} {
+		m.spansReceived[t] = m.received.WithLabelValues(t.String())
+		m.spansRejected[t] = m.rejected.WithLabelValues(t.String(), reasonInvalidTime)
+	}
+	return m
+}
+
+func (m *metrics) register(reg prometheus.Registerer) error {
+	cs := []prometheus.Collector{m.received, m.rejected, m.requests}
+	for i, c := range cs {
+		if err := reg.Register(c); err != nil {
+			for _, done := range cs[:i] {
+				reg.Unregister(done)
+			}
+			return err
+		}
+	}
+	return nil
+}
