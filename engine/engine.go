@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/DataDog/sketches-go/ddsketch"
-	"github.com/prometheus/alertmanager/pkg/labels"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/kube-sentinel/sentinel/rules"
@@ -274,7 +273,7 @@ type ruleState struct {
 	fingerprint string
 	source      Source
 	metric      string
-	matchers    labels.Matchers
+	matchers    []valueMatcher
 	indexed     int  // the matcher the index already checked; -1 if none
 	serverOnly  bool // span rules that do not name span.kind observe SERVER spans only
 	groupBy     []string
@@ -314,7 +313,6 @@ func (e *Engine) newRuleState(group string, rd *rules.Rule, g *groupState) *rule
 		group:       group,
 		fingerprint: rd.Fingerprint + g.schedule.Spec,
 		metric:      rd.Metric,
-		matchers:    rd.Matchers,
 		indexed:     -1,
 		groupBy:     rd.GroupBy,
 		maxSeries:   e.opts.MaxGroupsPerRule,
@@ -327,6 +325,9 @@ func (e *Engine) newRuleState(group string, rd *rules.Rule, g *groupState) *rule
 		r.source = SourceMetrics
 	} else {
 		r.serverOnly = !rd.NamesLabel(spanKindLabel)
+	}
+	for _, m := range rd.Matchers {
+		r.matchers = append(r.matchers, compileMatcher(m))
 	}
 	for _, n := range rd.GroupBy {
 		r.groupNames = append(r.groupNames, rules.SanitizeLabelName(n))
@@ -351,12 +352,13 @@ func (r *ruleState) observe(o *Observation, m *metrics) {
 			return
 		}
 	}
-	for i, mt := range r.matchers {
+	for i := range r.matchers {
+		mt := &r.matchers[i]
 		if i == r.indexed {
 			continue
 		}
-		v, _ := o.Labels.Get(mt.Name)
-		if !mt.Matches(v) {
+		v, _ := o.Labels.Get(mt.name)
+		if !mt.matches(v) {
 			return
 		}
 	}

@@ -443,3 +443,25 @@ func TestObserveDoesNotAllocate(t *testing.T) {
 		t.Fatalf("Observe allocates %v times per call", allocs)
 	}
 }
+
+func TestCompiledMatchersAgreeWithAlertmanager(t *testing.T) {
+	const rule = `
+groups:
+  - name: g
+    rules:
+      - alert: A
+        matchers: ['a="x"', 'b!="y"', 'c=~"GET|LIST"', 'd!~"WATCH|CONNECT"', 'e=~"pod.*"', 'f=~"LIST|LISTEN"', 'g=""']
+        objective: {quantile: 0.5, threshold: 1s}
+        window: 1m
+`
+	set := loadRules(t, rule)
+	values := []string{"", "x", "y", "GET", "LIST", "LISTEN", "get", "WATCH", "CONNECT", "pods", "xpod", "GET|LIST"}
+	for _, m := range set.Groups[0].Rules[0].Matchers {
+		cm := compileMatcher(m)
+		for _, v := range values {
+			if got, want := cm.matches(v), m.Matches(v); got != want {
+				t.Errorf("%s on %q: compiled %v, alertmanager %v", m, v, got, want)
+			}
+		}
+	}
+}

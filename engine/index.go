@@ -22,21 +22,30 @@ type index struct {
 const metricNameLabel = "__name__"
 
 func buildIndex(rs []*ruleState) index {
-	// Prefer label names that many rules select on equality: fewer names
-	// means fewer lookups per observation.
-	popularity := map[string]int{}
+	// File each rule under its most selective key: the label name whose
+	// values spread the rules thinnest (fewest rules per value), so that an
+	// observation wakes as few rules as possible. service.name, which every
+	// apiserver rule shares, is a poor key; resource is a good one.
+	entries, distinct := map[string]int{}, map[string]map[string]bool{}
 	for _, r := range rs {
 		for _, k := range r.indexCandidates() {
-			popularity[k.name]++
+			entries[k.name] += len(k.values)
+			if distinct[k.name] == nil {
+				distinct[k.name] = map[string]bool{}
+			}
+			for _, v := range k.values {
+				distinct[k.name][v] = true
+			}
 		}
 	}
+	rulesPerValue := func(name string) float64 { return float64(entries[name]) / float64(len(distinct[name])) }
 	var ix index
 	pos := map[string]int{}
 	for _, r := range rs {
 		best := -1
 		cands := r.indexCandidates()
 		for i, k := range cands {
-			if best < 0 || popularity[k.name] > popularity[cands[best].name] {
+			if best < 0 || rulesPerValue(k.name) < rulesPerValue(cands[best].name) {
 				best = i
 			}
 		}
@@ -72,7 +81,7 @@ func (r *ruleState) indexCandidates() []indexKey {
 	if r.metric != "" {
 		out = append(out, indexKey{name: metricNameLabel, values: []string{r.metric}, matcher: -1})
 	}
-	for i, m := range r.matchers {
+	for i, m := range r.def.Matchers {
 		switch m.Type {
 		case labels.MatchEqual:
 			if m.Value != "" { // ="" also matches an absent label: not indexable
@@ -126,4 +135,40 @@ func hasEmpty(vs []string) bool {
 		}
 	}
 	return false
+}
+
+// valueMatcher is a matcher compiled for the hot path: equality and
+// literal alternations compare strings; only real regexes run the regexp.
+type valueMatcher struct {
+	name    string
+	negate  bool
+	literal []string        // match when the value is one of these
+	m       *labels.Matcher // otherwise
+}
+
+func compileMatcher(m *labels.Matcher) valueMatcher {
+	vm := valueMatcher{name: m.Name, m: m}
+	switch m.Type {
+	case labels.MatchEqual, labels.MatchNotEqual:
+		vm.literal, vm.m = []string{m.Value}, nil
+		vm.negate = m.Type == labels.MatchNotEqual
+	case labels.MatchRegexp, labels.MatchNotRegexp:
+		if vs, ok := literalAlternation(m.Value); ok {
+			vm.literal, vm.m = vs, nil
+			vm.negate = m.Type == labels.MatchNotRegexp
+		}
+	}
+	return vm
+}
+
+func (vm *valueMatcher) matches(v string) bool {
+	if vm.m != nil {
+		return vm.m.Matches(v)
+	}
+	for _, l := range vm.literal {
+		if v == l {
+			return !vm.negate
+		}
+	}
+	return vm.negate
 }

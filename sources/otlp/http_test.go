@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"io"
+	"log/slog"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
@@ -12,7 +13,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
-	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	spb "google.golang.org/genproto/googleapis/rpc/status"
@@ -27,6 +27,9 @@ func newTestReceiver(t testing.TB, opts Options) (*Receiver, *prometheus.Registr
 	opts.Registerer = reg
 	if opts.Observer == nil {
 		opts.Observer = &countingObserver{}
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	r, err := New(opts)
 	if err != nil {
@@ -161,7 +164,7 @@ func TestHTTPSuccess(t *testing.T) {
 }
 
 func TestHTTPErrors(t *testing.T) {
-	const limit = 4096
+	const limit = 16 << 10
 	good := marshalTraces(t, apiserverTraces(rand.New(rand.NewPCG(5, 6)), 8), false)
 	goodJSON := marshalTraces(t, apiserverTraces(rand.New(rand.NewPCG(5, 6)), 8), true)
 	big := apiserverTraces(rand.New(rand.NewPCG(7, 8)), 400)
@@ -271,5 +274,41 @@ func TestHTTPEmptyRequest(t *testing.T) {
 	if err := resp.UnmarshalJSON(body); err != nil || resp.PartialSuccess().RejectedSpans() != 0 {
 		t.Errorf("response %q: %v", body, err)
 	}
-	_ = ptrace.NewTraces()
+}
+
+// Bodies of unknown length (chunked) are cut off by reading, not by the
+// Content-Length check: before decompression and after.
+func TestHTTPOversizedStreaming(t *testing.T) {
+	const limit = 16 << 10
+	noise := make([]byte, 2*limit) // incompressible: over the limit compressed too
+	rng := rand.New(rand.NewPCG(9, 10))
+	for i := range noise {
+		noise[i] = byte(rng.Uint32())
+	}
+	bigProto := marshalTraces(t, apiserverTraces(rng, 400), false)
+	tests := []struct {
+		name, encoding string
+		body           []byte
+	}{
+		{"plain", "", bigProto},
+		{"gzip, over the limit compressed", "gzip", gzipped(t, noise)},
+		{"gzip, over the limit decompressed", "gzip", gzipped(t, bigProto)},
+	}
+	r, _ := newTestReceiver(t, Options{MaxRequestBytes: limit})
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req := httptest.NewRequest(http.MethodPost, TracesPath, io.MultiReader(bytes.NewReader(tt.body)))
+			req.ContentLength = -1
+			req.Header.Set("Content-Type", protobufContentType)
+			req.Header.Set("Content-Encoding", tt.encoding)
+			rec := httptest.NewRecorder()
+			r.HTTPHandler().ServeHTTP(rec, req)
+			if rec.Code != http.StatusRequestEntityTooLarge {
+				t.Fatalf("status %d, want 413; body %q", rec.Code, rec.Body.Bytes())
+			}
+			if _, reason := decodeStatus(t, rec); reason != reasonTooLarge {
+				t.Errorf("reason %q", reason)
+			}
+		})
+	}
 }

@@ -1,0 +1,191 @@
+package rules
+
+import (
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+func TestParseValid(t *testing.T) {
+	groups, err := ParseFile("testdata/valid.yaml", Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(groups) != 3 {
+		t.Fatalf("%d groups", len(groups))
+	}
+	r := groups[0].Rules[0]
+	checks := []struct {
+		name      string
+		got, want any
+	}{
+		{"name", r.Name, "KubeAPINamespacesLatencyP99"},
+		{"source", r.Source, SourceSpans},
+		{"matchers", len(r.Matchers), 3},
+		{"dotted matcher name", r.Matchers[0].Name, "service.name"},
+		{"group_by", strings.Join(r.GroupBy, ","), "verb"},
+		{"quantile", r.Objective.Quantile, 0.99},
+		{"threshold", r.Objective.Threshold, time.Second},
+		{"window", r.Window, 5 * time.Minute},
+		{"for", r.For, time.Minute},
+		{"labels", r.Labels["severity"], "page"},
+		{"line", r.Pos.Line, 5},
+		{"interval", groups[0].Interval.Period(time.Time{}), 15 * time.Second},
+		{"cron interval", groups[1].Interval.Period(time.Unix(0, 0)), 30 * time.Second},
+		{"@every interval", groups[2].Interval.Period(time.Unix(0, 0)), 30 * time.Second},
+		{"fractional threshold", groups[2].Rules[0].Objective.Threshold, 1500 * time.Millisecond},
+		{"window 1h30m", groups[2].Rules[0].Window, 90 * time.Minute},
+		{"metric", groups[2].Rules[0].Metric, "etcd_request_duration_seconds"},
+	}
+	for _, c := range checks {
+		if c.got != c.want {
+			t.Errorf("%s: got %v, want %v", c.name, c.got, c.want)
+		}
+	}
+	text, err := r.Annotations["summary"].Execute(TemplateData{Labels: map[string]string{"verb": "LIST"}, Value: 1.375, Threshold: 1})
+	if err != nil || text != "p99 of LIST namespaces requests is 1.375 (objective 1s)" {
+		t.Errorf("summary = %q, %v", text, err)
+	}
+}
+
+// TestParseInvalid checks that every problem of a file is reported at once,
+// each as FILE:LINE:COL: message, against a golden file.
+func TestParseInvalid(t *testing.T) {
+	_, err := ParseFile("testdata/invalid.yaml", Options{})
+	if err == nil {
+		t.Fatal("invalid file accepted")
+	}
+	golden(t, "testdata/invalid.golden", err.Error()+"\n")
+}
+
+func golden(t *testing.T, path, got string) {
+	t.Helper()
+	if *update {
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run with -update to create it)", err)
+	}
+	if got != string(want) {
+		t.Errorf("output differs from %s (run with -update to accept):\n--- got\n%s\n--- want\n%s", path, got, want)
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	cases := []struct {
+		name, text, want string
+	}{
+		{"yaml syntax", "groups:\n  - name: [\n", "f.yaml:2:1: did not find expected node content"},
+		{"not a list", "groups: {a: b}\n", "f.yaml:1:9: groups must be a list"},
+		{"unknown top field", "rules: []\n", `f.yaml:1:1: unknown field "rules" in rule file`},
+		{"group without name", "groups:\n  - rules: []\n", "f.yaml:2:5: group has no name"},
+		{"slo not yet", "groups:\n  - name: g\n    rules:\n      - slo: X\n", "f.yaml:4:9: error-budget rules"},
+		{"no objective", "groups:\n  - name: g\n    rules:\n      - alert: X\n        window: 5m\n", `f.yaml:4:9: rule "X" has no objective`},
+		{"quantile zero", "groups:\n  - name: g\n    rules:\n      - alert: X\n        objective: {quantile: 0, threshold: 1s}\n        window: 5m\n", "f.yaml:5:31: quantile 0 must be between 0 and 1"},
+		{"spans with metric", "groups:\n  - name: g\n    rules:\n      - alert: X\n        metric: foo\n        objective: {quantile: 0.5, threshold: 1s}\n        window: 5m\n", "f.yaml:5:9: metric: only applies"},
+		{"bad cron", "groups:\n  - name: g\n    interval: '* * *'\n    rules: []\n", `f.yaml:3:15: interval "* * *" is neither a duration nor a cron spec`},
+		{"duplicate group_by", "groups:\n  - name: g\n    rules:\n      - alert: X\n        group_by: [a.b, a_b]\n        objective: {quantile: 0.5, threshold: 1s}\n        window: 5m\n", `f.yaml:5:25: group_by names "a_b" twice`},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := Parse("f.yaml", []byte(c.text), Options{})
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("error %v, want it to contain %q", err, c.want)
+			}
+		})
+	}
+}
+
+func TestLoadFiles(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, text string) {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("a.yaml", "groups:\n  - name: g\n    rules: []\n")
+	write("b.yaml", "groups:\n  - name: g\n    rules: []\n")
+	_, err := LoadFiles([]string{filepath.Join(dir, "*.yaml")}, Options{})
+	if err == nil || !strings.Contains(err.Error(), `b.yaml:2:5: group "g" is already defined at`) {
+		t.Fatalf("duplicate group across files: %v", err)
+	}
+	if _, err := LoadFiles([]string{filepath.Join(dir, "missing.yaml")}, Options{}); err == nil {
+		t.Fatal("missing file accepted")
+	}
+	set, err := LoadFiles([]string{filepath.Join(dir, "a.yaml"), filepath.Join(dir, "none-*.yaml")}, Options{})
+	if err != nil || len(set.Groups) != 1 {
+		t.Fatalf("set %+v, err %v", set, err)
+	}
+}
+
+func TestFingerprint(t *testing.T) {
+	parse := func(text string) string {
+		g, err := Parse("f.yaml", []byte(text), Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return g[0].Rules[0].Fingerprint
+	}
+	base := "groups:\n  - name: g\n    rules:\n      - alert: X\n        objective: {quantile: 0.5, threshold: 1s}\n        window: 5m\n"
+	same := "# a comment moves lines\ngroups:\n  - name: g\n    rules:\n      - alert: X\n        window: 5m\n        objective: {threshold: 1s, quantile: 0.5}\n"
+	changed := strings.Replace(base, "threshold: 1s", "threshold: 2s", 1)
+	if parse(base) != parse(same) {
+		t.Error("fingerprint depends on layout")
+	}
+	if parse(base) == parse(changed) {
+		t.Error("fingerprint ignores the threshold")
+	}
+}
+
+func TestSanitizeLabelName(t *testing.T) {
+	for in, want := range map[string]string{"k8s.node.name": "k8s_node_name", "verb": "verb", "9lives": "_9lives", "a-b/c": "a_b_c"} {
+		if got := SanitizeLabelName(in); got != want {
+			t.Errorf("%q → %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestHumanizeDuration(t *testing.T) {
+	for in, want := range map[float64]string{0: "0s", 0.0005: "500us", 0.25: "250ms", 1.375: "1.375s", 2.9871: "2.987s", 150: "2m30s"} {
+		if got := HumanizeDuration(in); got != want {
+			t.Errorf("%v → %q, want %q", in, got, want)
+		}
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	for _, p := range []string{"testdata/valid.yaml", "testdata/invalid.yaml"} {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(data)
+	}
+	f.Add([]byte("groups:\n  - name: &a g\n    rules: *a\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		groups, err := Parse("fuzz.yaml", data, Options{})
+		if err != nil {
+			for _, line := range strings.Split(err.Error(), "\n") {
+				if !strings.HasPrefix(line, "fuzz.yaml:") {
+					t.Fatalf("error line without position: %q", line)
+				}
+			}
+			return
+		}
+		for _, g := range groups {
+			for _, r := range g.Rules {
+				if r.Window <= 0 || r.Objective.Quantile <= 0 || r.Objective.Quantile >= 1 || r.Fingerprint == "" {
+					t.Fatalf("accepted an invalid rule: %+v", r)
+				}
+			}
+		}
+	})
+}

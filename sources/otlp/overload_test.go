@@ -1,0 +1,167 @@
+package otlp
+
+import (
+	"bytes"
+	"context"
+	"math/rand/v2"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/kube-sentinel/sentinel/engine"
+)
+
+// blockingObserver holds the first span named "block" until released.
+type blockingObserver struct {
+	countingObserver
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (o *blockingObserver) Observe(obs *engine.Observation) {
+	if name, _ := obs.Labels.Get("span.name"); name == "block" {
+		close(o.entered)
+		<-o.release
+	}
+	o.countingObserver.Observe(obs)
+}
+
+func TestOverload(t *testing.T) {
+	o := &blockingObserver{entered: make(chan struct{}), release: make(chan struct{})}
+	r := startReceiver(t, Options{Observer: o, MaxConcurrentRequests: 1})
+	url := "http://" + r.HTTPAddr().String() + TracesPath
+
+	blocking := apiserverTraces(rand.New(rand.NewPCG(15, 16)), 4)
+	blocking.ResourceSpans().At(0).ScopeSpans().At(0).Spans().At(0).SetName("block")
+	good := apiserverTraces(rand.New(rand.NewPCG(17, 18)), 4)
+
+	first := make(chan int, 1)
+	go func() {
+		resp, err := http.Post(url, protobufContentType, bytes.NewReader(marshalTraces(t, blocking, false)))
+		if err != nil {
+			t.Error(err)
+			first <- 0
+			return
+		}
+		resp.Body.Close()
+		first <- resp.StatusCode
+	}()
+	select {
+	case <-o.entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the first request never reached the observer")
+	}
+
+	// HTTP: refused at once with 429, Retry-After and a google.rpc.Status.
+	for _, json := range []bool{false, true} {
+		rec := post(r.HTTPHandler(), http.MethodPost, map[bool]string{false: protobufContentType, true: jsonContentType}[json], "",
+			marshalTraces(t, good, json))
+		if rec.Code != http.StatusTooManyRequests {
+			t.Fatalf("second request: status %d, want 429", rec.Code)
+		}
+		if ra := rec.Header().Get("Retry-After"); ra != "1" {
+			t.Errorf("Retry-After %q, want 1", ra)
+		}
+		st, reason := decodeStatus(t, rec)
+		if codes.Code(st.GetCode()) != codes.ResourceExhausted || reason != reasonOverloaded {
+			t.Errorf("status %v %q", codes.Code(st.GetCode()), reason)
+		}
+	}
+	// The same over the network.
+	resp, err := http.Post(url, protobufContentType, bytes.NewReader(marshalTraces(t, good, false)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" {
+		t.Errorf("over the network: status %d, Retry-After %q", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+
+	// gRPC: RESOURCE_EXHAUSTED with a RetryInfo, which tells OTLP clients
+	// that they may retry.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	client := ptraceotlp.NewGRPCClient(dial(t, r))
+	_, err = client.Export(ctx, ptraceotlp.NewExportRequestFromTraces(good))
+	st := status.Convert(err)
+	if st.Code() != codes.ResourceExhausted {
+		t.Fatalf("gRPC: %v, want ResourceExhausted", err)
+	}
+	var retry *errdetails.RetryInfo
+	for _, d := range st.Details() {
+		if ri, ok := d.(*errdetails.RetryInfo); ok {
+			retry = ri
+		}
+	}
+	if retry == nil || retry.GetRetryDelay().AsDuration() != time.Second {
+		t.Errorf("gRPC status details %v, want a RetryInfo of 1s", st.Details())
+	}
+	if got := errorInfoReason(st); got != reasonOverloaded {
+		t.Errorf("gRPC reason %q", got)
+	}
+
+	// Graceful shutdown waits for the request in flight.
+	shutdown := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		shutdown <- r.Shutdown(ctx)
+	}()
+	select {
+	case err := <-shutdown:
+		t.Fatalf("shutdown returned (%v) with a request in flight", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	close(o.release)
+	if code := <-first; code != http.StatusOK {
+		t.Errorf("the first request ended with %d, want 200", code)
+	}
+	if err := <-shutdown; err != nil {
+		t.Errorf("shutdown: %v", err)
+	}
+	if got := o.n.Load(); got != 4 {
+		t.Errorf("observed %d spans, want the 4 of the first request", got)
+	}
+	if got := testutil.ToFloat64(r.metrics.requests.WithLabelValues("http", "429")); got != 3 {
+		t.Errorf("requests{http,429} = %v, want 3", got)
+	}
+	if got := testutil.ToFloat64(r.metrics.requests.WithLabelValues("grpc", "ResourceExhausted")); got != 1 {
+		t.Errorf("requests{grpc,ResourceExhausted} = %v, want 1", got)
+	}
+}
+
+// Once the slot is free again, both transports serve.
+func TestOverloadRecovers(t *testing.T) {
+	o := &blockingObserver{entered: make(chan struct{}), release: make(chan struct{})}
+	r := startReceiver(t, Options{Observer: o, MaxConcurrentRequests: 1})
+	blocking := apiserverTraces(rand.New(rand.NewPCG(19, 20)), 4)
+	blocking.ResourceSpans().At(0).ScopeSpans().At(0).Spans().At(0).SetName("block")
+	good := apiserverTraces(rand.New(rand.NewPCG(21, 22)), 4)
+
+	done := make(chan int, 1)
+	go func() {
+		done <- post(r.HTTPHandler(), http.MethodPost, protobufContentType, "", marshalTraces(t, blocking, false)).Code
+	}()
+	<-o.entered
+	if code := post(r.HTTPHandler(), http.MethodPost, protobufContentType, "", marshalTraces(t, good, false)).Code; code != http.StatusTooManyRequests {
+		t.Fatalf("status %d while saturated, want 429", code)
+	}
+	close(o.release)
+	if code := <-done; code != http.StatusOK {
+		t.Fatalf("blocked request: %d", code)
+	}
+	if code := post(r.HTTPHandler(), http.MethodPost, protobufContentType, "", marshalTraces(t, good, false)).Code; code != http.StatusOK {
+		t.Errorf("HTTP after overload: %d", code)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := ptraceotlp.NewGRPCClient(dial(t, r)).Export(ctx, ptraceotlp.NewExportRequestFromTraces(good)); err != nil {
+		t.Errorf("gRPC after overload: %v", err)
+	}
+}
