@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -46,8 +47,18 @@ func (d *Decoder) Errorf(n *yaml.Node, format string, args ...any) {
 	d.Errs = append(d.Errs, e)
 }
 
-// Err returns the collected errors joined, or nil.
-func (d *Decoder) Err() error { return errors.Join(d.Errs...) }
+// Err returns the collected errors in file order, joined, or nil.
+func (d *Decoder) Err() error {
+	sort.SliceStable(d.Errs, func(i, j int) bool {
+		a, aok := d.Errs[i].(*Error)
+		b, bok := d.Errs[j].(*Error)
+		if !aok || !bok {
+			return false
+		}
+		return a.Line < b.Line || (a.Line == b.Line && a.Col < b.Col)
+	})
+	return errors.Join(d.Errs...)
+}
 
 // Parse reads a YAML document into its root node. A syntax error is
 // reported with the line yaml.v3 gives.

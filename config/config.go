@@ -1,0 +1,176 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"text/template"
+	"time"
+
+	"github.com/prometheus/common/model"
+	"gopkg.in/yaml.v3"
+
+	"github.com/kube-sentinel/sentinel/internal/yamlpos"
+)
+
+// Config is sentinel.yaml.
+type Config struct {
+	File                string // where it was read from; rule_files are relative to its directory
+	EvaluationInterval  time.Duration
+	ExternalLabels      map[string]string
+	RuleFiles           []string // as written
+	OTLPGRPCAddress     string
+	OTLPHTTPAddress     string
+	OTLPMaxRequestBytes int64
+	Alertmanagers       []string
+	ResendDelay         time.Duration
+	TraceURLTemplate    string
+	StoragePath         string
+	SnapshotInterval    time.Duration
+}
+
+// Defaults are what an empty file means.
+func Defaults() *Config {
+	return &Config{
+		EvaluationInterval:  15 * time.Second,
+		OTLPGRPCAddress:     ":4317",
+		OTLPHTTPAddress:     ":4318",
+		OTLPMaxRequestBytes: 8 << 20,
+		ResendDelay:         time.Minute,
+		StoragePath:         "data/",
+		SnapshotInterval:    time.Minute,
+	}
+}
+
+// RulePatterns returns rule_files resolved against the config file's directory.
+func (c *Config) RulePatterns() []string {
+	out := make([]string, len(c.RuleFiles))
+	for i, p := range c.RuleFiles {
+		if filepath.IsAbs(p) || c.File == "" {
+			out[i] = p
+		} else {
+			out[i] = filepath.Join(filepath.Dir(c.File), p)
+		}
+	}
+	return out
+}
+
+// Load reads and parses a config file.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config file: %w", err)
+	}
+	return Parse(path, data)
+}
+
+// Parse parses a config file's content; file names it in errors.
+func Parse(file string, data []byte) (*Config, error) {
+	c := Defaults()
+	c.File = file
+	d := &yamlpos.Decoder{File: file}
+	root := d.Parse(data)
+	top := d.Mapping(root, "config", "global", "rule_files", "otlp", "scrape_configs", "alerting", "storage")
+
+	g := d.Mapping(top["global"].Value, "global", "evaluation_interval", "external_labels")
+	if n := g["evaluation_interval"].Value; n != nil {
+		c.EvaluationInterval = d.Duration(n, "evaluation_interval")
+		if c.EvaluationInterval <= 0 && len(d.Errs) == 0 {
+			d.Errorf(n, "evaluation_interval must be positive")
+		}
+	}
+	c.ExternalLabels = d.StringMap(g["external_labels"].Value, "external_labels")
+	checkLabelNames(d, g["external_labels"].Value)
+
+	c.RuleFiles = d.Strings(top["rule_files"].Value, "rule_files")
+	for i, p := range c.RuleFiles {
+		if _, err := filepath.Match(p, ""); err != nil {
+			d.Errorf(top["rule_files"].Value.Content[i], "rule_files: bad pattern %q: %v", p, err)
+		}
+	}
+
+	o := d.Mapping(top["otlp"].Value, "otlp", "grpc", "http")
+	og := d.Mapping(o["grpc"].Value, "otlp.grpc", "listen_address")
+	if n := og["listen_address"].Value; n != nil {
+		c.OTLPGRPCAddress = d.String(n, "listen_address")
+	}
+	oh := d.Mapping(o["http"].Value, "otlp.http", "listen_address", "max_request_bytes")
+	if n := oh["listen_address"].Value; n != nil {
+		c.OTLPHTTPAddress = d.String(n, "listen_address")
+	}
+	if n := oh["max_request_bytes"].Value; n != nil {
+		c.OTLPMaxRequestBytes = d.Int(n, "max_request_bytes")
+		if c.OTLPMaxRequestBytes <= 0 && len(d.Errs) == 0 {
+			d.Errorf(n, "max_request_bytes must be positive")
+		}
+	}
+
+	if sc := top["scrape_configs"]; sc.Value != nil && len(sc.Value.Content) > 0 {
+		d.Errorf(sc.Key, "scrape_configs: the metrics source is not available in this version yet; remove the section")
+	}
+
+	a := d.Mapping(top["alerting"].Value, "alerting", "alertmanagers", "resend_delay", "trace_url_template")
+	for _, am := range d.Sequence(a["alertmanagers"].Value, "alertmanagers") {
+		f := d.Mapping(am, "alertmanager", "url")
+		raw := d.String(f["url"].Value, "url")
+		if raw == "" {
+			d.Errorf(am, "alertmanager has no url")
+			continue
+		}
+		if err := CheckAlertmanagerURL(raw); err != nil {
+			d.Errorf(f["url"].Value, "%v", err)
+			continue
+		}
+		c.Alertmanagers = append(c.Alertmanagers, raw)
+	}
+	if n := a["resend_delay"].Value; n != nil {
+		c.ResendDelay = d.Duration(n, "resend_delay")
+	}
+	if n := a["trace_url_template"].Value; n != nil {
+		c.TraceURLTemplate = d.String(n, "trace_url_template")
+		if _, err := template.New("trace_url_template").Parse(c.TraceURLTemplate); err != nil {
+			d.Errorf(n, "trace_url_template: %v", err)
+		}
+	}
+
+	s := d.Mapping(top["storage"].Value, "storage", "path", "snapshot_interval")
+	if n := s["path"].Value; n != nil {
+		c.StoragePath = d.String(n, "storage.path")
+	}
+	if n := s["snapshot_interval"].Value; n != nil {
+		c.SnapshotInterval = d.Duration(n, "snapshot_interval")
+	}
+	if err := d.Err(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func checkLabelNames(d *yamlpos.Decoder, n *yaml.Node) {
+	if n == nil || n.Kind != yaml.MappingNode {
+		return
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if name := n.Content[i].Value; !model.LabelName(name).IsValidLegacy() {
+			d.Errorf(n.Content[i], "label name %q is not valid", name)
+		}
+	}
+}
+
+// CheckAlertmanagerURL accepts http(s)://host[:port][/prefix].
+func CheckAlertmanagerURL(raw string) error {
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil:
+		return fmt.Errorf("alertmanager url %q: %w", raw, err)
+	case u.Scheme != "http" && u.Scheme != "https":
+		return fmt.Errorf("alertmanager url %q: scheme must be http or https", raw)
+	case u.Host == "":
+		return fmt.Errorf("alertmanager url %q has no host", raw)
+	case u.RawQuery != "" || u.Fragment != "":
+		return errors.New("alertmanager url " + raw + ": no query or fragment allowed")
+	}
+	return nil
+}

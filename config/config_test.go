@@ -1,0 +1,74 @@
+package config
+
+import (
+	"flag"
+	"os"
+	"testing"
+	"time"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+func TestLoadContractExample(t *testing.T) {
+	c, err := Load("testdata/full.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	checks := []struct {
+		name      string
+		got, want any
+	}{
+		{"evaluation_interval", c.EvaluationInterval, 15 * time.Second},
+		{"external label", c.ExternalLabels["cluster"], "prod-eu1"},
+		{"rule pattern relative to the file", c.RulePatterns()[0], "testdata/rules/*.yaml"},
+		{"grpc", c.OTLPGRPCAddress, ":4317"},
+		{"max bytes", c.OTLPMaxRequestBytes, int64(8388608)},
+		{"alertmanager", c.Alertmanagers[0], "http://alertmanager.monitoring:9093"},
+		{"resend", c.ResendDelay, time.Minute},
+		{"trace url", c.TraceURLTemplate, "https://tracing.example/trace/{{ .TraceID }}"},
+		{"storage", c.StoragePath, "/var/lib/sentinel"},
+	}
+	for _, ch := range checks {
+		if ch.got != ch.want {
+			t.Errorf("%s: got %v, want %v", ch.name, ch.got, ch.want)
+		}
+	}
+}
+
+func TestEmptyConfigIsDefaults(t *testing.T) {
+	c, err := Parse("empty.yaml", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.OTLPHTTPAddress != ":4318" || c.EvaluationInterval != 15*time.Second || c.StoragePath != "data/" {
+		t.Fatalf("defaults: %+v", c)
+	}
+}
+
+func TestInvalidReportsEveryError(t *testing.T) {
+	_, err := Load("testdata/invalid.yaml")
+	if err == nil {
+		t.Fatal("accepted")
+	}
+	got := err.Error() + "\n"
+	if *update {
+		os.WriteFile("testdata/invalid.golden", []byte(got), 0o644)
+	}
+	want, _ := os.ReadFile("testdata/invalid.golden")
+	if got != string(want) {
+		t.Errorf("got:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	for _, p := range []string{"testdata/full.yaml", "testdata/invalid.yaml"} {
+		data, _ := os.ReadFile(p)
+		f.Add(data)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, err := Parse("fuzz.yaml", data)
+		if err == nil && (c.EvaluationInterval <= 0 || c.OTLPMaxRequestBytes <= 0) {
+			t.Fatalf("accepted invalid config %+v", c)
+		}
+	})
+}
