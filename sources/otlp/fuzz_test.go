@@ -9,7 +9,7 @@ import (
 // FuzzHTTPDecode feeds arbitrary bodies to the HTTP handler in both OTLP
 // encodings: it must never panic, and must answer 200, 400 or 413.
 func FuzzHTTPDecode(f *testing.F) {
-	td := apiserverTraces(rand.New(rand.NewPCG(23, 24)), 8)
+	td := apiserverTraces(rand.New(rand.NewPCG(23, 24)), 4)
 	pb, js := marshalTraces(f, td, false), marshalTraces(f, td, true)
 	f.Add(pb, false)
 	f.Add(js, true)

@@ -3,6 +3,7 @@ package otlp
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -147,8 +148,9 @@ func (s grpcTraceService) export(ctx context.Context, in *rawMessage) (*rawMessa
 	req := ptraceotlp.NewExportRequest()
 	if err := req.UnmarshalProto(in.buf.ReadOnlyData()); err != nil {
 		r.countGRPC(codes.InvalidArgument)
+		r.log.Debug("OTLP gRPC export refused", "code", codes.InvalidArgument, "reason", reasonInvalidProtobuf, "err", err)
 		st := status.New(codes.InvalidArgument, reasonInvalidProtobuf+": "+
-			fmt.Sprintf("cannot decode ExportTraceServiceRequest: %v", err))
+			strings.ToValidUTF8(fmt.Sprintf("cannot decode ExportTraceServiceRequest: %v", err), "\uFFFD"))
 		if detailed, derr := st.WithDetails(&errdetails.ErrorInfo{Reason: reasonInvalidProtobuf, Domain: errorDomain}); derr == nil {
 			st = detailed
 		}

@@ -19,8 +19,8 @@ import (
 // apiserverRequest is one request shape of the synthetic payload.
 type apiserverRequest struct {
 	method, target, name string
-	internal               string // name of the apiserver's INTERNAL span
-	etcd                   string // etcd method
+	internal             string // name of the apiserver's INTERNAL span
+	etcd                 string // etcd method
 }
 
 var apiserverRequests = []apiserverRequest{
@@ -59,7 +59,7 @@ func apiserverTraces(rng *rand.Rand, n int) ptrace.Traces {
 		binary.BigEndian.PutUint64(tid[8:], rng.Uint64())
 		audit := fmt.Sprintf("%016x-%04x", rng.Uint64(), i)
 		start := base.Add(time.Duration(i) * time.Millisecond)
-		total := time.Duration(1+rng.IntN(400)) * time.Millisecond
+		total := time.Duration(5+rng.IntN(400)) * time.Millisecond
 		status := int64(200)
 		if req.method == "POST" {
 			status = 201

@@ -258,6 +258,7 @@ func (r *Receiver) putBuffer(b *bytes.Buffer) {
 // encoding, as the OTLP specification asks, or in plain text when the
 // request's content type is not one of OTLP's.
 func (r *Receiver) writeHTTPError(w http.ResponseWriter, enc encoding, httpStatus int, code codes.Code, reason, msg string) {
+	r.log.Debug("OTLP HTTP export refused", "status", httpStatus, "reason", reason, "err", msg)
 	if enc == encodingNone {
 		r.writeHTTP(w, httpStatus, "text/plain; charset=utf-8", []byte(msg+"\n"))
 		return
@@ -282,6 +283,9 @@ func (r *Receiver) writeHTTP(w http.ResponseWriter, httpStatus int, contentType 
 // newStatus builds a google.rpc.Status whose message starts with the
 // reason and which carries it as an ErrorInfo detail too.
 func newStatus(code codes.Code, reason, msg string) *spb.Status {
+	// Decoder errors quote the input, which may not be UTF-8, and a
+	// protobuf string must be.
+	msg = strings.ToValidUTF8(msg, "\uFFFD")
 	st := &spb.Status{Code: int32(code), Message: msg}
 	if reason != "" {
 		st.Message = reason + ": " + msg

@@ -1,0 +1,176 @@
+package main
+
+import (
+	"context"
+	_ "embed"
+	"flag"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/kube-sentinel/sentinel/config"
+	"github.com/kube-sentinel/sentinel/engine"
+	"github.com/kube-sentinel/sentinel/notifiers/stdout"
+	"github.com/kube-sentinel/sentinel/rules"
+)
+
+//go:embed demo_rules.yaml
+var demoRules []byte
+
+// The demo's timeline: normal traffic, then an incident on namespaces
+// requests served through one slow control-plane node, then recovery.
+const (
+	demoHeadline     = "KubeAPINamespacesLatencyP99"
+	demoIncidentFrom = 15 * time.Second
+	demoIncidentTo   = 35 * time.Second
+	demoDeadline     = 3 * time.Minute
+	demoTick         = 250 * time.Millisecond
+	demoPerTick      = 40 // requests per tick: 160 requests/s, 640 spans/s
+)
+
+func runDemo(ctx context.Context, args []string, out, stderr io.Writer) int {
+	fs := flag.NewFlagSet("sentinel demo", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var common commonFlags
+	common.register(fs, "127.0.0.1:0")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	common.logLevel = "warn" // the demo's output is its notifications
+	logger, err := common.logger(stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 2
+	}
+	cfg := config.Defaults()
+	cfg.OTLPGRPCAddress, cfg.OTLPHTTPAddress = "127.0.0.1:0", "127.0.0.1:0"
+	cfg.ExternalLabels = map[string]string{"cluster": "demo"}
+	cfg.TraceURLTemplate = "http://localhost:16686/trace/{{ .TraceID }}"
+	cfg.ResendDelay = 30 * time.Second
+
+	watch := &incidentWatcher{done: make(chan struct{})}
+	d, err := newDaemon(daemonOptions{
+		Config:           cfg,
+		WebAddress:       common.webAddress,
+		Logger:           logger,
+		AlertmanagerURLs: common.alertmanager,
+		Notifiers:        []engine.Notifier{stdout.New(out), watch},
+		LoadRules: func(*config.Config) (*rules.Set, error) {
+			groups, err := rules.Parse("demo_rules.yaml", demoRules, rules.Options{})
+			if err != nil {
+				return nil, err
+			}
+			return &rules.Set{Files: []string{"demo_rules.yaml"}, Groups: groups}, nil
+		},
+	})
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	if err := d.start(ctx); err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	daemonDone := make(chan error, 1)
+	go func() { daemonDone <- d.run(runCtx) }()
+
+	fmt.Fprintf(out, "sentinel demo: synthetic kube-apiserver + etcd spans over OTLP/gRPC to %s\n", d.receiver.GRPCAddr())
+	fmt.Fprintf(out, "status page: http://%s/   rules API: http://%s/api/v1/rules\n", d.webLn.Addr(), d.webLn.Addr())
+	fmt.Fprintf(out, "timeline: normal traffic; at %s namespaces requests through control-plane-a start waiting on etcd; at %s it recovers\n\n",
+		demoIncidentFrom, demoIncidentTo)
+
+	trafficErr := make(chan error, 1)
+	go func() { trafficErr <- sendDemoTraffic(runCtx, d.receiver.GRPCAddr().String(), out) }()
+
+	status := 0
+	completed := false
+	select {
+	case <-watch.done:
+		completed = true
+	case err := <-trafficErr:
+		fmt.Fprintln(stderr, "demo traffic failed:", err)
+		status = 1
+	case <-time.After(demoDeadline):
+		fmt.Fprintf(stderr, "demo: %s did not fire and resolve within %s\n", demoHeadline, demoDeadline)
+		status = 1
+	case <-ctx.Done():
+		status = 1
+	}
+	stop()
+	if err := <-daemonDone; err != nil {
+		fmt.Fprintln(stderr, err)
+		status = 1
+	}
+	if completed {
+		fmt.Fprintf(out, "demo complete: %s fired with exemplar trace IDs and resolved.\n", demoHeadline)
+	}
+	return status
+}
+
+// sendDemoTraffic exports synthetic spans through the real OTLP/gRPC
+// receiver, as an apiserver's exporter would, until ctx is done.
+func sendDemoTraffic(ctx context.Context, addr string, out io.Writer) error {
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	client := ptraceotlp.NewGRPCClient(conn)
+	gen := newTrafficGenerator(uint64(time.Now().UnixNano()))
+	start := time.Now()
+	ticker := time.NewTicker(demoTick)
+	defer ticker.Stop()
+	phase := ""
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case now := <-ticker.C:
+			elapsed := now.Sub(start)
+			incident := elapsed >= demoIncidentFrom && elapsed < demoIncidentTo
+			if p := map[bool]string{true: "incident", false: "normal"}[incident]; p != phase {
+				if phase != "" {
+					fmt.Fprintf(out, "[%5.1fs] traffic: %s\n\n", elapsed.Seconds(), map[bool]string{true: "INCIDENT: etcd on control-plane-a is slow for namespaces requests", false: "recovered: latency back to normal"}[incident])
+				}
+				phase = p
+			}
+			reqCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			_, err := client.Export(reqCtx, ptraceotlp.NewExportRequestFromTraces(gen.batch(now, demoPerTick, incident)))
+			cancel()
+			if err != nil && ctx.Err() == nil {
+				return fmt.Errorf("export: %w", err)
+			}
+		}
+	}
+}
+
+// incidentWatcher closes done once the headline alert has fired and then
+// resolved.
+type incidentWatcher struct {
+	mu    sync.Mutex
+	fired bool
+	once  sync.Once
+	done  chan struct{}
+}
+
+func (w *incidentWatcher) Send(alerts ...engine.Alert) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, a := range alerts {
+		if a.Labels["alertname"] != demoHeadline {
+			continue
+		}
+		if !a.Resolved(time.Now()) {
+			w.fired = a.Annotations["exemplar_trace_ids"] != ""
+		} else if w.fired {
+			w.once.Do(func() { close(w.done) })
+		}
+	}
+}

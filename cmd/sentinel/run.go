@@ -1,0 +1,134 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/kube-sentinel/sentinel/config"
+)
+
+// stringList is a repeatable flag.
+type stringList []string
+
+func (s *stringList) String() string     { return strings.Join(*s, ",") }
+func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
+
+// commonFlags are the flags run and demo share.
+type commonFlags struct {
+	webAddress   string
+	externalURL  string
+	alertmanager stringList
+	logLevel     string
+	logFormat    string
+}
+
+func (c *commonFlags) register(fs *flag.FlagSet, webDefault string) {
+	fs.StringVar(&c.webAddress, "web.listen-address", webDefault, "address for the HTTP API, /metrics and the status page")
+	fs.StringVar(&c.externalURL, "web.external-url", "", "URL under which sentinel is reached, for generatorURL (default: http://<hostname><listen port>)")
+	fs.Var(&c.alertmanager, "alertmanager.url", "Alertmanager to send alerts to (repeatable; replaces the config's alerting.alertmanagers)")
+	fs.StringVar(&c.logLevel, "log.level", "info", "debug, info, warn or error")
+	fs.StringVar(&c.logFormat, "log.format", "logfmt", "logfmt or json")
+}
+
+func (c *commonFlags) logger(w io.Writer) (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(c.logLevel)); err != nil {
+		return nil, fmt.Errorf("--log.level: %w", err)
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	switch c.logFormat {
+	case "logfmt":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("--log.format must be logfmt or json, not %q", c.logFormat)
+}
+
+// externalURLFor is --web.external-url, or as Prometheus guesses it:
+// http://<hostname><listen port>.
+func (c *commonFlags) externalURLFor(listen string) string {
+	if c.externalURL != "" {
+		return c.externalURL
+	}
+	if host, err := os.Hostname(); err == nil && strings.HasPrefix(listen, ":") {
+		return "http://" + host + listen
+	}
+	return ""
+}
+
+func runDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("sentinel run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var common commonFlags
+	common.register(fs, ":9464")
+	configFile := fs.String("config.file", "sentinel.yaml", "configuration file")
+	grpcAddr := fs.String("otlp.grpc-address", ":4317", "OTLP/gRPC listen address (overrides otlp.grpc.listen_address)")
+	httpAddr := fs.String("otlp.http-address", ":4318", "OTLP/HTTP listen address (overrides otlp.http.listen_address)")
+	storagePath := fs.String("storage.path", "data/", "where state snapshots are kept (overrides storage.path)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	logger, err := common.logger(stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 2
+	}
+	cfg, err := config.Load(*configFile)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	// A flag given on the command line overrides the file.
+	fs.Visit(func(f *flag.Flag) {
+		switch f.Name {
+		case "otlp.grpc-address":
+			cfg.OTLPGRPCAddress = *grpcAddr
+		case "otlp.http-address":
+			cfg.OTLPHTTPAddress = *httpAddr
+		case "storage.path":
+			cfg.StoragePath = *storagePath
+		}
+	})
+	d, err := newDaemon(daemonOptions{
+		Config:           cfg,
+		ConfigFile:       *configFile,
+		WebAddress:       common.webAddress,
+		ExternalURL:      common.externalURLFor(common.webAddress),
+		Logger:           logger,
+		AlertmanagerURLs: common.alertmanager,
+	})
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	if err := d.start(ctx); err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				_ = d.reload() // logged; the old rules stay in force on error
+			}
+		}
+	}()
+	if err := d.run(ctx); err != nil {
+		logger.Error("sentinel stopped", "err", err)
+		return 1
+	}
+	return 0
+}

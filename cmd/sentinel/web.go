@@ -1,0 +1,186 @@
+package main
+
+import (
+	"encoding/hex"
+	"encoding/json"
+	"html/template"
+	"math"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/kube-sentinel/sentinel/engine"
+)
+
+func (d *daemon) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(d.registry, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /-/healthy", func(w http.ResponseWriter, _ *http.Request) {
+		w.Write([]byte("Sentinel is Healthy.\n"))
+	})
+	mux.HandleFunc("GET /-/ready", func(w http.ResponseWriter, _ *http.Request) {
+		if !d.ready.Load() {
+			http.Error(w, "Sentinel is not ready.", http.StatusServiceUnavailable)
+			return
+		}
+		w.Write([]byte("Sentinel is Ready.\n"))
+	})
+	mux.HandleFunc("POST /-/reload", func(w http.ResponseWriter, _ *http.Request) {
+		if err := d.reload(); err != nil {
+			http.Error(w, "reload rejected, the running rules stay in force: "+err.Error(), http.StatusBadRequest)
+			return
+		}
+		w.Write([]byte("reloaded\n"))
+	})
+	mux.HandleFunc("GET /api/v1/rules", d.apiRules)
+	mux.HandleFunc("GET /api/v1/alerts", d.apiAlerts)
+	mux.HandleFunc("GET /{$}", d.statusPage)
+	return mux
+}
+
+// The JSON shapes follow Prometheus's HTTP API.
+type apiResponse struct {
+	Status string `json:"status"`
+	Data   any    `json:"data"`
+}
+
+type apiGroup struct {
+	Name           string    `json:"name"`
+	File           string    `json:"file"`
+	Interval       float64   `json:"interval"`
+	LastEvaluation string    `json:"lastEvaluation"`
+	EvaluationTime float64   `json:"evaluationTime"`
+	Rules          []apiRule `json:"rules"`
+}
+
+type apiRule struct {
+	Name           string      `json:"name"`
+	Type           string      `json:"type"`
+	State          string      `json:"state"`
+	Health         string      `json:"health"`
+	Quantile       float64     `json:"quantile"`
+	Threshold      float64     `json:"threshold"`
+	Window         float64     `json:"window"`
+	LastEvaluation string      `json:"lastEvaluation"`
+	EvaluationTime float64     `json:"evaluationTime"`
+	Series         []apiSeries `json:"series"`
+	Alerts         []apiAlert  `json:"alerts"`
+}
+
+type apiSeries struct {
+	Labels       map[string]string `json:"labels"`
+	Value        *float64          `json:"value"` // seconds; null when the window is empty
+	Threshold    float64           `json:"threshold"`
+	Observations uint64            `json:"observations"`
+	Failed       uint64            `json:"failed"`
+	Exemplars    []apiExemplar     `json:"exemplars"`
+}
+
+type apiExemplar struct {
+	TraceID   string  `json:"traceId"`
+	SpanID    string  `json:"spanId"`
+	Value     float64 `json:"value"`
+	Timestamp string  `json:"timestamp"`
+}
+
+type apiAlert struct {
+	Labels      map[string]string `json:"labels"`
+	Annotations map[string]string `json:"annotations"`
+	State       string            `json:"state"`
+	ActiveAt    string            `json:"activeAt"`
+	Value       string            `json:"value"`
+}
+
+func rfc3339(t time.Time) string {
+	if t.IsZero() {
+		return "0001-01-01T00:00:00Z"
+	}
+	return t.UTC().Format(time.RFC3339Nano)
+}
+
+func toAPIAlert(a engine.AlertStatus) apiAlert {
+	return apiAlert{Labels: a.Labels, Annotations: a.Annotations, State: a.State.String(),
+		ActiveAt: rfc3339(a.ActiveAt), Value: strconv.FormatFloat(a.Value, 'e', 6, 64)}
+}
+
+func rulesData(groups []engine.GroupStatus) map[string]any {
+	out := make([]apiGroup, 0, len(groups))
+	for _, g := range groups {
+		ag := apiGroup{Name: g.Name, File: g.File, Interval: g.Interval.Seconds(),
+			LastEvaluation: rfc3339(g.LastEvaluation), EvaluationTime: g.EvaluationTime.Seconds(), Rules: []apiRule{}}
+		for _, r := range g.Rules {
+			health := "ok"
+			if r.LastEvaluation.IsZero() {
+				health = "unknown"
+			}
+			ar := apiRule{Name: r.Name, Type: "alerting", State: r.State.String(), Health: health,
+				Quantile: r.Quantile, Threshold: r.Threshold.Seconds(), Window: r.Window.Seconds(),
+				LastEvaluation: rfc3339(r.LastEvaluation), EvaluationTime: r.EvaluationTime.Seconds(),
+				Series: []apiSeries{}, Alerts: []apiAlert{}}
+			for _, s := range r.Series {
+				as := apiSeries{Labels: s.Labels, Value: engine.Seconds(s.Value), Threshold: r.Threshold.Seconds(),
+					Observations: s.Observations, Failed: s.Failed, Exemplars: []apiExemplar{}}
+				for _, x := range s.Exemplars {
+					as.Exemplars = append(as.Exemplars, apiExemplar{TraceID: hex.EncodeToString(x.TraceID[:]),
+						SpanID: hex.EncodeToString(x.SpanID[:]), Value: x.Duration.Seconds(), Timestamp: rfc3339(x.Time)})
+				}
+				ar.Series = append(ar.Series, as)
+			}
+			for _, a := range r.Alerts {
+				ar.Alerts = append(ar.Alerts, toAPIAlert(a))
+			}
+			ag.Rules = append(ag.Rules, ar)
+		}
+		out = append(out, ag)
+	}
+	return map[string]any{"groups": out}
+}
+
+func (d *daemon) apiRules(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, rulesData(d.engine.Status()))
+}
+
+func (d *daemon) apiAlerts(w http.ResponseWriter, _ *http.Request) {
+	alerts := []apiAlert{}
+	for _, a := range d.engine.Alerts() {
+		alerts = append(alerts, toAPIAlert(a))
+	}
+	writeJSON(w, map[string]any{"alerts": alerts})
+}
+
+func writeJSON(w http.ResponseWriter, data any) {
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(apiResponse{Status: "success", Data: data})
+}
+
+var statusTemplate = template.Must(template.New("status").Funcs(template.FuncMap{
+	"dur": func(v float64) string {
+		if math.IsNaN(v) {
+			return "no data"
+		}
+		return time.Duration(v * float64(time.Second)).Round(time.Millisecond).String()
+	},
+	"hex": func(b [16]byte) string { return hex.EncodeToString(b[:]) },
+}).Parse(`<!doctype html>
+<html><head><meta charset="utf-8"><title>sentinel</title>
+<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}
+.firing{color:#b00;font-weight:bold}.pending{color:#b60}.inactive{color:#070}code{font-size:90%}</style></head>
+<body><h1>sentinel</h1>
+{{range .}}<h2>group {{.Name}}</h2>
+<table><tr><th>rule</th><th>state</th><th>group</th><th>p-quantile</th><th>objective</th><th>observations</th><th>slowest traces</th></tr>
+{{range .Rules}}{{$r := .}}{{range .Series}}<tr id="rule-{{$r.Name}}"><td>{{$r.Name}}</td><td class="{{$r.State}}">{{$r.State}}</td>
+<td>{{range $k, $v := .Labels}}{{$k}}="{{$v}}" {{end}}</td><td>{{dur .Value}}</td><td>p{{$r.Quantile}} ≤ {{$r.Threshold}}</td>
+<td>{{.Observations}}</td><td>{{range .Exemplars}}<code>{{hex .TraceID}}</code> {{.Duration}}<br>{{end}}</td></tr>
+{{else}}<tr id="rule-{{$r.Name}}"><td>{{$r.Name}}</td><td class="{{$r.State}}">{{$r.State}}</td><td colspan="5">no observations</td></tr>{{end}}{{end}}
+</table>{{else}}<p>No rules loaded.</p>{{end}}
+</body></html>
+`))
+
+func (d *daemon) statusPage(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	if err := statusTemplate.Execute(w, d.engine.Status()); err != nil {
+		d.logger.Warn("status page", "err", err)
+	}
+}
