@@ -1,0 +1,66 @@
+package otlp
+
+import (
+	"bytes"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/kube-sentinel/sentinel/engine"
+	"github.com/kube-sentinel/sentinel/rules"
+)
+
+func benchEngine(b *testing.B) *engine.Engine {
+	b.Helper()
+	groups, err := rules.ParseFile("testdata/bench_rules.yaml", rules.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	e, err := engine.New(engine.Options{Registerer: prometheus.NewRegistry()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	e.Load(&rules.Set{Groups: groups})
+	return e
+}
+
+// BenchmarkOTLPHTTPEngine is BenchmarkOTLPHTTP/protobuf with the real
+// engine and ten rules behind it: decode + convert + ingest, to set beside
+// BenchmarkUnmarshalProto.
+func BenchmarkOTLPHTTPEngine(b *testing.B) {
+	body := marshalTraces(b, apiserverTraces(rand.New(rand.NewPCG(1, 2)), benchSpans), false)
+	r, _ := newTestReceiver(b, Options{Observer: benchEngine(b)})
+	h := r.HTTPHandler()
+	rd := bytes.NewReader(body)
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		rd.Reset(body)
+		req := httptest.NewRequest(http.MethodPost, TracesPath, rd)
+		req.Header.Set("Content-Type", protobufContentType)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != http.StatusOK {
+			b.Fatalf("status %d: %s", rec.Code, rec.Body.Bytes())
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*benchSpans), "ns/span")
+}
+
+// BenchmarkConvertEngine is decoded spans into the engine: conversion and
+// ingest, no decoding.
+func BenchmarkConvertEngine(b *testing.B) {
+	td := apiserverTraces(rand.New(rand.NewPCG(1, 2)), benchSpans)
+	e := benchEngine(b)
+	c := newConverter()
+	c.convert(td, e) // open the groups: steady state is what is measured
+	b.ReportAllocs()
+	for b.Loop() {
+		c.convert(td, e)
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*benchSpans), "ns/span")
+	b.ReportMetric(float64(testing.AllocsPerRun(10, func() { c.convert(td, e) }))/benchSpans, "allocs/span")
+}
