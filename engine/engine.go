@@ -119,6 +119,7 @@ func (e *Engine) Load(set *rules.Set) {
 				g.schedule = rules.Every(e.opts.DefaultInterval)
 			}
 			g.interval = g.schedule.Period(e.opts.Clock.Now())
+			e.metrics.evaluations.WithLabelValues(g.name) // exported from the start, at 0
 			for _, rd := range gd.Rules {
 				key := gd.Name + "\x00" + rd.Name
 				r := oldRules[key]

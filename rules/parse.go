@@ -141,16 +141,15 @@ func parseGroup(d *yamlpos.Decoder, n *yaml.Node, opts Options) *Group {
 	}
 	ruleNames := map[string]bool{}
 	for _, rn := range d.Sequence(f["rules"].Value, "rules") {
-		r := parseRule(d, rn, g, interval)
-		if r == nil {
-			continue
-		}
-		if ruleNames[r.Name] {
+		r, ok := parseRule(d, rn, g, interval)
+		if r.Name != "" && ruleNames[r.Name] {
 			d.Errorf(rn, "rule %q is defined twice in group %q", r.Name, g.Name)
 			continue
 		}
 		ruleNames[r.Name] = true
-		g.Rules = append(g.Rules, r)
+		if ok {
+			g.Rules = append(g.Rules, r)
+		}
 	}
 	return g
 }
@@ -158,13 +157,15 @@ func parseGroup(d *yamlpos.Decoder, n *yaml.Node, opts Options) *Group {
 var ruleFields = []string{"alert", "slo", "source", "metric", "matchers", "group_by", "objective",
 	"window", "for", "keep_firing_for", "labels", "annotations"}
 
-func parseRule(d *yamlpos.Decoder, n *yaml.Node, g *Group, interval time.Duration) *Rule {
+// parseRule parses one rule; it reports false when the rule has errors
+// (the rule still carries its name, for duplicate checks).
+func parseRule(d *yamlpos.Decoder, n *yaml.Node, g *Group, interval time.Duration) (*Rule, bool) {
 	before := len(d.Errs)
 	f := d.Mapping(n, "rule", ruleFields...)
 	r := &Rule{Pos: Position{File: d.File, Line: n.Line, Col: n.Column}}
 	if slo, ok := f["slo"]; ok {
 		d.Errorf(slo.Key, "error-budget rules (slo:) are not supported yet; use a latency objective with alert:")
-		return nil
+		return r, false
 	}
 	r.Name = d.String(f["alert"].Value, "alert")
 	if r.Name == "" {
@@ -274,10 +275,10 @@ func parseRule(d *yamlpos.Decoder, n *yaml.Node, g *Group, interval time.Duratio
 		}
 	}
 	if len(d.Errs) > before {
-		return nil
+		return r, false
 	}
 	r.Fingerprint = fingerprint(r, g)
-	return r
+	return r, true
 }
 
 // fingerprint hashes everything that decides how a rule evaluates.

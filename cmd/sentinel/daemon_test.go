@@ -1,0 +1,110 @@
+package main
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+)
+
+func httpDo(t *testing.T, method, url string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(method, url, nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
+}
+
+func TestReload(t *testing.T) {
+	d := startSentinel(t, e2eRules)
+	base := "http://" + d.webLn.Addr().String()
+	rulesFile := filepath.Join(filepath.Dir(d.opts.ConfigFile), "rules.yaml")
+	ruleNames := func() string {
+		_, body := httpDo(t, "GET", base+"/api/v1/rules")
+		var r struct{ Data struct{ Groups []struct{ Rules []struct{ Name string } } } }
+		if err := json.Unmarshal([]byte(body), &r); err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, g := range r.Data.Groups {
+			for _, rule := range g.Rules {
+				names = append(names, rule.Name)
+			}
+		}
+		return strings.Join(names, ",")
+	}
+	if got := ruleNames(); got != "NamespacesGETLatency" {
+		t.Fatalf("rules %q", got)
+	}
+
+	// A valid change is taken.
+	os.WriteFile(rulesFile, []byte(strings.Replace(e2eRules, "NamespacesGETLatency", "Renamed", 1)), 0o644)
+	if code, body := httpDo(t, "POST", base+"/-/reload"); code != 200 {
+		t.Fatalf("valid reload: %d %s", code, body)
+	}
+	if got := ruleNames(); got != "Renamed" {
+		t.Fatalf("after reload: %q", got)
+	}
+	if v := testutil.ToFloat64(d.reloadSuccessful); v != 1 {
+		t.Fatalf("last_reload_successful %v", v)
+	}
+
+	// An invalid one is refused with its error, and the old rules stay.
+	os.WriteFile(rulesFile, []byte(strings.Replace(e2eRules, "window: 8s", "window: eight", 1)), 0o644)
+	code, body := httpDo(t, "POST", base+"/-/reload")
+	if code != http.StatusBadRequest || !strings.Contains(body, "rules.yaml:10:17: window") {
+		t.Fatalf("invalid reload: %d %s", code, body)
+	}
+	if got := ruleNames(); got != "Renamed" {
+		t.Fatalf("invalid reload changed the rules: %q", got)
+	}
+	if v := testutil.ToFloat64(d.reloadSuccessful); v != 0 {
+		t.Fatalf("last_reload_successful %v", v)
+	}
+	_, metrics := httpDo(t, "GET", base+"/metrics")
+	if !strings.Contains(metrics, "sentinel_config_last_reload_successful 0") {
+		t.Error("/metrics does not show the failed reload")
+	}
+	if code, _ := httpDo(t, "GET", base+"/-/reload"); code != http.StatusMethodNotAllowed {
+		t.Errorf("GET /-/reload: %d", code)
+	}
+}
+
+func TestHTTPEndpoints(t *testing.T) {
+	d := startSentinel(t, e2eRules)
+	base := "http://" + d.webLn.Addr().String()
+	cases := []struct {
+		path     string
+		code     int
+		contains []string
+	}{
+		{"/-/healthy", 200, []string{"Healthy"}},
+		{"/-/ready", 200, []string{"Ready"}},
+		{"/api/v1/alerts", 200, []string{`{"status":"success","data":{"alerts":[]}}`}},
+		{"/api/v1/rules", 200, []string{`"name":"NamespacesGETLatency"`, `"type":"alerting"`, `"state":"inactive"`, `"series":[]`}},
+		{"/metrics", 200, []string{"sentinel_observations_total", "sentinel_spans_received_total", "sentinel_rule_evaluations_total",
+			"sentinel_config_last_reload_successful 1"}},
+		{"/", 200, []string{"<h2>group e2e</h2>", "NamespacesGETLatency"}},
+		{"/nope", 404, nil},
+	}
+	for _, c := range cases {
+		code, body := httpDo(t, "GET", base+c.path)
+		if code != c.code {
+			t.Errorf("%s: %d, want %d", c.path, code, c.code)
+		}
+		for _, s := range c.contains {
+			if !strings.Contains(body, s) {
+				t.Errorf("%s: body lacks %q:\n%s", c.path, s, body)
+			}
+		}
+	}
+}
