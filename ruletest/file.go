@@ -258,7 +258,7 @@ func (p *fileParser) spanInput(n *yaml.Node, entry int) (spanInput, bool) {
 	dn := f["durations"].Value
 	if dn == nil {
 		d.Errorf(n, "input_spans entry %d has no durations", entry)
-	} else if text := d.String(dn, "durations"); len(d.Errs) == before {
+	} else if text, ok := p.scalar(dn, "durations"); ok {
 		runs, total, err := expandDurations(text)
 		if err != nil {
 			p.notationError(dn, "durations", err)
@@ -331,16 +331,16 @@ func (p *fileParser) seriesInput(n *yaml.Node) (seriesInput, bool) {
 	s := seriesInput{pos: at(n)}
 	if sn := f["series"].Value; sn == nil {
 		d.Errorf(n, "input_series entry has no series")
-	} else if s.text = d.String(sn, "series"); len(d.Errs) == before {
-		name, labels, err := parseSeries(s.text)
+	} else if text, ok := p.scalar(sn, "series"); ok {
+		name, labels, err := parseSeries(text)
 		if err != nil {
 			p.notationError(sn, "series", err)
 		}
-		s.metric, s.labels = name, labels
+		s.text, s.metric, s.labels = text, name, labels
 	}
 	if vn := f["values"].Value; vn == nil {
 		d.Errorf(n, "input_series entry has no values")
-	} else if text := d.String(vn, "values"); len(d.Errs) == before {
+	} else if text, ok := p.scalar(vn, "values"); ok {
 		runs, _, err := expandSeries(text)
 		if err != nil {
 			p.notationError(vn, "values", err)
@@ -389,6 +389,13 @@ func (p *fileParser) alertTest(n *yaml.Node) (alertTest, bool) {
 		a.expected = append(a.expected, e)
 	}
 	return a, len(d.Errs) == before
+}
+
+// scalar reads a string, reporting whether it was one.
+func (p *fileParser) scalar(n *yaml.Node, what string) (string, bool) {
+	before := len(p.d.Errs)
+	v := p.d.String(n, what)
+	return v, len(p.d.Errs) == before
 }
 
 // notationError reports an expansion error at the column it concerns when

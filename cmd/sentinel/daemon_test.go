@@ -30,7 +30,11 @@ func TestReload(t *testing.T) {
 	rulesFile := filepath.Join(filepath.Dir(d.opts.ConfigFile), "rules.yaml")
 	ruleNames := func() string {
 		_, body := httpDo(t, "GET", base+"/api/v1/rules")
-		var r struct{ Data struct{ Groups []struct{ Rules []struct{ Name string } } } }
+		var r struct {
+			Data struct {
+				Groups []struct{ Rules []struct{ Name string } }
+			}
+		}
 		if err := json.Unmarshal([]byte(body), &r); err != nil {
 			t.Fatal(err)
 		}
