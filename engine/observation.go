@@ -20,14 +20,24 @@ const (
 	SourceMetrics
 )
 
-// Observation is one measured request: a span, or one count of a histogram
-// bucket delta. The engine does not keep a reference to it, nor to Labels,
-// after Observe returns, so a source may reuse both.
+// Observation is one measured request: a span, or the count of one
+// histogram bucket's increase between two scrapes. The engine does not keep
+// a reference to it, nor to Labels, after Observe returns, so a source may
+// reuse both.
+//
+// A metrics observation says "Count requests took between the previous
+// bucket bound and UpperBound": the engine keeps such counts per bucket and
+// interpolates quantiles linearly inside a bucket, as Prometheus's
+// histogram_quantile does. Its Labels answer "__name__" with the
+// histogram's base name (apiserver_request_duration_seconds, not _bucket).
 type Observation struct {
 	Source   Source
-	End      time.Time     // when the request ended
-	Duration time.Duration // how long it took
+	End      time.Time     // when the request ended (for metrics: the scrape time)
+	Duration time.Duration // how long it took (for metrics: the exemplar's value, or UpperBound)
 	Count    uint64        // how many requests this stands for; 0 means 1
+	// UpperBound is, for SourceMetrics, the bucket's upper bound (le) in
+	// seconds, math.Inf(1) for the +Inf bucket. Unused for spans.
+	UpperBound float64
 	Failed   bool          // span status error, HTTP 5xx, gRPC non-OK
 	TraceID  [16]byte      // zero when unknown
 	SpanID   [8]byte       // zero when unknown
