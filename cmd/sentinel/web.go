@@ -152,4 +152,3 @@ func writeJSON(w http.ResponseWriter, data any) {
 	w.Header().Set("Content-Type", "application/json")
 	json.NewEncoder(w).Encode(apiResponse{Status: "success", Data: data})
 }
-
