@@ -7,13 +7,13 @@ import (
 	"log/slog"
 	"math"
 	"net/url"
+	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"text/template"
 	"time"
 
-	"github.com/DataDog/sketches-go/ddsketch"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/kube-sentinel/sentinel/rules"
@@ -286,13 +286,14 @@ type ruleState struct {
 
 	mu       sync.Mutex
 	series   map[string]*series
-	scratch  *ddsketch.DDSketch
+	scratch  merged
 	lastEval time.Time
 	evalTime time.Duration
 }
 
 type series struct {
 	labels      map[string]string // the group_by values, sanitized names
+	bounds      []float64         // metrics rules: the union of the histogram layouts seen
 	alertLabels map[string]string
 	win         window
 	alert       alertState
@@ -318,7 +319,7 @@ func (e *Engine) newRuleState(group string, rd *rules.Rule, g *groupState) *rule
 		groupBy:     rd.GroupBy,
 		maxSeries:   e.opts.MaxGroupsPerRule,
 		series:      map[string]*series{},
-		scratch:     newSketch(),
+		scratch:     merged{sketch: newSketch()},
 		clock:       e.opts.Clock,
 		overflow:    e.metrics.overflow.WithLabelValues(group, rd.Name),
 	}
@@ -388,6 +389,9 @@ func (r *ruleState) observe(o *Observation, m *metrics) {
 		}
 		s = r.newSeries(string(key), o)
 	}
+	if o.Source == SourceMetrics && !sameBounds(s.bounds, o.Bounds) {
+		s.bounds = unionBounds(s.bounds, o.Bounds)
+	}
 	ok := s.win.add(o, secs, count, r.clock)
 	r.mu.Unlock()
 	if ok {
@@ -440,14 +444,11 @@ func (r *ruleState) evaluate(ts time.Time, interval time.Duration, e *Engine) []
 	threshold := r.def.Objective.Threshold.Seconds()
 	var out []Alert
 	for key, s := range r.series {
-		sum := s.win.merge(ts, r.def.Window, r.scratch)
+		sum := s.win.merge(ts, r.def.Window, &r.scratch)
 		s.observations, s.failed = sum.total, sum.failed
 		breach := false
 		if sum.total > 0 {
-			v, err := r.scratch.GetValueAtQuantile(r.def.Objective.Quantile)
-			if err != nil {
-				v = math.NaN()
-			}
+			v := r.quantile(s)
 			s.value = v
 			s.exemplars = sum.top.list()
 			breach = v > threshold
@@ -474,6 +475,51 @@ func (r *ruleState) evaluate(ts time.Time, interval time.Duration, e *Engine) []
 	}
 	r.lastEval = ts
 	r.evalTime = time.Since(start)
+	return out
+}
+
+// quantile is the rule's quantile of the merged window: from the sketch
+// for spans, by Prometheus's bucket interpolation for metrics.
+func (r *ruleState) quantile(s *series) float64 {
+	q := r.def.Objective.Quantile
+	if r.source == SourceMetrics {
+		return HistogramQuantile(q, s.bounds, r.scratch.buckets)
+	}
+	v, err := r.scratch.sketch.GetValueAtQuantile(q)
+	if err != nil {
+		return math.NaN()
+	}
+	return v
+}
+
+// sameBounds reports whether every bound of b is in a (both ascending).
+func sameBounds(a, b []float64) bool {
+	if len(b) > len(a) {
+		return false
+	}
+	i := 0
+	for _, x := range b {
+		for i < len(a) && a[i] < x {
+			i++
+		}
+		if i == len(a) || a[i] != x {
+			return false
+		}
+	}
+	return true
+}
+
+func unionBounds(a, b []float64) []float64 {
+	out := append([]float64(nil), a...)
+	for _, x := range b {
+		i := sort.SearchFloat64s(out, x)
+		if i < len(out) && out[i] == x {
+			continue
+		}
+		out = append(out, 0)
+		copy(out[i+1:], out[i:])
+		out[i] = x
+	}
 	return out
 }
 

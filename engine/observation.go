@@ -38,6 +38,11 @@ type Observation struct {
 	// UpperBound is, for SourceMetrics, the bucket's upper bound (le) in
 	// seconds, math.Inf(1) for the +Inf bucket. Unused for spans.
 	UpperBound float64
+	// Bounds is, for SourceMetrics, every upper bound of the histogram's
+	// buckets, ascending: buckets that saw nothing still bound the
+	// interpolation, as in Prometheus. The engine copies it only when the
+	// layout changes, so a source may share one slice per series.
+	Bounds []float64
 	Failed   bool          // span status error, HTTP 5xx, gRPC non-OK
 	TraceID  [16]byte      // zero when unknown
 	SpanID   [8]byte       // zero when unknown

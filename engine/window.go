@@ -80,13 +80,16 @@ func (t *topExemplars) list() []Exemplar {
 	return append([]Exemplar(nil), t.e[:t.n]...)
 }
 
-// slot holds what was observed in one time slot (epoch*width, (epoch+1)*width].
+// slot holds what was observed in one time slot (epoch*width, (epoch+1)*width]:
+// a sketch of span durations, or for metrics rules the count per histogram
+// bucket.
 type slot struct {
-	epoch  int64
-	sketch *ddsketch.DDSketch // nil until first used
-	total  uint64
-	failed uint64
-	top    topExemplars
+	epoch   int64
+	sketch  *ddsketch.DDSketch // nil until first used
+	buckets []bucketCount      // metrics rules: sorted by upper bound
+	total   uint64
+	failed  uint64
+	top     topExemplars
 }
 
 func (s *slot) reset(epoch int64) {
@@ -94,6 +97,7 @@ func (s *slot) reset(epoch int64) {
 	if s.sketch != nil {
 		s.sketch.Clear()
 	}
+	s.buckets = s.buckets[:0]
 	s.total, s.failed = 0, 0
 	s.top = topExemplars{}
 }
@@ -163,10 +167,14 @@ func (w *window) add(o *Observation, seconds float64, count uint64, clock Clock)
 		}
 		s.reset(epoch)
 	}
-	if s.sketch == nil {
-		s.sketch = newSketch()
+	if o.Source == SourceMetrics {
+		s.buckets = addToBucket(s.buckets, o.UpperBound, count)
+	} else {
+		if s.sketch == nil {
+			s.sketch = newSketch()
+		}
+		_ = s.sketch.AddWithCount(seconds, float64(count)) // seconds ≥ 0 and count ≥ 1: cannot fail
 	}
-	_ = s.sketch.AddWithCount(seconds, float64(count)) // seconds ≥ 0 and count ≥ 1: cannot fail
 	s.total += count
 	if o.Failed {
 		s.failed += count
@@ -182,9 +190,17 @@ type windowSummary struct {
 	latest        int64 // the newest epoch seen; minEpoch if none
 }
 
+// merged is where a window's slots are folded at evaluation: the sketch for
+// span rules, the bucket counts for metrics rules. It is reused.
+type merged struct {
+	sketch  *ddsketch.DDSketch
+	buckets []bucketCount
+}
+
 // merge folds the slots of (now-length, now] into into (cleared first).
-func (w *window) merge(now time.Time, length time.Duration, into *ddsketch.DDSketch) windowSummary {
-	into.Clear()
+func (w *window) merge(now time.Time, length time.Duration, into *merged) windowSummary {
+	into.sketch.Clear()
+	into.buckets = into.buckets[:0]
 	sum := windowSummary{latest: minEpoch}
 	end := now.UnixNano()
 	start := end - int64(length)
@@ -200,7 +216,12 @@ func (w *window) merge(now time.Time, length time.Duration, into *ddsketch.DDSke
 		if hi <= start || lo >= end || s.total == 0 {
 			continue
 		}
-		_ = into.MergeWith(s.sketch) // same mapping everywhere: cannot fail
+		if s.sketch != nil {
+			_ = into.sketch.MergeWith(s.sketch) // same mapping everywhere: cannot fail
+		}
+		for _, b := range s.buckets {
+			into.buckets = addToBucket(into.buckets, b.upperBound, b.count)
+		}
 		sum.total += s.total
 		sum.failed += s.failed
 		sum.top.merge(&s.top)
