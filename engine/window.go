@@ -102,28 +102,22 @@ func (s *slot) reset(epoch int64) {
 	s.top = topExemplars{}
 }
 
-// window is a ring of slots covering a rule's window plus room for late and
-// early arrivals.
-type window struct {
+// ring maps instants onto the slots of a circular buffer covering a window
+// plus room for late and early arrivals. Slots are left-open, as
+// Prometheus's range selectors are: slot e holds (e*width, (e+1)*width].
+type ring struct {
 	width  int64 // slot width in nanoseconds
-	slots  []slot
+	n      int64 // number of slots
 	newest int64 // the newest epoch written
 }
 
-func newWindow(length, slotWidth time.Duration) window {
-	n := int(length/slotWidth) + 2
-	w := window{width: int64(slotWidth), slots: make([]slot, n), newest: minEpoch}
-	for i := range w.slots {
-		w.slots[i].epoch = minEpoch
-	}
-	return w
+func newRing(length, slotWidth time.Duration) ring {
+	return ring{width: int64(slotWidth), n: int64(length/slotWidth) + 2, newest: minEpoch}
 }
 
 const minEpoch = -1 << 63
 
-// epochOf returns the slot an instant belongs to; slots are left-open, as
-// Prometheus's range selectors are: (epoch*width, (epoch+1)*width].
-func (w *window) epochOf(t int64) int64 { return floorDiv(t-1, w.width) }
+func (r *ring) epochOf(t int64) int64 { return floorDiv(t-1, r.width) }
 
 func floorDiv(a, b int64) int64 {
 	q := a / b
@@ -133,34 +127,61 @@ func floorDiv(a, b int64) int64 {
 	return q
 }
 
-func (w *window) slotFor(epoch int64) *slot {
-	i := epoch % int64(len(w.slots))
-	if i < 0 {
-		i += int64(len(w.slots))
-	}
-	return &w.slots[i]
-}
-
 // maxFutureSkew is how far past the clock an observation may end: spans
 // from a node whose clock runs ahead would otherwise push the window
 // forward and make every honest observation look late.
 const maxFutureSkew = time.Minute
 
+// place returns the epoch and slot index for an instant; ok is false when
+// the instant is older than anything the ring still holds, or too far in
+// the future.
+func (r *ring) place(end time.Time, clock Clock) (epoch int64, idx int, ok bool) {
+	epoch = r.epochOf(end.UnixNano())
+	if r.newest != minEpoch && epoch <= r.newest-r.n {
+		return 0, 0, false
+	}
+	if epoch > r.newest {
+		// A new slot: rare, so the clock is read here, not per observation.
+		if end.After(clock.Now().Add(maxFutureSkew)) {
+			return 0, 0, false
+		}
+		r.newest = epoch
+	}
+	i := epoch % r.n
+	if i < 0 {
+		i += r.n
+	}
+	return epoch, int(i), true
+}
+
+// inWindow reports whether slot epoch overlaps (start, end] (nanoseconds).
+func (r *ring) inWindow(epoch, start, end int64) bool {
+	return epoch != minEpoch && (epoch+1)*r.width > start && epoch*r.width < end
+}
+
+// window is a span or metrics rule's ring of slots.
+type window struct {
+	ring
+	slots []slot
+}
+
+func newWindow(length, slotWidth time.Duration) window {
+	w := window{ring: newRing(length, slotWidth)}
+	w.slots = make([]slot, w.n)
+	for i := range w.slots {
+		w.slots[i].epoch = minEpoch
+	}
+	return w
+}
+
 // add records an observation; it reports false when the observation is
 // older than anything the ring still holds, or too far in the future.
 func (w *window) add(o *Observation, seconds float64, count uint64, clock Clock) bool {
-	epoch := w.epochOf(o.End.UnixNano())
-	if w.newest != minEpoch && epoch <= w.newest-int64(len(w.slots)) {
+	epoch, i, ok := w.place(o.End, clock)
+	if !ok {
 		return false
 	}
-	if epoch > w.newest {
-		// A new slot: rare, so the clock is read here, not per observation.
-		if o.End.After(clock.Now().Add(maxFutureSkew)) {
-			return false
-		}
-		w.newest = epoch
-	}
-	s := w.slotFor(epoch)
+	s := &w.slots[i]
 	if s.epoch != epoch {
 		if epoch < s.epoch {
 			return false
@@ -212,8 +233,7 @@ func (w *window) merge(now time.Time, length time.Duration, into *merged) window
 		if s.epoch > sum.latest {
 			sum.latest = s.epoch
 		}
-		lo, hi := s.epoch*w.width, (s.epoch+1)*w.width
-		if hi <= start || lo >= end || s.total == 0 {
+		if !w.inWindow(s.epoch, start, end) || s.total == 0 {
 			continue
 		}
 		if s.sketch != nil {

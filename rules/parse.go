@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/alertmanager/matcher/parse"
 	"github.com/prometheus/alertmanager/pkg/labels"
 	"github.com/prometheus/common/model"
+	"github.com/robfig/cron/v3"
 	"gopkg.in/yaml.v3"
 
 	"github.com/kube-sentinel/sentinel/internal/yamlpos"
@@ -123,7 +124,7 @@ func Parse(file string, data []byte, opts Options) ([]*Group, error) {
 }
 
 func parseGroup(d *yamlpos.Decoder, n *yaml.Node, opts Options) *Group {
-	f := d.Mapping(n, "group", "name", "interval", "rules")
+	f := d.Mapping(n, "group", "name", "interval", "rules", "mute")
 	g := &Group{File: d.File, Pos: Position{File: d.File, Line: n.Line, Col: n.Column}}
 	g.Name = d.String(f["name"].Value, "group name")
 	if g.Name == "" {
@@ -139,6 +140,7 @@ func parseGroup(d *yamlpos.Decoder, n *yaml.Node, opts Options) *Group {
 			interval = s.Period(time.Unix(0, 0).UTC())
 		}
 	}
+	g.Mute = parseMutes(d, f["mute"].Value)
 	ruleNames := map[string]bool{}
 	for _, rn := range d.Sequence(f["rules"].Value, "rules") {
 		r, ok := parseRule(d, rn, g, interval)
@@ -154,24 +156,28 @@ func parseGroup(d *yamlpos.Decoder, n *yaml.Node, opts Options) *Group {
 	return g
 }
 
-var ruleFields = []string{"alert", "slo", "source", "metric", "matchers", "group_by", "objective",
-	"window", "for", "keep_firing_for", "labels", "annotations"}
+var (
+	alertFields = []string{"alert", "source", "metric", "matchers", "group_by", "objective",
+		"window", "for", "keep_firing_for", "labels", "annotations", "mute"}
+	sloFields = []string{"slo", "source", "metric", "matchers", "group_by", "objective",
+		"period", "burn_rate_alerts", "labels", "annotations", "mute"}
+)
 
 // parseRule parses one rule; it reports false when the rule has errors
 // (the rule still carries its name, for duplicate checks).
 func parseRule(d *yamlpos.Decoder, n *yaml.Node, g *Group, interval time.Duration) (*Rule, bool) {
 	before := len(d.Errs)
-	f := d.Mapping(n, "rule", ruleFields...)
-	r := &Rule{Pos: Position{File: d.File, Line: n.Line, Col: n.Column}}
-	if slo, ok := f["slo"]; ok {
-		d.Errorf(slo.Key, "error-budget rules (slo:) are not supported yet; use a latency objective with alert:")
-		return r, false
+	r := &Rule{Kind: KindAlerting, Pos: Position{File: d.File, Line: n.Line, Col: n.Column}}
+	fields, nameField := alertFields, "alert"
+	if isSLO(n) {
+		r.Kind, fields, nameField = KindSLO, sloFields, "slo"
 	}
-	r.Name = d.String(f["alert"].Value, "alert")
+	f := d.Mapping(n, "rule", fields...)
+	r.Name = d.String(f[nameField].Value, nameField)
 	if r.Name == "" {
-		d.Errorf(n, "rule has no alert name")
+		d.Errorf(n, "rule has no %s name", nameField)
 	} else if !model.LabelValue(r.Name).IsValid() {
-		d.Errorf(f["alert"].Value, "alert name %q is not valid UTF-8", r.Name)
+		d.Errorf(f[nameField].Value, "%s name %q is not valid UTF-8", nameField, r.Name)
 	}
 
 	r.Source = SourceSpans
@@ -221,33 +227,15 @@ func parseRule(d *yamlpos.Decoder, n *yaml.Node, g *Group, interval time.Duratio
 		}
 	}
 
-	if obj, ok := f["objective"]; ok {
-		of := d.Mapping(obj.Value, "objective", "quantile", "threshold")
-		r.Objective.Quantile = d.Float(of["quantile"].Value, "quantile")
-		if q := r.Objective.Quantile; of["quantile"].Value == nil {
-			d.Errorf(obj.Value, "objective has no quantile")
-		} else if q <= 0 || q >= 1 {
-			d.Errorf(of["quantile"].Value, "quantile %v must be between 0 and 1 (exclusive)", q)
-		}
-		r.Objective.Threshold = d.Duration(of["threshold"].Value, "threshold")
-		if of["threshold"].Value == nil {
-			d.Errorf(obj.Value, "objective has no threshold")
-		} else if r.Objective.Threshold <= 0 && len(d.Errs) == before {
-			d.Errorf(of["threshold"].Value, "threshold must be positive")
+	if r.Kind == KindSLO {
+		r.SLO = parseSLO(d, n, f, interval)
+		if r.Source == SourceMetrics && r.SLO.Latency == 0 {
+			d.Errorf(f["objective"].Value, "an availability SLO (no latency) from metrics needs a request counter with a code label, which the metrics source does not read yet; give a latency, or use source: spans")
 		}
 	} else {
-		d.Errorf(n, "rule %q has no objective", r.Name)
+		parseLatencyObjective(d, n, f, r, interval, before)
 	}
-
-	r.Window = d.Duration(f["window"].Value, "window")
-	switch w := f["window"].Value; {
-	case w == nil:
-		d.Errorf(n, "rule %q has no window", r.Name)
-	case r.Window > 0 && r.Window < interval:
-		d.Errorf(w, "window %s is shorter than the group's evaluation interval %s", model.Duration(r.Window), model.Duration(interval))
-	}
-	r.For = d.Duration(f["for"].Value, "for")
-	r.KeepFiringFor = d.Duration(f["keep_firing_for"].Value, "keep_firing_for")
+	r.Mute = parseMutes(d, f["mute"].Value)
 
 	r.Labels = d.StringMap(f["labels"].Value, "labels")
 	if ln := f["labels"].Value; ln != nil && ln.Kind == yaml.MappingNode {
@@ -295,7 +283,13 @@ func fingerprint(r *Rule, g *Group) string {
 	}
 	w("|")
 	w(r.GroupBy...)
-	w(fmt.Sprint(r.Objective.Quantile, r.Objective.Threshold, r.Window, r.For, r.KeepFiringFor))
+	w(string(r.Kind), fmt.Sprint(r.Objective.Quantile, r.Objective.Threshold, r.Window, r.For, r.KeepFiringFor))
+	if r.SLO != nil {
+		w(fmt.Sprint(r.SLO.Target, r.SLO.Latency, r.SLO.Period))
+		for _, b := range r.SLO.BurnRateAlerts {
+			w(fmt.Sprint(b))
+		}
+	}
 	for _, k := range sortedKeys(r.Labels) {
 		w(k, r.Labels[k])
 	}
@@ -335,4 +329,133 @@ func SanitizeLabelName(name string) string {
 		return "_" + string(b)
 	}
 	return string(b)
+}
+
+func isSLO(n *yaml.Node) bool {
+	if n == nil || n.Kind != yaml.MappingNode {
+		return false
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == "slo" {
+			return true
+		}
+	}
+	return false
+}
+
+func parseLatencyObjective(d *yamlpos.Decoder, n *yaml.Node, f map[string]yamlpos.Field, r *Rule, interval time.Duration, before int) {
+	if obj, ok := f["objective"]; ok {
+		of := d.Mapping(obj.Value, "objective", "quantile", "threshold")
+		r.Objective.Quantile = d.Float(of["quantile"].Value, "quantile")
+		if q := r.Objective.Quantile; of["quantile"].Value == nil {
+			d.Errorf(obj.Value, "objective has no quantile")
+		} else if q <= 0 || q >= 1 {
+			d.Errorf(of["quantile"].Value, "quantile %v must be between 0 and 1 (exclusive)", q)
+		}
+		r.Objective.Threshold = d.Duration(of["threshold"].Value, "threshold")
+		if of["threshold"].Value == nil {
+			d.Errorf(obj.Value, "objective has no threshold")
+		} else if r.Objective.Threshold <= 0 && len(d.Errs) == before {
+			d.Errorf(of["threshold"].Value, "threshold must be positive")
+		}
+	} else {
+		d.Errorf(n, "rule %q has no objective", r.Name)
+	}
+
+	r.Window = d.Duration(f["window"].Value, "window")
+	switch w := f["window"].Value; {
+	case w == nil:
+		d.Errorf(n, "rule %q has no window", r.Name)
+	case r.Window > 0 && r.Window < interval:
+		d.Errorf(w, "window %s is shorter than the group's evaluation interval %s", model.Duration(r.Window), model.Duration(interval))
+	}
+	r.For = d.Duration(f["for"].Value, "for")
+	r.KeepFiringFor = d.Duration(f["keep_firing_for"].Value, "keep_firing_for")
+}
+
+func parseSLO(d *yamlpos.Decoder, n *yaml.Node, f map[string]yamlpos.Field, interval time.Duration) *SLO {
+	slo := &SLO{Period: 28 * 24 * time.Hour}
+	obj, ok := f["objective"]
+	if !ok {
+		d.Errorf(n, "slo has no objective (objective: {target: 99.0, latency: 1s})")
+	} else {
+		of := d.Mapping(obj.Value, "slo objective", "target", "latency")
+		slo.Target = d.Float(of["target"].Value, "target")
+		if tn := of["target"].Value; tn == nil {
+			d.Errorf(obj.Value, "slo objective has no target (a percentage such as 99.9)")
+		} else if slo.Target <= 0 || slo.Target >= 100 {
+			d.Errorf(tn, "target %v must be a percentage between 0 and 100 (exclusive)", slo.Target)
+		}
+		slo.Latency = d.Duration(of["latency"].Value, "latency")
+	}
+	if p := f["period"].Value; p != nil {
+		slo.Period = d.Duration(p, "period")
+		if slo.Period <= 0 {
+			d.Errorf(p, "period must be positive")
+		}
+	}
+	brn := f["burn_rate_alerts"].Value
+	switch {
+	case brn == nil || (brn.Kind == yaml.ScalarNode && brn.Value == "default"):
+		slo.BurnRateAlerts = DefaultBurnRateAlerts()
+	case brn.Kind == yaml.ScalarNode:
+		d.Errorf(brn, "burn_rate_alerts must be \"default\" or a list of {severity, long_window, short_window, factor, for}")
+	default:
+		for _, an := range d.Sequence(brn, "burn_rate_alerts") {
+			af := d.Mapping(an, "burn rate alert", "severity", "long_window", "short_window", "factor", "for")
+			b := BurnRateAlert{
+				Severity:    d.String(af["severity"].Value, "severity"),
+				LongWindow:  d.Duration(af["long_window"].Value, "long_window"),
+				ShortWindow: d.Duration(af["short_window"].Value, "short_window"),
+				Factor:      d.Float(af["factor"].Value, "factor"),
+				For:         d.Duration(af["for"].Value, "for"),
+			}
+			switch {
+			case b.Severity == "":
+				d.Errorf(an, "burn rate alert has no severity")
+			case b.LongWindow <= 0 || b.ShortWindow <= 0:
+				d.Errorf(an, "burn rate alert needs long_window and short_window")
+			case b.ShortWindow >= b.LongWindow:
+				d.Errorf(af["short_window"].Value, "short_window %s must be shorter than long_window %s", model.Duration(b.ShortWindow), model.Duration(b.LongWindow))
+			case b.Factor <= 0:
+				d.Errorf(an, "burn rate alert needs a positive factor")
+			}
+			slo.BurnRateAlerts = append(slo.BurnRateAlerts, b)
+		}
+		if len(slo.BurnRateAlerts) == 0 {
+			d.Errorf(brn, "burn_rate_alerts is empty")
+		}
+	}
+	for _, b := range slo.BurnRateAlerts {
+		if b.ShortWindow > 0 && b.ShortWindow < interval {
+			d.Errorf(n, "short_window %s is shorter than the group's evaluation interval %s", model.Duration(b.ShortWindow), model.Duration(interval))
+		}
+		if b.LongWindow > slo.Period {
+			d.Errorf(n, "long_window %s is longer than the period %s", model.Duration(b.LongWindow), model.Duration(slo.Period))
+		}
+	}
+	return slo
+}
+
+var muteParser = cron.NewParser(cron.SecondOptional | cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
+
+func parseMutes(d *yamlpos.Decoder, n *yaml.Node) []Mute {
+	var out []Mute
+	for _, mn := range d.Sequence(n, "mute") {
+		mf := d.Mapping(mn, "mute", "schedule", "duration")
+		spec := d.String(mf["schedule"].Value, "schedule")
+		m := Mute{Spec: spec, Duration: d.Duration(mf["duration"].Value, "duration")}
+		if spec == "" {
+			d.Errorf(mn, "mute has no schedule (a cron spec such as \"0 2 * * SUN\")")
+		} else if sched, err := muteParser.Parse(spec); err != nil {
+			d.Errorf(mf["schedule"].Value, "mute schedule %q: %v", spec, err)
+		} else {
+			m.schedule = sched
+		}
+		if m.Duration <= 0 {
+			d.Errorf(mn, "mute needs a positive duration")
+		}
+		out = append(out, m)
+	}
+	return out
 }

@@ -2,6 +2,7 @@ package rules
 
 import (
 	"flag"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -87,7 +88,13 @@ func TestParseErrors(t *testing.T) {
 		{"not a list", "groups: {a: b}\n", "f.yaml:1:9: groups must be a list"},
 		{"unknown top field", "rules: []\n", `f.yaml:1:1: unknown field "rules" in rule file`},
 		{"group without name", "groups:\n  - rules: []\n", "f.yaml:2:5: group has no name"},
-		{"slo not yet", "groups:\n  - name: g\n    rules:\n      - slo: X\n", "f.yaml:4:9: error-budget rules"},
+		{"slo without objective", "groups:\n  - name: g\n    rules:\n      - slo: X\n", "f.yaml:4:9: slo has no objective"},
+		{"slo target", "groups:\n  - name: g\n    rules:\n      - slo: X\n        objective: {target: 100}\n", "f.yaml:5:29: target 100 must be a percentage"},
+		{"slo with window", "groups:\n  - name: g\n    rules:\n      - slo: X\n        objective: {target: 99}\n        window: 5m\n", `f.yaml:6:9: unknown field "window" in rule`},
+		{"slo short >= long", "groups:\n  - name: g\n    rules:\n      - slo: X\n        objective: {target: 99}\n        burn_rate_alerts: [{severity: page, long_window: 1h, short_window: 1h, factor: 2}]\n", "short_window 1h must be shorter than long_window 1h"},
+		{"slo long > period", "groups:\n  - name: g\n    rules:\n      - slo: X\n        objective: {target: 99}\n        period: 1d\n", "long_window 3d is longer than the period 1d"},
+		{"metrics availability", "groups:\n  - name: g\n    rules:\n      - slo: X\n        source: metrics\n        metric: m\n        objective: {target: 99}\n", "an availability SLO (no latency) from metrics"},
+		{"bad mute", "groups:\n  - name: g\n    mute: [{schedule: 'every sunday', duration: 1h}]\n    rules: []\n", `f.yaml:3:23: mute schedule "every sunday"`},
 		{"no objective", "groups:\n  - name: g\n    rules:\n      - alert: X\n        window: 5m\n", `f.yaml:4:9: rule "X" has no objective`},
 		{"quantile zero", "groups:\n  - name: g\n    rules:\n      - alert: X\n        objective: {quantile: 0, threshold: 1s}\n        window: 5m\n", "f.yaml:5:31: quantile 0 must be between 0 and 1"},
 		{"spans with metric", "groups:\n  - name: g\n    rules:\n      - alert: X\n        metric: foo\n        objective: {quantile: 0.5, threshold: 1s}\n        window: 5m\n", "f.yaml:5:9: metric: only applies"},
@@ -188,4 +195,37 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestParseSLO(t *testing.T) {
+	groups, err := ParseFile("testdata/slo.yaml", Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := groups[0].Rules[0]
+	if r.Kind != KindSLO || r.SLO.Target != 99 || r.SLO.Latency != time.Second || r.SLO.Period != 28*24*time.Hour {
+		t.Fatalf("slo %+v %+v", r, r.SLO)
+	}
+	if len(r.SLO.BurnRateAlerts) != 4 || r.SLO.BurnRateAlerts[0] != (BurnRateAlert{"page", time.Hour, 5 * time.Minute, 14.4, 2 * time.Minute}) ||
+		r.SLO.BurnRateAlerts[3] != (BurnRateAlert{"ticket", 72 * time.Hour, 6 * time.Hour, 1, 3 * time.Hour}) {
+		t.Fatalf("default burn rates %+v", r.SLO.BurnRateAlerts)
+	}
+	if math.Abs(r.SLO.ErrorBudget()-0.01) > 1e-12 {
+		t.Fatalf("error budget %v", r.SLO.ErrorBudget())
+	}
+	custom := groups[0].Rules[1]
+	if len(custom.SLO.BurnRateAlerts) != 1 || custom.SLO.BurnRateAlerts[0].Factor != 10 || custom.SLO.Latency != 0 {
+		t.Fatalf("custom %+v", custom.SLO)
+	}
+	// Maintenance windows: Sundays 02:00 for an hour, on the group.
+	m := groups[0].Mute[0]
+	sunday := time.Date(2026, 11, 29, 2, 30, 0, 0, time.UTC)
+	for at, want := range map[time.Time]bool{sunday: true, sunday.Add(-31 * time.Minute): false, sunday.Add(30 * time.Minute): false, sunday.Add(29 * time.Minute): true, sunday.Add(24 * time.Hour): false} {
+		if got := m.Active(at); got != want {
+			t.Errorf("mute at %v: %v, want %v", at, got, want)
+		}
+	}
+	if len(custom.Mute) != 1 || !custom.Mute[0].Active(time.Date(2026, 1, 1, 0, 10, 0, 0, time.UTC)) {
+		t.Errorf("rule mute %+v", custom.Mute)
+	}
 }

@@ -3,6 +3,8 @@ package rules
 import (
 	"time"
 
+	"github.com/robfig/cron/v3"
+
 	"github.com/prometheus/alertmanager/pkg/labels"
 )
 
@@ -32,7 +34,48 @@ type Group struct {
 	File     string
 	Interval Schedule // zero means the configured default
 	Rules    []*Rule
+	Mute     []Mute
 	Pos      Position
+}
+
+// Mute is a maintenance window: from every firing of a cron schedule, for
+// Duration, alerts are evaluated but not sent.
+type Mute struct {
+	Spec     string
+	Duration time.Duration
+	schedule cron.Schedule
+}
+
+// Active reports whether t falls inside one of the mute's windows.
+func (m Mute) Active(t time.Time) bool {
+	if m.schedule == nil || m.Duration <= 0 {
+		return false
+	}
+	// The window that could hold t started in (t-Duration, t].
+	start := m.schedule.Next(t.Add(-m.Duration))
+	return !start.After(t)
+}
+
+// SLO is an error-budget objective: Target percent of requests are good
+// (faster than Latency when it is set, and not failed) over Period.
+type SLO struct {
+	Target         float64 // percent, e.g. 99.9
+	Latency        time.Duration
+	Period         time.Duration
+	BurnRateAlerts []BurnRateAlert
+}
+
+// ErrorBudget is the fraction of requests that may be bad.
+func (s *SLO) ErrorBudget() float64 { return 1 - s.Target/100 }
+
+// BurnRateAlert is one multi-window pair: it fires when the burn rate over
+// both windows exceeds Factor, for For.
+type BurnRateAlert struct {
+	Severity    string
+	LongWindow  time.Duration
+	ShortWindow time.Duration
+	Factor      float64
+	For         time.Duration
 }
 
 // Objective is what a rule must hold: the Quantile of the latency must stay
@@ -42,9 +85,19 @@ type Objective struct {
 	Threshold time.Duration
 }
 
-// Rule is one latency objective with its alerting behaviour.
+// Kind says whether a rule is a latency objective that alerts on its own
+// ("alerting") or an error-budget SLO with burn-rate alerts ("slo").
+type Kind string
+
+const (
+	KindAlerting Kind = "alerting"
+	KindSLO      Kind = "slo"
+)
+
+// Rule is one objective with its alerting behaviour.
 type Rule struct {
-	Name          string // the alert name
+	Kind          Kind
+	Name          string // the alert name, or for SLOs the slo name
 	Source        Source
 	Metric        string // for SourceMetrics: the histogram's base name
 	Matchers      labels.Matchers
@@ -55,6 +108,8 @@ type Rule struct {
 	KeepFiringFor time.Duration
 	Labels        map[string]string
 	Annotations   map[string]*Template
+	SLO           *SLO   // for KindSLO
+	Mute          []Mute // maintenance windows: alerts are not sent during them
 	Pos           Position
 
 	// Fingerprint identifies the rule's definition: two rules with the same

@@ -1,0 +1,5 @@
+//go:build race
+
+package ruletest
+
+const raceEnabled = true
