@@ -2,13 +2,8 @@ package engine
 
 import (
 	"context"
-	"encoding/hex"
 	"fmt"
 	"log/slog"
-	"math"
-	"net/url"
-	"sort"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"text/template"
@@ -60,6 +55,7 @@ type groupState struct {
 	schedule   rules.Schedule
 	interval   time.Duration
 	rules      []*ruleState
+	mutes      []rules.Mute
 
 	mu           sync.Mutex // one evaluation at a time
 	lastEval     time.Time
@@ -114,17 +110,13 @@ func (e *Engine) Load(set *rules.Set) {
 	var bySource [2][]*ruleState
 	if set != nil {
 		for _, gd := range set.Groups {
-			g := &groupState{name: gd.Name, file: gd.File, schedule: gd.Interval}
+			g := &groupState{name: gd.Name, file: gd.File, schedule: gd.Interval, mutes: gd.Mute}
 			if g.schedule.IsZero() {
 				g.schedule = rules.Every(e.opts.DefaultInterval)
 			}
 			g.interval = g.schedule.Period(e.opts.Clock.Now())
 			e.metrics.evaluations.WithLabelValues(g.name) // exported from the start, at 0
 			for _, rd := range gd.Rules {
-				if rd.Kind == rules.KindSLO {
-					e.logger.Warn("slo rules are parsed but not evaluated yet", "rule", rd.Name)
-					continue
-				}
 				key := gd.Name + "\x00" + rd.Name
 				r := oldRules[key]
 				if r != nil && r.fingerprint == rd.Fingerprint+g.schedule.Spec {
@@ -213,7 +205,7 @@ func (e *Engine) evaluateGroup(g *groupState, ts time.Time) {
 	start := time.Now()
 	var out []Alert
 	for _, r := range g.rules {
-		out = append(out, r.evaluate(ts, g.interval, e)...)
+		out = append(out, r.evaluate(ts, g, e)...)
 	}
 	g.lastEval = ts
 	g.lastDuration = time.Since(start)
@@ -269,335 +261,4 @@ func (e *Engine) Run(ctx context.Context) {
 			}
 		}
 	}
-}
-
-// ruleState is one rule's windows and alerts, one series per group.
-type ruleState struct {
-	def         *rules.Rule
-	group       string
-	fingerprint string
-	source      Source
-	metric      string
-	matchers    []valueMatcher
-	indexed     int  // the matcher the index already checked; -1 if none
-	serverOnly  bool // span rules that do not name span.kind observe SERVER spans only
-	groupBy     []string
-	groupNames  []string // groupBy sanitized into label names
-	slotWidth   time.Duration
-	maxSeries   int
-	overflow    prometheus.Counter
-	clock       Clock
-
-	mu       sync.Mutex
-	series   map[string]*series
-	scratch  merged
-	lastEval time.Time
-	evalTime time.Duration
-}
-
-type series struct {
-	labels      map[string]string // the group_by values, sanitized names
-	bounds      []float64         // metrics rules: the union of the histogram layouts seen
-	alertLabels map[string]string
-	win         window
-	alert       alertState
-
-	// as of the last evaluation
-	value        float64
-	observations uint64
-	failed       uint64
-	exemplars    []Exemplar
-}
-
-// maxSlotsPerWindow bounds memory for long windows: beyond it, slots grow
-// wider than the evaluation interval.
-const maxSlotsPerWindow = 60
-
-func (e *Engine) newRuleState(group string, rd *rules.Rule, g *groupState) *ruleState {
-	r := &ruleState{
-		def:         rd,
-		group:       group,
-		fingerprint: rd.Fingerprint + g.schedule.Spec,
-		metric:      rd.Metric,
-		indexed:     -1,
-		groupBy:     rd.GroupBy,
-		maxSeries:   e.opts.MaxGroupsPerRule,
-		series:      map[string]*series{},
-		scratch:     merged{sketch: newSketch()},
-		clock:       e.opts.Clock,
-		overflow:    e.metrics.overflow.WithLabelValues(group, rd.Name),
-	}
-	if rd.Source == rules.SourceMetrics {
-		r.source = SourceMetrics
-	} else {
-		r.serverOnly = !rd.NamesLabel(spanKindLabel)
-	}
-	for _, m := range rd.Matchers {
-		r.matchers = append(r.matchers, compileMatcher(m))
-	}
-	for _, n := range rd.GroupBy {
-		r.groupNames = append(r.groupNames, rules.SanitizeLabelName(n))
-	}
-	r.slotWidth = g.interval
-	if r.slotWidth <= 0 || rd.Window/r.slotWidth > maxSlotsPerWindow {
-		r.slotWidth = rd.Window / maxSlotsPerWindow
-	}
-	if r.slotWidth <= 0 {
-		r.slotWidth = time.Second
-	}
-	return r
-}
-
-const spanKindLabel = "span.kind"
-
-// observe adds o to the rule if it matches. The hot path: no allocation
-// unless o opens a new group.
-func (r *ruleState) observe(o *Observation, m *metrics) {
-	if r.serverOnly {
-		if k, _ := o.Labels.Get(spanKindLabel); k != "server" {
-			return
-		}
-	}
-	for i := range r.matchers {
-		mt := &r.matchers[i]
-		if i == r.indexed {
-			continue
-		}
-		v, _ := o.Labels.Get(mt.name)
-		if !mt.matches(v) {
-			return
-		}
-	}
-	var buf [256]byte
-	key := buf[:0]
-	for _, name := range r.groupBy {
-		v, _ := o.Labels.Get(name)
-		key = append(key, v...)
-		key = append(key, 0xff)
-	}
-	count := o.Count
-	if count == 0 {
-		count = 1
-	}
-	secs := o.Duration.Seconds()
-	if secs < 0 {
-		secs = 0
-	}
-	r.mu.Lock()
-	s := r.series[string(key)]
-	if s == nil {
-		if len(r.series) >= r.maxSeries {
-			r.mu.Unlock()
-			r.overflow.Inc()
-			return
-		}
-		s = r.newSeries(string(key), o)
-	}
-	if o.Source == SourceMetrics && !sameBounds(s.bounds, o.Bounds) {
-		s.bounds = unionBounds(s.bounds, o.Bounds)
-	}
-	ok := s.win.add(o, secs, count, r.clock)
-	r.mu.Unlock()
-	if ok {
-		m.matched.Add(count)
-	} else {
-		m.late.Add(count)
-	}
-}
-
-func (r *ruleState) newSeries(key string, o *Observation) *series {
-	s := &series{labels: make(map[string]string, len(r.groupBy)), value: math.NaN()}
-	for i, name := range r.groupBy {
-		v, _ := o.Labels.Get(name)
-		s.labels[r.groupNames[i]] = v
-	}
-	s.win = newWindow(r.def.Window, r.slotWidth)
-	r.series[key] = s
-	return s
-}
-
-func (r *ruleState) alertLabels(s *series, e *Engine) map[string]string {
-	if s.alertLabels != nil {
-		return s.alertLabels
-	}
-	l := make(map[string]string, len(s.labels)+len(r.def.Labels)+len(e.opts.ExternalLabels)+1)
-	for k, v := range s.labels {
-		if v != "" {
-			l[k] = v
-		}
-	}
-	for k, v := range r.def.Labels {
-		l[k] = v
-	}
-	l["alertname"] = r.def.Name
-	for k, v := range e.opts.ExternalLabels {
-		if _, ok := l[k]; !ok {
-			l[k] = v
-		}
-	}
-	s.alertLabels = l
-	return l
-}
-
-// evaluate merges every series' window at ts, steps its state machine and
-// returns the alerts that need sending.
-func (r *ruleState) evaluate(ts time.Time, interval time.Duration, e *Engine) []Alert {
-	start := time.Now()
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	threshold := r.def.Objective.Threshold.Seconds()
-	var out []Alert
-	for key, s := range r.series {
-		sum := s.win.merge(ts, r.def.Window, &r.scratch)
-		s.observations, s.failed = sum.total, sum.failed
-		breach := false
-		if sum.total > 0 {
-			v := r.quantile(s)
-			s.value = v
-			s.exemplars = sum.top.list()
-			breach = v > threshold
-		} else {
-			s.value = math.NaN()
-			s.exemplars = nil
-		}
-		s.alert.step(ts, breach, r.def.For, r.def.KeepFiringFor)
-		if breach {
-			s.alert.value = s.value
-			s.alert.annotations = r.annotations(s, e)
-		}
-		if s.alert.needsSending(ts, e.opts.ResendDelay) {
-			out = append(out, r.toAlert(s, ts, interval, e))
-			s.alert.lastSentAt = ts
-		}
-		// A group that has seen nothing for a whole window and has no alert
-		// to remember is forgotten, so memory follows live groups only.
-		if s.alert.state == StateInactive && sum.total == 0 &&
-			(sum.latest == minEpoch || (sum.latest+1)*s.win.width <= ts.UnixNano()-int64(r.def.Window)) &&
-			!s.alert.needsSending(ts, e.opts.ResendDelay) {
-			delete(r.series, key)
-		}
-	}
-	r.lastEval = ts
-	r.evalTime = time.Since(start)
-	return out
-}
-
-// quantile is the rule's quantile of the merged window: from the sketch
-// for spans, by Prometheus's bucket interpolation for metrics.
-func (r *ruleState) quantile(s *series) float64 {
-	q := r.def.Objective.Quantile
-	if r.source == SourceMetrics {
-		return HistogramQuantile(q, s.bounds, r.scratch.buckets)
-	}
-	v, err := r.scratch.sketch.GetValueAtQuantile(q)
-	if err != nil {
-		return math.NaN()
-	}
-	return v
-}
-
-// sameBounds reports whether every bound of b is in a (both ascending).
-func sameBounds(a, b []float64) bool {
-	if len(b) > len(a) {
-		return false
-	}
-	i := 0
-	for _, x := range b {
-		for i < len(a) && a[i] < x {
-			i++
-		}
-		if i == len(a) || a[i] != x {
-			return false
-		}
-	}
-	return true
-}
-
-func unionBounds(a, b []float64) []float64 {
-	out := append([]float64(nil), a...)
-	for _, x := range b {
-		i := sort.SearchFloat64s(out, x)
-		if i < len(out) && out[i] == x {
-			continue
-		}
-		out = append(out, 0)
-		copy(out[i+1:], out[i:])
-		out[i] = x
-	}
-	return out
-}
-
-func (r *ruleState) toAlert(s *series, ts time.Time, interval time.Duration, e *Engine) Alert {
-	a := Alert{
-		Labels:       r.alertLabels(s, e),
-		Annotations:  s.alert.annotations,
-		StartsAt:     s.alert.firedAt,
-		GeneratorURL: e.generatorURL(r),
-	}
-	if s.alert.state == StateInactive {
-		a.EndsAt = s.alert.resolvedAt
-	} else {
-		a.EndsAt = ts.Add(4 * max(interval, e.opts.ResendDelay))
-	}
-	return a
-}
-
-// resolveAll resolves every firing alert of a rule that is being removed.
-func (r *ruleState) resolveAll(ts time.Time, e *Engine) []Alert {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	var out []Alert
-	for _, s := range r.series {
-		if s.alert.state == StateFiring {
-			s.alert.state = StateInactive
-			s.alert.resolvedAt = ts
-			out = append(out, r.toAlert(s, ts, 0, e))
-		}
-	}
-	return out
-}
-
-func (r *ruleState) annotations(s *series, e *Engine) map[string]string {
-	thr := r.def.Objective.Threshold.Seconds()
-	out := make(map[string]string, len(r.def.Annotations)+4)
-	data := rules.TemplateData{
-		Labels:         r.alertLabels(s, e),
-		ExternalLabels: e.opts.ExternalLabels,
-		Value:          s.value,
-		Threshold:      thr,
-	}
-	for name, t := range r.def.Annotations {
-		text, err := t.Execute(data)
-		if err != nil {
-			e.logger.Warn("annotation template failed", "rule", r.def.Name, "annotation", name, "err", err)
-			text = fmt.Sprintf("<error expanding template: %v>", err)
-		}
-		out[name] = text
-	}
-	out["value"] = rules.HumanizeDuration(s.value)
-	out["threshold"] = rules.HumanizeDuration(thr)
-	if len(s.exemplars) > 0 {
-		ids := make([]string, len(s.exemplars))
-		var urls []string
-		for i, x := range s.exemplars {
-			ids[i] = hex.EncodeToString(x.TraceID[:])
-			if e.traceURL != nil {
-				var b strings.Builder
-				err := e.traceURL.Execute(&b, struct{ TraceID, SpanID string }{ids[i], hex.EncodeToString(x.SpanID[:])})
-				if err == nil {
-					urls = append(urls, b.String())
-				}
-			}
-		}
-		out["exemplar_trace_ids"] = strings.Join(ids, ",")
-		if len(urls) > 0 {
-			out["exemplar_trace_urls"] = strings.Join(urls, ",")
-		}
-	}
-	return out
-}
-
-func (e *Engine) generatorURL(r *ruleState) string {
-	base := strings.TrimRight(e.opts.ExternalURL, "/")
-	return base + "/?group=" + url.QueryEscape(r.group) + "#rule-" + url.PathEscape(r.def.Name)
 }

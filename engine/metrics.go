@@ -16,6 +16,7 @@ type metrics struct {
 	late         atomic.Uint64
 
 	overflow    *prometheus.CounterVec
+	muted       prometheus.Counter
 	evaluations *prometheus.CounterVec
 	evalSeconds *prometheus.HistogramVec
 	lastEval    *prometheus.GaugeVec
@@ -44,6 +45,10 @@ func newMetrics(reg prometheus.Registerer, e *Engine) *metrics {
 		Name: "sentinel_rule_groups_overflow_total",
 		Help: "Observations dropped because their rule already tracks its maximum number of groups.",
 	}, []string{"rule_group", "rule"})
+	m.muted = f.NewCounter(prometheus.CounterOpts{
+		Name: "sentinel_alerts_muted_total",
+		Help: "Alert notifications held back because a maintenance window (mute) was active.",
+	})
 	m.evaluations = f.NewCounterVec(prometheus.CounterOpts{
 		Name: "sentinel_rule_evaluations_total",
 		Help: "Rule group evaluations.",

@@ -19,10 +19,13 @@ type GroupStatus struct {
 // RuleStatus is one rule with its state and one entry per group.
 type RuleStatus struct {
 	Name           string
+	Kind           string // "alerting" or "slo"
 	Quantile       float64
 	Threshold      time.Duration
 	Window         time.Duration
-	State          AlertState // the most severe of its series
+	Target         float64       // SLOs: percent
+	Period         time.Duration // SLOs
+	State          AlertState    // the most severe of its series
 	LastEvaluation time.Time
 	EvaluationTime time.Duration
 	Series         []SeriesStatus
@@ -36,6 +39,7 @@ type SeriesStatus struct {
 	Observations uint64
 	Failed       uint64
 	Exemplars    []Exemplar
+	SLO          *SLOStatus // SLO rules: budget and burn rates; Value is then the shortest window's burn rate
 }
 
 // AlertStatus is a pending or firing alert.
@@ -68,17 +72,27 @@ func (e *Engine) Status() []GroupStatus {
 func (r *ruleState) status(e *Engine) RuleStatus {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	st := RuleStatus{Name: r.def.Name, Quantile: r.def.Objective.Quantile, Threshold: r.def.Objective.Threshold,
+	st := RuleStatus{Name: r.def.Name, Kind: string(r.def.Kind), Quantile: r.def.Objective.Quantile, Threshold: r.def.Objective.Threshold,
 		Window: r.def.Window, LastEvaluation: r.lastEval, EvaluationTime: r.evalTime}
+	if r.slo != nil {
+		st.Target, st.Period = r.slo.def.Target, r.slo.def.Period
+	}
 	for _, s := range r.series {
-		st.Series = append(st.Series, SeriesStatus{Labels: s.labels, Value: s.value,
-			Observations: s.observations, Failed: s.failed, Exemplars: s.exemplars})
-		if s.alert.state > st.State {
-			st.State = s.alert.state
+		ss := SeriesStatus{Labels: s.labels, Value: s.value,
+			Observations: s.observations, Failed: s.failed, Exemplars: s.exemplars}
+		if s.slo != nil {
+			ss.SLO = r.sloStatus(s)
 		}
-		if s.alert.state != StateInactive {
-			st.Alerts = append(st.Alerts, AlertStatus{Labels: r.alertLabels(s, e), Annotations: s.alert.annotations,
-				State: s.alert.state, ActiveAt: s.alert.activeAt, FiredAt: s.alert.firedAt, Value: s.alert.value})
+		st.Series = append(st.Series, ss)
+		states, pairs := s.alerts()
+		for i, a := range states {
+			if a.state > st.State {
+				st.State = a.state
+			}
+			if a.state != StateInactive {
+				st.Alerts = append(st.Alerts, AlertStatus{Labels: r.labelsFor(s, pairs[i], e), Annotations: a.annotations,
+					State: a.state, ActiveAt: a.activeAt, FiredAt: a.firedAt, Value: a.value})
+			}
 		}
 	}
 	sort.Slice(st.Series, func(i, j int) bool { return labelsLess(st.Series[i].Labels, st.Series[j].Labels) })
@@ -104,8 +118,11 @@ func (e *Engine) countAlerts(state AlertState) int {
 		for _, r := range g.rules {
 			r.mu.Lock()
 			for _, s := range r.series {
-				if s.alert.state == state {
-					n++
+				states, _ := s.alerts()
+				for _, a := range states {
+					if a.state == state {
+						n++
+					}
 				}
 			}
 			r.mu.Unlock()

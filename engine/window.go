@@ -204,6 +204,24 @@ func (w *window) add(o *Observation, seconds float64, count uint64, clock Clock)
 	return true
 }
 
+// addExemplar keeps o among the slot's slowest exemplars, counting it too
+// (an SLO's bad requests: the window holds no sketch).
+func (w *window) addExemplar(o *Observation, clock Clock) {
+	epoch, i, ok := w.place(o.End, clock)
+	if !ok {
+		return
+	}
+	s := &w.slots[i]
+	if s.epoch != epoch {
+		if epoch < s.epoch {
+			return
+		}
+		s.reset(epoch)
+	}
+	s.total++
+	s.top.offer(o.TraceID, o.SpanID, o.Duration, o.End)
+}
+
 // windowSummary is a window merged at one evaluation time.
 type windowSummary struct {
 	total, failed uint64

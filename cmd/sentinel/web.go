@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/prometheus/common/model"
 
 	"github.com/kube-sentinel/sentinel/engine"
 )
@@ -58,9 +59,11 @@ type apiRule struct {
 	Type           string      `json:"type"`
 	State          string      `json:"state"`
 	Health         string      `json:"health"`
-	Quantile       float64     `json:"quantile"`
-	Threshold      float64     `json:"threshold"`
-	Window         float64     `json:"window"`
+	Quantile       float64     `json:"quantile,omitempty"`
+	Threshold      float64     `json:"threshold,omitempty"`
+	Window         float64     `json:"window,omitempty"`
+	Target         float64     `json:"target,omitempty"` // SLOs: percent
+	Period         float64     `json:"period,omitempty"` // SLOs: seconds
 	LastEvaluation string      `json:"lastEvaluation"`
 	EvaluationTime float64     `json:"evaluationTime"`
 	Series         []apiSeries `json:"series"`
@@ -69,11 +72,23 @@ type apiRule struct {
 
 type apiSeries struct {
 	Labels       map[string]string `json:"labels"`
-	Value        *float64          `json:"value"` // seconds; null when the window is empty
+	Value        *float64          `json:"value"` // seconds; null when the window is empty (SLOs: the shortest window's burn rate)
 	Threshold    float64           `json:"threshold"`
 	Observations uint64            `json:"observations"`
 	Failed       uint64            `json:"failed"`
 	Exemplars    []apiExemplar     `json:"exemplars"`
+	// SLOs only.
+	BudgetRemaining *float64           `json:"budgetRemaining,omitempty"`
+	BurnRates       map[string]float64 `json:"burnRates,omitempty"`
+	Pairs           []apiPair          `json:"pairs,omitempty"`
+}
+
+type apiPair struct {
+	Severity    string  `json:"severity"`
+	LongWindow  string  `json:"longWindow"`
+	ShortWindow string  `json:"shortWindow"`
+	Factor      float64 `json:"factor"`
+	State       string  `json:"state"`
 }
 
 type apiExemplar struct {
@@ -113,13 +128,22 @@ func rulesData(groups []engine.GroupStatus) map[string]any {
 			if r.LastEvaluation.IsZero() {
 				health = "unknown"
 			}
-			ar := apiRule{Name: r.Name, Type: "alerting", State: r.State.String(), Health: health,
+			ar := apiRule{Name: r.Name, Type: r.Kind, State: r.State.String(), Health: health,
 				Quantile: r.Quantile, Threshold: r.Threshold.Seconds(), Window: r.Window.Seconds(),
+				Target: r.Target, Period: r.Period.Seconds(),
 				LastEvaluation: rfc3339(r.LastEvaluation), EvaluationTime: r.EvaluationTime.Seconds(),
 				Series: []apiSeries{}, Alerts: []apiAlert{}}
 			for _, s := range r.Series {
 				as := apiSeries{Labels: s.Labels, Value: engine.Seconds(s.Value), Threshold: r.Threshold.Seconds(),
 					Observations: s.Observations, Failed: s.Failed, Exemplars: []apiExemplar{}}
+				if slo := s.SLO; slo != nil {
+					as.Threshold = 0
+					as.BudgetRemaining, as.BurnRates = &slo.BudgetRemaining, slo.BurnRates
+					for _, p := range slo.Pairs {
+						as.Pairs = append(as.Pairs, apiPair{Severity: p.Severity, LongWindow: model.Duration(p.LongWindow).String(),
+							ShortWindow: model.Duration(p.ShortWindow).String(), Factor: p.Factor, State: p.State.String()})
+					}
+				}
 				for _, x := range s.Exemplars {
 					as.Exemplars = append(as.Exemplars, apiExemplar{TraceID: hex.EncodeToString(x.TraceID[:]),
 						SpanID: hex.EncodeToString(x.SpanID[:]), Value: x.Duration.Seconds(), Timestamp: rfc3339(x.Time)})

@@ -1,0 +1,454 @@
+package engine
+
+import (
+	"encoding/hex"
+	"fmt"
+	"math"
+	"net/url"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/kube-sentinel/sentinel/rules"
+)
+
+// ruleState is one rule's windows and alerts, one series per group.
+type ruleState struct {
+	def         *rules.Rule
+	group       string
+	fingerprint string
+	source      Source
+	metric      string
+	matchers    []valueMatcher
+	indexed     int  // the matcher the index already checked; -1 if none
+	serverOnly  bool // span rules that do not name span.kind observe SERVER spans only
+	groupBy     []string
+	groupNames  []string // groupBy sanitized into label names
+	slotWidth   time.Duration
+	maxSeries   int
+	overflow    prometheus.Counter
+	clock       Clock
+	slo         *sloRule // nil for latency rules
+
+	mu       sync.Mutex
+	series   map[string]*series
+	scratch  merged
+	lastEval time.Time
+	evalTime time.Duration
+}
+
+// series is one group of a rule: its window (or an SLO's counters) and
+// its alert state.
+type series struct {
+	labels      map[string]string // the group_by values, sanitized names
+	alertLabels map[string]string
+	bounds      []float64 // metrics rules: the union of the histogram layouts seen
+	win         window
+	alert       alertState
+	slo         *sloSeries // SLO rules: counters and one alert per burn-rate pair
+
+	// as of the last evaluation
+	value        float64
+	observations uint64
+	failed       uint64
+	exemplars    []Exemplar
+}
+
+// maxSlotsPerWindow bounds memory for long windows: beyond it, slots grow
+// wider than the evaluation interval.
+const maxSlotsPerWindow = 60
+
+func (e *Engine) newRuleState(group string, rd *rules.Rule, g *groupState) *ruleState {
+	r := &ruleState{
+		def:         rd,
+		group:       group,
+		fingerprint: rd.Fingerprint + g.schedule.Spec,
+		metric:      rd.Metric,
+		indexed:     -1,
+		groupBy:     rd.GroupBy,
+		maxSeries:   e.opts.MaxGroupsPerRule,
+		series:      map[string]*series{},
+		scratch:     merged{sketch: newSketch()},
+		clock:       e.opts.Clock,
+		overflow:    e.metrics.overflow.WithLabelValues(group, rd.Name),
+	}
+	if rd.Source == rules.SourceMetrics {
+		r.source = SourceMetrics
+	} else {
+		r.serverOnly = !rd.NamesLabel(spanKindLabel)
+	}
+	for _, m := range rd.Matchers {
+		r.matchers = append(r.matchers, compileMatcher(m))
+	}
+	for _, n := range rd.GroupBy {
+		r.groupNames = append(r.groupNames, rules.SanitizeLabelName(n))
+	}
+	if rd.Kind == rules.KindSLO {
+		r.slo = newSLORule(rd.SLO)
+		return r
+	}
+	r.slotWidth = g.interval
+	if r.slotWidth <= 0 || rd.Window/r.slotWidth > maxSlotsPerWindow {
+		r.slotWidth = rd.Window / maxSlotsPerWindow
+	}
+	if r.slotWidth <= 0 {
+		r.slotWidth = time.Second
+	}
+	return r
+}
+
+const spanKindLabel = "span.kind"
+
+// observe adds o to the rule if it matches. The hot path: no allocation
+// unless o opens a new group.
+func (r *ruleState) observe(o *Observation, m *metrics) {
+	if r.serverOnly {
+		if k, _ := o.Labels.Get(spanKindLabel); k != "server" {
+			return
+		}
+	}
+	for i := range r.matchers {
+		if i == r.indexed {
+			continue
+		}
+		mt := &r.matchers[i]
+		v, _ := o.Labels.Get(mt.name)
+		if !mt.matches(v) {
+			return
+		}
+	}
+	var buf [256]byte
+	key := buf[:0]
+	for _, name := range r.groupBy {
+		v, _ := o.Labels.Get(name)
+		key = append(key, v...)
+		key = append(key, 0xff)
+	}
+	count := o.Count
+	if count == 0 {
+		count = 1
+	}
+	secs := o.Duration.Seconds()
+	if secs < 0 {
+		secs = 0
+	}
+	r.mu.Lock()
+	s := r.series[string(key)]
+	if s == nil {
+		if len(r.series) >= r.maxSeries {
+			r.mu.Unlock()
+			r.overflow.Inc()
+			return
+		}
+		s = r.newSeries(string(key), o)
+	}
+	var ok bool
+	switch {
+	case r.slo != nil:
+		ok = s.slo.add(o, count, r.isBad(o), r.clock)
+	default:
+		if o.Source == SourceMetrics && !sameBounds(s.bounds, o.Bounds) {
+			s.bounds = unionBounds(s.bounds, o.Bounds)
+		}
+		ok = s.win.add(o, secs, count, r.clock)
+	}
+	r.mu.Unlock()
+	if ok {
+		m.matched.Add(count)
+	} else {
+		m.late.Add(count)
+	}
+}
+
+func (r *ruleState) newSeries(key string, o *Observation) *series {
+	s := &series{labels: make(map[string]string, len(r.groupBy)), value: math.NaN()}
+	for i, name := range r.groupBy {
+		v, _ := o.Labels.Get(name)
+		s.labels[r.groupNames[i]] = v
+	}
+	if r.slo != nil {
+		s.slo = r.newSLOSeries()
+	} else {
+		s.win = newWindow(r.def.Window, r.slotWidth)
+	}
+	r.series[key] = s
+	return s
+}
+
+func (r *ruleState) alertLabels(s *series, e *Engine) map[string]string {
+	if s.alertLabels != nil {
+		return s.alertLabels
+	}
+	l := make(map[string]string, len(s.labels)+len(r.def.Labels)+len(e.opts.ExternalLabels)+1)
+	for k, v := range s.labels {
+		if v != "" {
+			l[k] = v
+		}
+	}
+	for k, v := range r.def.Labels {
+		l[k] = v
+	}
+	l["alertname"] = r.def.Name
+	for k, v := range e.opts.ExternalLabels {
+		if _, ok := l[k]; !ok {
+			l[k] = v
+		}
+	}
+	s.alertLabels = l
+	return l
+}
+
+// muted reports whether ts is inside a maintenance window of the rule or
+// its group.
+func (r *ruleState) muted(ts time.Time, groupMutes []rules.Mute) bool {
+	for _, list := range [][]rules.Mute{r.def.Mute, groupMutes} {
+		for _, m := range list {
+			if m.Active(ts) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// evaluate evaluates every series at ts, steps its state machines and
+// returns the alerts that need sending (none during a maintenance window:
+// they go out once it ends).
+func (r *ruleState) evaluate(ts time.Time, g *groupState, e *Engine) []Alert {
+	start := time.Now()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	muted := r.muted(ts, g.mutes)
+	var out []Alert
+	send := func(s *series, a *alertState, pair int) {
+		if !a.needsSending(ts, e.opts.ResendDelay) {
+			return
+		}
+		if muted {
+			e.metrics.muted.Inc()
+			return
+		}
+		out = append(out, r.toAlert(s, a, pair, ts, g.interval, e))
+		a.lastSentAt = ts
+	}
+	for key, s := range r.series {
+		var empty bool
+		if r.slo != nil {
+			empty = r.evaluateSLO(ts, s, send, e)
+		} else {
+			empty = r.evaluateLatency(ts, s, send, e)
+		}
+		// A group that has seen nothing for a whole window and has no alert
+		// to remember is forgotten, so memory follows live groups only.
+		if empty && s.quiet(ts, e.opts.ResendDelay) {
+			delete(r.series, key)
+		}
+	}
+	r.lastEval = ts
+	r.evalTime = time.Since(start)
+	return out
+}
+
+// quiet reports whether no alert of the series is active or owed a send.
+func (s *series) quiet(ts time.Time, resend time.Duration) bool {
+	states := []*alertState{&s.alert}
+	if s.slo != nil {
+		states = states[:0]
+		for i := range s.slo.pairs {
+			states = append(states, &s.slo.pairs[i])
+		}
+	}
+	for _, a := range states {
+		if a.state != StateInactive || a.needsSending(ts, resend) {
+			return false
+		}
+	}
+	return true
+}
+
+// evaluateLatency computes the rule's quantile over the window and steps
+// the alert; it reports whether the window held nothing at all.
+func (r *ruleState) evaluateLatency(ts time.Time, s *series, send func(*series, *alertState, int), e *Engine) (empty bool) {
+	sum := s.win.merge(ts, r.def.Window, &r.scratch)
+	s.observations, s.failed = sum.total, sum.failed
+	breach := false
+	if sum.total > 0 {
+		s.value = r.quantile(s)
+		s.exemplars = sum.top.list()
+		breach = s.value > r.def.Objective.Threshold.Seconds()
+	} else {
+		s.value = math.NaN()
+		s.exemplars = nil
+	}
+	s.alert.step(ts, breach, r.def.For, r.def.KeepFiringFor)
+	if breach {
+		s.alert.value = s.value
+		s.alert.annotations = r.latencyAnnotations(s, e)
+	}
+	send(s, &s.alert, -1)
+	return sum.total == 0 && (sum.latest == minEpoch || (sum.latest+1)*s.win.width <= ts.UnixNano()-int64(r.def.Window))
+}
+
+// quantile is the rule's quantile of the merged window: from the sketch
+// for spans, by Prometheus's bucket interpolation for metrics.
+func (r *ruleState) quantile(s *series) float64 {
+	q := r.def.Objective.Quantile
+	if r.source == SourceMetrics {
+		return HistogramQuantile(q, s.bounds, r.scratch.buckets)
+	}
+	v, err := r.scratch.sketch.GetValueAtQuantile(q)
+	if err != nil {
+		return math.NaN()
+	}
+	return v
+}
+
+// sameBounds reports whether every bound of b is in a (both ascending).
+func sameBounds(a, b []float64) bool {
+	if len(b) > len(a) {
+		return false
+	}
+	i := 0
+	for _, x := range b {
+		for i < len(a) && a[i] < x {
+			i++
+		}
+		if i == len(a) || a[i] != x {
+			return false
+		}
+	}
+	return true
+}
+
+func unionBounds(a, b []float64) []float64 {
+	out := append([]float64(nil), a...)
+	for _, x := range b {
+		i := sort.SearchFloat64s(out, x)
+		if i < len(out) && out[i] == x {
+			continue
+		}
+		out = append(out, 0)
+		copy(out[i+1:], out[i:])
+		out[i] = x
+	}
+	return out
+}
+
+// labelsFor is the label set of an alert: the series' own, or for an SLO
+// pair (pair ≥ 0) those plus the pair's severity and windows.
+func (r *ruleState) labelsFor(s *series, pair int, e *Engine) map[string]string {
+	base := r.alertLabels(s, e)
+	if pair < 0 {
+		return base
+	}
+	if s.slo.pairLabels == nil {
+		s.slo.pairLabels = make([]map[string]string, len(s.slo.pairs))
+	}
+	if s.slo.pairLabels[pair] == nil {
+		s.slo.pairLabels[pair] = r.pairLabels(base, pair)
+	}
+	return s.slo.pairLabels[pair]
+}
+
+func (r *ruleState) toAlert(s *series, a *alertState, pair int, ts time.Time, interval time.Duration, e *Engine) Alert {
+	out := Alert{
+		Labels:       r.labelsFor(s, pair, e),
+		Annotations:  a.annotations,
+		StartsAt:     a.firedAt,
+		GeneratorURL: e.generatorURL(r),
+	}
+	if a.state == StateInactive {
+		out.EndsAt = a.resolvedAt
+	} else {
+		out.EndsAt = ts.Add(4 * max(interval, e.opts.ResendDelay))
+	}
+	return out
+}
+
+// alerts lists a series' alert states with the pair each stands for (-1
+// for a latency rule's single alert).
+func (s *series) alerts() ([]*alertState, []int) {
+	if s.slo == nil {
+		return []*alertState{&s.alert}, []int{-1}
+	}
+	var states []*alertState
+	var pairs []int
+	for i := range s.slo.pairs {
+		states = append(states, &s.slo.pairs[i])
+		pairs = append(pairs, i)
+	}
+	return states, pairs
+}
+
+// resolveAll resolves every firing alert of a rule that is being removed.
+func (r *ruleState) resolveAll(ts time.Time, e *Engine) []Alert {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []Alert
+	for _, s := range r.series {
+		states, pairs := s.alerts()
+		for i, a := range states {
+			if a.state == StateFiring {
+				a.state = StateInactive
+				a.resolvedAt = ts
+				out = append(out, r.toAlert(s, a, pairs[i], ts, 0, e))
+			}
+		}
+	}
+	return out
+}
+
+func (r *ruleState) latencyAnnotations(s *series, e *Engine) map[string]string {
+	thr := r.def.Objective.Threshold.Seconds()
+	out := r.renderAnnotations(r.alertLabels(s, e), s.value, thr, e)
+	out["value"] = rules.HumanizeDuration(s.value)
+	out["threshold"] = rules.HumanizeDuration(thr)
+	r.exemplarAnnotations(out, s.exemplars, e)
+	return out
+}
+
+// renderAnnotations expands the rule's own annotation templates.
+func (r *ruleState) renderAnnotations(labels map[string]string, value, threshold float64, e *Engine) map[string]string {
+	out := make(map[string]string, len(r.def.Annotations)+6)
+	data := rules.TemplateData{Labels: labels, ExternalLabels: e.opts.ExternalLabels, Value: value, Threshold: threshold}
+	for name, t := range r.def.Annotations {
+		text, err := t.Execute(data)
+		if err != nil {
+			e.logger.Warn("annotation template failed", "rule", r.def.Name, "annotation", name, "err", err)
+			text = fmt.Sprintf("<error expanding template: %v>", err)
+		}
+		out[name] = text
+	}
+	return out
+}
+
+// exemplarAnnotations adds exemplar_trace_ids (slowest first) and, with a
+// trace_url_template, exemplar_trace_urls.
+func (r *ruleState) exemplarAnnotations(out map[string]string, exemplars []Exemplar, e *Engine) {
+	if len(exemplars) == 0 {
+		return
+	}
+	ids := make([]string, len(exemplars))
+	var urls []string
+	for i, x := range exemplars {
+		ids[i] = hex.EncodeToString(x.TraceID[:])
+		if e.traceURL != nil {
+			var b strings.Builder
+			if err := e.traceURL.Execute(&b, struct{ TraceID, SpanID string }{ids[i], hex.EncodeToString(x.SpanID[:])}); err == nil {
+				urls = append(urls, b.String())
+			}
+		}
+	}
+	out["exemplar_trace_ids"] = strings.Join(ids, ",")
+	if len(urls) > 0 {
+		out["exemplar_trace_urls"] = strings.Join(urls, ",")
+	}
+}
+
+func (e *Engine) generatorURL(r *ruleState) string {
+	base := strings.TrimRight(e.opts.ExternalURL, "/")
+	return base + "/?group=" + url.QueryEscape(r.group) + "#rule-" + url.PathEscape(r.def.Name)
+}
