@@ -82,10 +82,10 @@ type sloSnap struct {
 // alertSnap leaves out when the alert was last sent: after a restart a
 // firing alert is resent at the first evaluation, with its old startsAt.
 type alertSnap struct {
-	State                                         int
+	State                                          int
 	ActiveAt, FiredAt, ResolvedAt, KeepFiringSince time.Time
-	Value                                         float64
-	Annotations                                   map[string]string
+	Value                                          float64
+	Annotations                                    map[string]string
 }
 
 // WriteSnapshot writes every rule's state to w.

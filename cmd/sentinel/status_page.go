@@ -1,39 +1,413 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"encoding/hex"
+	"fmt"
 	"html/template"
 	"math"
 	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
 	"time"
+
+	"github.com/kube-sentinel/sentinel/engine"
+	"github.com/kube-sentinel/sentinel/rules"
 )
 
-var statusTemplate = template.Must(template.New("status").Funcs(template.FuncMap{
-	"dur": func(v float64) string {
-		if math.IsNaN(v) {
-			return "no data"
-		}
-		return time.Duration(v * float64(time.Second)).Round(time.Millisecond).String()
-	},
-	"hex": func(b [16]byte) string { return hex.EncodeToString(b[:]) },
-}).Parse(`<!doctype html>
-<html><head><meta charset="utf-8"><title>sentinel</title>
-<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}
-.firing{color:#b00;font-weight:bold}.pending{color:#b60}.inactive{color:#070}code{font-size:90%}</style></head>
-<body><h1>sentinel</h1>
-{{range .}}<h2>group {{.Name}}</h2>
-<table><tr><th>rule</th><th>state</th><th>group</th><th>p-quantile</th><th>objective</th><th>observations</th><th>slowest traces</th></tr>
-{{range .Rules}}{{$r := .}}{{range .Series}}<tr id="rule-{{$r.Name}}"><td>{{$r.Name}}</td><td class="{{$r.State}}">{{$r.State}}</td>
-<td>{{range $k, $v := .Labels}}{{$k}}="{{$v}}" {{end}}</td><td>{{dur .Value}}</td><td>p{{$r.Quantile}} ≤ {{$r.Threshold}}</td>
-<td>{{.Observations}}</td><td>{{range .Exemplars}}<code>{{hex .TraceID}}</code> {{.Duration}}<br>{{end}}</td></tr>
-{{else}}<tr id="rule-{{$r.Name}}"><td>{{$r.Name}}</td><td class="{{$r.State}}">{{$r.State}}</td><td colspan="5">no observations</td></tr>{{end}}{{end}}
-</table>{{else}}<p>No rules loaded.</p>{{end}}
-</body></html>
-`))
+// The status page at /: every rule with each of its series' current value
+// against the objective, its state, a chart of the last hour and the
+// exemplar traces. Server-rendered HTML and SVG, no script, no external
+// resource: it works in any browser that can reach the web port, and in a
+// cluster with no egress.
 
-func (d *daemon) statusPage(w http.ResponseWriter, _ *http.Request) {
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	if err := statusTemplate.Execute(w, d.engine.Status()); err != nil {
-		d.logger.Warn("status page", "err", err)
+// historyWindow is how far back a chart goes; historyMaxPoints bounds the
+// memory a series' history takes whatever the evaluation interval.
+const (
+	historyWindow    = time.Hour
+	historyMaxPoints = 720
+)
+
+// statusPoint is one evaluation's value of a series; Value is NaN when the
+// window held no observation.
+type statusPoint struct {
+	Time  time.Time
+	Value float64
+}
+
+// statusHistory is the last hour of values of every rule series, for the
+// charts. It is fed from engine.Status(): by each page view, and by
+// sampleStatus at every evaluation interval when the daemon runs it. A
+// point is the series' value at its rule's last evaluation, so feeding the
+// same evaluation twice records it once.
+type statusHistory struct {
+	mu     sync.Mutex
+	series map[string][]statusPoint // by historyKey
+}
+
+func newStatusHistory() *statusHistory {
+	return &statusHistory{series: map[string][]statusPoint{}}
+}
+
+// histories holds each daemon's history; daemon has no field for it.
+var histories sync.Map // *daemon → *statusHistory
+
+func (d *daemon) statusHistory() *statusHistory {
+	if h, ok := histories.Load(d); ok {
+		return h.(*statusHistory)
+	}
+	h, _ := histories.LoadOrStore(d, newStatusHistory())
+	return h.(*statusHistory)
+}
+
+// sampleStatus records every series' value once per evaluation interval
+// until ctx is done, so that the charts have no gaps when nobody looks at
+// the page. The daemon's run starts it next to the engine.
+func (d *daemon) sampleStatus(ctx context.Context) {
+	h := d.statusHistory()
+	for {
+		h.record(d.engine.Status(), time.Now())
+		every := d.cfg.Load().EvaluationInterval
+		if every <= 0 {
+			every = 15 * time.Second
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(every):
+		}
 	}
 }
+
+func historyKey(group, rule string, labels map[string]string) string {
+	keys := make([]string, 0, len(labels))
+	for k := range labels {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	b.WriteString(group)
+	b.WriteByte(0xff)
+	b.WriteString(rule)
+	for _, k := range keys {
+		b.WriteByte(0xff)
+		b.WriteString(k)
+		b.WriteByte(0xfe)
+		b.WriteString(labels[k])
+	}
+	return b.String()
+}
+
+// record adds the current value of every evaluated series, drops points
+// older than historyWindow before now, and forgets series that are gone
+// (a rule removed by a reload, a group that left every window).
+func (h *statusHistory) record(groups []engine.GroupStatus, now time.Time) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	seen := make(map[string]bool, len(h.series))
+	cutoff := now.Add(-historyWindow)
+	for _, g := range groups {
+		for _, r := range g.Rules {
+			for _, s := range r.Series {
+				key := historyKey(g.Name, r.Name, s.Labels)
+				seen[key] = true
+				pts := h.series[key]
+				if !r.LastEvaluation.IsZero() && (len(pts) == 0 || r.LastEvaluation.After(pts[len(pts)-1].Time)) {
+					pts = append(pts, statusPoint{Time: r.LastEvaluation, Value: s.Value})
+				}
+				drop := 0
+				for drop < len(pts) && (pts[drop].Time.Before(cutoff) || len(pts)-drop > historyMaxPoints) {
+					drop++
+				}
+				if drop > 0 {
+					pts = append(pts[:0], pts[drop:]...)
+				}
+				h.series[key] = pts
+			}
+		}
+	}
+	for key := range h.series {
+		if !seen[key] {
+			delete(h.series, key)
+		}
+	}
+}
+
+// points returns a copy of a series' history, oldest first.
+func (h *statusHistory) points(key string) []statusPoint {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]statusPoint(nil), h.series[key]...)
+}
+
+// The page's view of the engine's status.
+type statusPageData struct {
+	Now                     time.Time
+	Version                 string
+	Firing, Pending, Series int
+	Groups                  []statusGroup
+}
+
+type statusGroup struct {
+	Name, File     string
+	Interval       time.Duration
+	LastEvaluation time.Time
+	Rules          []statusRule
+}
+
+type statusRule struct {
+	Name           string
+	State          string
+	Objective      string // "p99 ≤ 1s"
+	Quantile       float64
+	Threshold      float64 // seconds
+	Window         time.Duration
+	LastEvaluation time.Time
+	Series         []statusSeries
+}
+
+type statusSeries struct {
+	Labels       string // `verb="GET", resource="pods"`, or "" for a rule without group_by
+	State        string
+	HasValue     bool
+	Value        float64 // seconds, as /api/v1/rules shows it
+	Ratio        float64 // value / threshold, for the bar
+	Observations uint64
+	Failed       uint64
+	Chart        template.HTML
+	Exemplars    []statusExemplar
+}
+
+type statusExemplar struct {
+	TraceID  string
+	Duration string
+	URL      string // "" without trace_url_template
+}
+
+func (d *daemon) statusPage(w http.ResponseWriter, _ *http.Request) {
+	now := time.Now()
+	groups := d.engine.Status()
+	h := d.statusHistory()
+	h.record(groups, now)
+	var traceURL *template.Template
+	if text := d.cfg.Load().TraceURLTemplate; text != "" {
+		// The config parser has checked it; a template that fails here
+		// only loses the links.
+		traceURL, _ = template.New("trace_url_template").Option("missingkey=error").Parse(text)
+	}
+	data := buildStatusPage(groups, h, traceURL, now)
+	var b bytes.Buffer
+	if err := statusTemplate.Execute(&b, data); err != nil {
+		d.logger.Warn("status page", "err", err)
+		http.Error(w, "status page: "+err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:")
+	w.Write(b.Bytes())
+}
+
+func buildStatusPage(groups []engine.GroupStatus, h *statusHistory, traceURL *template.Template, now time.Time) statusPageData {
+	data := statusPageData{Now: now, Version: version}
+	for _, g := range groups {
+		sg := statusGroup{Name: g.Name, File: g.File, Interval: g.Interval, LastEvaluation: g.LastEvaluation}
+		for _, r := range g.Rules {
+			threshold := r.Threshold.Seconds()
+			sr := statusRule{Name: r.Name, State: r.State.String(), Quantile: r.Quantile, Threshold: threshold,
+				Objective: quantileName(r.Quantile) + " ≤ " + rules.HumanizeDuration(threshold),
+				Window:    r.Window, LastEvaluation: r.LastEvaluation}
+			for _, s := range r.Series {
+				ss := statusSeries{Labels: labelString(s.Labels), State: seriesState(s, r.Alerts).String(),
+					Value: s.Value, HasValue: !math.IsNaN(s.Value), Observations: s.Observations, Failed: s.Failed}
+				if ss.HasValue && threshold > 0 {
+					ss.Ratio = s.Value / threshold
+				}
+				ss.Chart = chartSVG(h.points(historyKey(g.Name, r.Name, s.Labels)), threshold, now)
+				for _, x := range s.Exemplars {
+					ex := statusExemplar{TraceID: hex.EncodeToString(x.TraceID[:]), Duration: rules.HumanizeDuration(x.Duration.Seconds())}
+					if traceURL != nil {
+						var u bytes.Buffer
+						if traceURL.Execute(&u, struct{ TraceID, SpanID string }{ex.TraceID, hex.EncodeToString(x.SpanID[:])}) == nil {
+							ex.URL = u.String()
+						}
+					}
+					ss.Exemplars = append(ss.Exemplars, ex)
+				}
+				switch ss.State {
+				case "firing":
+					data.Firing++
+				case "pending":
+					data.Pending++
+				}
+				data.Series++
+				sr.Series = append(sr.Series, ss)
+			}
+			sg.Rules = append(sg.Rules, sr)
+		}
+		data.Groups = append(data.Groups, sg)
+	}
+	return data
+}
+
+// seriesState is the state of the series' own alert: the one whose labels
+// carry every label of the series.
+func seriesState(s engine.SeriesStatus, alerts []engine.AlertStatus) engine.AlertState {
+	state := engine.StateInactive
+	for _, a := range alerts {
+		match := true
+		for k, v := range s.Labels {
+			if a.Labels[k] != v {
+				match = false
+				break
+			}
+		}
+		if match && a.State > state {
+			state = a.State
+		}
+	}
+	return state
+}
+
+func quantileName(q float64) string {
+	return "p" + strconv.FormatFloat(math.Round(q*100*1e6)/1e6, 'f', -1, 64)
+}
+
+func labelString(l map[string]string) string {
+	keys := make([]string, 0, len(l))
+	for k := range l {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = k + "=" + strconv.Quote(l[k])
+	}
+	return strings.Join(parts, ", ")
+}
+
+// chartSVG draws the last hour of a series: its value as a line (broken
+// where the window was empty) and the objective as a dashed line. Only
+// numbers go into it, so it is safe as HTML.
+func chartSVG(pts []statusPoint, threshold float64, now time.Time) template.HTML {
+	const w, h, pad = 240.0, 48.0, 2.0
+	top := threshold
+	for _, p := range pts {
+		if !math.IsNaN(p.Value) && p.Value > top {
+			top = p.Value
+		}
+	}
+	if top <= 0 {
+		top = 1
+	}
+	top *= 1.15
+	start := now.Add(-historyWindow)
+	x := func(t time.Time) float64 {
+		f := float64(t.Sub(start)) / float64(historyWindow)
+		return pad + math.Max(0, math.Min(1, f))*(w-2*pad)
+	}
+	y := func(v float64) float64 { return pad + (1-v/top)*(h-2*pad) }
+
+	var b strings.Builder
+	fmt.Fprintf(&b, `<svg class="chart" width="%g" height="%g" viewBox="0 0 %g %g" role="img" aria-label="last hour">`, w, h, w, h)
+	fmt.Fprintf(&b, `<title>last hour: %d evaluations, objective %s</title>`, len(pts), rules.HumanizeDuration(threshold))
+	fmt.Fprintf(&b, `<rect x="0" y="0" width="%g" height="%g" class="bg"/>`, w, h)
+	if threshold > 0 {
+		fmt.Fprintf(&b, `<line x1="%g" y1="%.1f" x2="%g" y2="%.1f" class="objective"/>`, pad, y(threshold), w-pad, y(threshold))
+	}
+	var seg []string
+	flush := func() {
+		switch len(seg) {
+		case 0:
+		case 1: // a lone point: a dot, or it would not show
+			xy := strings.Split(seg[0], ",")
+			fmt.Fprintf(&b, `<circle cx="%s" cy="%s" r="1.5" class="dot"/>`, xy[0], xy[1])
+		default:
+			fmt.Fprintf(&b, `<polyline points="%s" class="value"/>`, strings.Join(seg, " "))
+		}
+		seg = seg[:0]
+	}
+	for _, p := range pts {
+		if math.IsNaN(p.Value) {
+			flush()
+			continue
+		}
+		seg = append(seg, fmt.Sprintf("%.1f,%.1f", x(p.Time), y(p.Value)))
+	}
+	flush()
+	b.WriteString(`</svg>`)
+	return template.HTML(b.String())
+}
+
+var statusTemplate = template.Must(template.New("status").Funcs(template.FuncMap{
+	"dur":     rules.HumanizeDuration,
+	"secs":    func(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) },
+	"pct":     func(r float64) string { return strconv.FormatFloat(math.Min(r, 1)*100, 'f', 1, 64) },
+	"ago":     func(now, t time.Time) string { return now.Sub(t).Round(time.Second).String() + " ago" },
+	"rfc3339": func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
+}).Parse(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta http-equiv="refresh" content="30">
+<title>sentinel{{if .Firing}} ({{.Firing}} firing){{end}}</title>
+<style>
+body{font:14px/1.4 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;color:#1d2330;background:#f5f6f8}
+header{background:#1d2330;color:#fff;padding:12px 24px;display:flex;gap:24px;align-items:baseline;flex-wrap:wrap}
+header h1{font-size:18px;margin:0}header .meta{color:#aab3c5;font-size:13px}
+header .counts span{margin-right:12px}
+main{padding:16px 24px}
+section{background:#fff;border:1px solid #dde1e8;border-radius:6px;margin-bottom:16px}
+section h2{font-size:15px;margin:0;padding:10px 14px;border-bottom:1px solid #dde1e8;display:flex;gap:16px;align-items:baseline}
+section h2 .meta{font-weight:normal;color:#667;font-size:12px}
+table{border-collapse:collapse;width:100%}
+th,td{padding:6px 10px;text-align:left;vertical-align:middle;border-bottom:1px solid #eef0f4}
+th{font-size:12px;color:#667;font-weight:600;background:#fafbfc}
+tr:last-child td{border-bottom:0}
+.rule{font-weight:600}.labels{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:12px;color:#445}
+.state{display:inline-block;padding:1px 8px;border-radius:10px;font-size:12px;font-weight:600}
+.state.firing{background:#fde2e1;color:#b3261e}.state.pending{background:#fff1d6;color:#8a5a00}.state.inactive{background:#e3f4e6;color:#1e6b34}
+.value{font-variant-numeric:tabular-nums;font-weight:600;white-space:nowrap}
+.bar{height:4px;background:#eef0f4;border-radius:2px;margin-top:3px;width:90px}
+.bar i{display:block;height:4px;border-radius:2px;background:#3b7d4f}.bar i.over{background:#b3261e}
+.objective-cell{white-space:nowrap;color:#445}
+.num{font-variant-numeric:tabular-nums;text-align:right}
+svg.chart .bg{fill:#fafbfc}svg.chart .objective{stroke:#b3261e;stroke-dasharray:4 3;stroke-width:1}
+svg.chart .value{fill:none;stroke:#2f5fb3;stroke-width:1.5}svg.chart .dot{fill:#2f5fb3}
+.exemplars{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:12px}
+.exemplars a{color:#2f5fb3}.nodata{color:#889}
+footer{color:#889;font-size:12px;padding:0 24px 24px}
+</style></head>
+<body>
+<header><h1>sentinel</h1>
+<span class="counts"><span id="count-firing">{{.Firing}} firing</span><span id="count-pending">{{.Pending}} pending</span><span>{{.Series}} series</span></span>
+<span class="meta">version {{.Version}} · rendered {{rfc3339 .Now}} · refreshes every 30s · <a href="/api/v1/rules" style="color:#aab3c5">/api/v1/rules</a> · <a href="/api/v1/alerts" style="color:#aab3c5">/api/v1/alerts</a> · <a href="/metrics" style="color:#aab3c5">/metrics</a></span>
+</header>
+<main>
+{{$now := .Now}}
+{{range .Groups}}<section class="group" data-group="{{.Name}}">
+<h2>{{.Name}} <span class="meta">{{.File}} · every {{.Interval}}{{if not .LastEvaluation.IsZero}} · evaluated {{ago $now .LastEvaluation}}{{else}} · not evaluated yet{{end}}</span></h2>
+<table>
+<tr><th>rule</th><th>group</th><th>state</th><th>value</th><th>objective</th><th>last hour</th><th class="num">requests</th><th>slowest traces</th></tr>
+{{range .Rules}}{{$r := .}}{{range .Series}}
+<tr class="series" data-rule="{{$r.Name}}" data-labels="{{.Labels}}" data-state="{{.State}}"{{if .HasValue}} data-value="{{secs .Value}}"{{end}} data-threshold="{{secs $r.Threshold}}" data-observations="{{.Observations}}">
+<td class="rule">{{$r.Name}}</td>
+<td class="labels">{{if .Labels}}{{.Labels}}{{else}}—{{end}}</td>
+<td><span class="state {{.State}}">{{.State}}</span></td>
+<td>{{if .HasValue}}<span class="value">{{dur .Value}}</span><div class="bar" title="{{pct .Ratio}}% of the objective"><i class="{{if gt .Ratio 1.0}}over{{end}}" style="width:{{pct .Ratio}}%"></i></div>{{else}}<span class="value nodata">no data</span>{{end}}</td>
+<td class="objective-cell">{{$r.Objective}} <span class="nodata">over {{$r.Window}}</span></td>
+<td>{{.Chart}}</td>
+<td class="num">{{.Observations}}{{if .Failed}} <span class="nodata">({{.Failed}} failed)</span>{{end}}</td>
+<td class="exemplars">{{range .Exemplars}}<div>{{if .URL}}<a class="trace" href="{{.URL}}" data-trace-id="{{.TraceID}}">{{.TraceID}}</a>{{else}}<code class="trace" data-trace-id="{{.TraceID}}">{{.TraceID}}</code>{{end}} {{.Duration}}</div>{{else}}<span class="nodata">none</span>{{end}}</td>
+</tr>{{else}}
+<tr class="series empty" data-rule="{{$r.Name}}" data-state="{{$r.State}}">
+<td class="rule">{{$r.Name}}</td><td class="labels">—</td><td><span class="state {{$r.State}}">{{$r.State}}</span></td>
+<td><span class="value nodata">no data</span></td><td class="objective-cell">{{$r.Objective}} <span class="nodata">over {{$r.Window}}</span></td>
+<td colspan="3" class="nodata">no matching request yet</td></tr>{{end}}{{end}}
+</table></section>
+{{else}}<section><h2>No rules loaded</h2><p style="padding:0 14px">Add rule files to the config's rule_files and reload.</p></section>{{end}}
+</main>
+<footer>Values are the objective's quantile of request latency over the rule's window, at the last evaluation; the chart's dashed line is the objective.</footer>
+</body></html>
+`))
