@@ -53,6 +53,7 @@ type daemon struct {
 	reloadMu         sync.Mutex
 	cfg              atomic.Pointer[config.Config]
 	reloadSuccessful prometheus.Gauge
+	snapshotErrors   prometheus.Counter
 	reloadTime       prometheus.Gauge
 	ready            atomic.Bool
 }
@@ -104,6 +105,10 @@ func buildDaemon(opts daemonOptions, ln net.Listener) (*daemon, error) {
 		Name: "sentinel_config_last_reload_success_timestamp_seconds",
 		Help: "When the configuration and rules were last loaded successfully.",
 	})
+	d.snapshotErrors = f.NewCounter(prometheus.CounterOpts{
+		Name: "sentinel_snapshot_errors_total",
+		Help: "State snapshots that could not be written.",
+	})
 	f.NewGaugeFunc(prometheus.GaugeOpts{Name: "sentinel_build_info", Help: "Always 1.",
 		ConstLabels: prometheus.Labels{"version": version}}, func() float64 { return 1 })
 
@@ -140,6 +145,7 @@ func buildDaemon(opts daemonOptions, ln net.Listener) (*daemon, error) {
 		return nil, err
 	}
 	eng.Load(set)
+	d.restoreSnapshot()
 	d.reloadSuccessful.Set(1)
 	d.reloadTime.SetToCurrentTime()
 
@@ -179,8 +185,9 @@ func (d *daemon) run(ctx context.Context) error {
 		}
 	}()
 	evalCtx, stopEval := context.WithCancel(context.Background())
-	wg.Add(1)
+	wg.Add(2)
 	go func() { defer wg.Done(); d.engine.Run(evalCtx) }()
+	go func() { defer wg.Done(); d.snapshotLoop(evalCtx, d.cfg.Load().SnapshotInterval) }()
 	notifyCtx, stopNotify := context.WithCancel(context.Background())
 	notifyDone := make(chan struct{})
 	go func() {
@@ -207,6 +214,9 @@ func (d *daemon) run(ctx context.Context) error {
 	}
 	stopEval()
 	wg.Wait()
+	if err := d.saveSnapshot(); err != nil {
+		d.logger.Error("final state snapshot failed", "err", err)
+	}
 	stopNotify()
 	<-notifyDone
 	if e := d.web.Shutdown(shutdownCtx); e != nil {

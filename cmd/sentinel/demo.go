@@ -52,6 +52,7 @@ func runDemo(ctx context.Context, args []string, out, stderr io.Writer) int {
 	cfg.ExternalLabels = map[string]string{"cluster": "demo"}
 	cfg.TraceURLTemplate = "http://localhost:16686/trace/{{ .TraceID }}"
 	cfg.ResendDelay = 30 * time.Second
+	cfg.StoragePath = "" // the demo leaves nothing behind
 
 	watch := &incidentWatcher{done: make(chan struct{})}
 	d, err := newDaemon(daemonOptions{

@@ -52,11 +52,12 @@ func startSentinel(t *testing.T, ruleText string, alertmanagers ...string) *daem
 global: {evaluation_interval: 1s, external_labels: {cluster: e2e}}
 rule_files: [rules.yaml]
 otlp: {grpc: {listen_address: "127.0.0.1:0"}, http: {listen_address: "127.0.0.1:0"}}
+storage: {path: %q, snapshot_interval: 1s}
 alerting:
   alertmanagers: [%s]
   resend_delay: 2s
   trace_url_template: "http://tracing.test/trace/{{ .TraceID }}"
-`, amList(alertmanagers))
+`, filepath.Join(dir, "data"), amList(alertmanagers))
 	cfgFile := filepath.Join(dir, "sentinel.yaml")
 	if err := os.WriteFile(cfgFile, []byte(cfgText), 0o644); err != nil {
 		t.Fatal(err)

@@ -84,7 +84,7 @@ func TestBinarySIGTERM(t *testing.T) {
 		t.Fatalf("version: %q %v", out, err)
 	}
 	cmd := exec.Command(bin, "run", "--config.file=testdata/good.yaml", "--web.listen-address=127.0.0.1:0",
-		"--otlp.grpc-address=127.0.0.1:0", "--otlp.http-address=127.0.0.1:0")
+		"--otlp.grpc-address=127.0.0.1:0", "--otlp.http-address=127.0.0.1:0", "--storage.path="+t.TempDir())
 	var logs syncWriter
 	cmd.Stderr = &logs
 	if err := cmd.Start(); err != nil {
