@@ -22,3 +22,15 @@ func (a *Alert) Resolved(t time.Time) bool {
 type Notifier interface {
 	Send(alerts ...Alert)
 }
+
+// IsGeneratedAnnotation reports whether the engine writes the named
+// annotation itself, beside a rule's own: value, threshold, the exemplar
+// trace IDs and URLs, and for SLOs the burn rates and the budget remaining.
+func IsGeneratedAnnotation(name string) bool {
+	switch name {
+	case "value", "threshold", "exemplar_trace_ids", "exemplar_trace_urls",
+		"burn_rate_long", "burn_rate_short", "budget_remaining":
+		return true
+	}
+	return false
+}

@@ -8,15 +8,6 @@ import (
 	"github.com/kube-sentinel/sentinel/engine"
 )
 
-// generatedAnnotations are the annotations the engine adds to every alert;
-// a test compares them only when it lists them.
-var generatedAnnotations = map[string]bool{
-	"value":               true,
-	"threshold":           true,
-	"exemplar_trace_ids":  true,
-	"exemplar_trace_urls": true,
-}
-
 // compareAlerts renders the expected and the got alerts of one
 // alert_rule_test entry one per line, sorted, in the same shape, and
 // reports whether they are the same.
@@ -45,7 +36,7 @@ func compareAlerts(exp []expectedAlert, got []engine.AlertStatus) (expLines, got
 		e := byLabels[renderMap(labels)]
 		annotations := map[string]string{}
 		for k, v := range a.Annotations {
-			if !generatedAnnotations[k] {
+			if !engine.IsGeneratedAnnotation(k) {
 				annotations[k] = v
 				continue
 			}
