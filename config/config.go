@@ -24,6 +24,7 @@ type Config struct {
 	OTLPGRPCAddress     string
 	OTLPHTTPAddress     string
 	OTLPMaxRequestBytes int64
+	ScrapeConfigs       []ScrapeConfig
 	Alertmanagers       []string
 	ResendDelay         time.Duration
 	TraceURLTemplate    string
@@ -107,9 +108,7 @@ func Parse(file string, data []byte) (*Config, error) {
 		}
 	}
 
-	if sc := top["scrape_configs"]; sc.Value != nil && len(sc.Value.Content) > 0 {
-		d.Errorf(sc.Key, "scrape_configs: the metrics source is not available in this version yet; remove the section")
-	}
+	c.ScrapeConfigs = ParseScrapeConfigs(d, top["scrape_configs"].Value, 0)
 
 	a := d.Mapping(top["alerting"].Value, "alerting", "alertmanagers", "resend_delay", "trace_url_template")
 	for _, am := range d.Sequence(a["alertmanagers"].Value, "alertmanagers") {

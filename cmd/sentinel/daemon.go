@@ -20,6 +20,7 @@ import (
 	"github.com/kube-sentinel/sentinel/notifiers/alertmanager"
 	"github.com/kube-sentinel/sentinel/rules"
 	"github.com/kube-sentinel/sentinel/sources/otlp"
+	"github.com/kube-sentinel/sentinel/sources/scrape"
 )
 
 // daemonOptions is everything a daemon needs besides its config file.
@@ -45,6 +46,7 @@ type daemon struct {
 	registry *prometheus.Registry
 	engine   *engine.Engine
 	receiver *otlp.Receiver
+	scraper  *scrape.Scraper
 	am       *alertmanager.Notifier
 
 	web   *http.Server
@@ -160,6 +162,15 @@ func buildDaemon(opts daemonOptions, ln net.Listener) (*daemon, error) {
 	if err != nil {
 		return nil, err
 	}
+	d.scraper, err = scrape.New(scrape.Options{
+		Configs:    cfg.ScrapeConfigs,
+		Observer:   eng,
+		Logger:     d.logger.With("component", "scrape"),
+		Registerer: d.registry,
+	})
+	if err != nil {
+		return nil, err
+	}
 	d.web = &http.Server{Handler: d.routes(), ReadHeaderTimeout: 10 * time.Second}
 	return d, nil
 }
@@ -185,8 +196,14 @@ func (d *daemon) run(ctx context.Context) error {
 		}
 	}()
 	evalCtx, stopEval := context.WithCancel(context.Background())
-	wg.Add(2)
+	wg.Add(3)
 	go func() { defer wg.Done(); d.engine.Run(evalCtx) }()
+	go func() {
+		defer wg.Done()
+		if err := d.scraper.Run(evalCtx); err != nil {
+			d.logger.Error("scraper stopped", "err", err)
+		}
+	}()
 	go func() { defer wg.Done(); d.snapshotLoop(evalCtx, d.cfg.Load().SnapshotInterval) }()
 	notifyCtx, stopNotify := context.WithCancel(context.Background())
 	notifyDone := make(chan struct{})
@@ -264,6 +281,9 @@ func (d *daemon) reloadLocked() error {
 	}
 	set, err := d.opts.LoadRules(cfg)
 	if err != nil {
+		return err
+	}
+	if err := d.scraper.ApplyConfig(cfg.ScrapeConfigs); err != nil {
 		return err
 	}
 	d.engine.Load(set)

@@ -35,6 +35,7 @@ func (d *daemon) routes() http.Handler {
 	})
 	mux.HandleFunc("GET /api/v1/rules", d.apiRules)
 	mux.HandleFunc("GET /api/v1/alerts", d.apiAlerts)
+	mux.Handle("GET /api/v1/targets", d.scraper.TargetsHandler())
 	mux.HandleFunc("GET /{$}", d.statusPage)
 	return mux
 }
