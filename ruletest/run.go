@@ -155,23 +155,7 @@ func testLabel(i int, tc *testCase) string {
 func runTest(ctx context.Context, tf *testFile, i int, tc *testCase, set *rules.Set) ([]string, error) {
 	head := fmt.Sprintf("    test %s (%s:%d:%d)", testLabel(i, tc), tf.path, tc.pos.line, tc.pos.col)
 
-	// The metrics source does not exist yet: a test that needs it cannot
-	// pass, and must not pass silently.
 	var failures []string
-	for _, s := range tc.series {
-		for _, g := range set.Groups {
-			for _, r := range g.Rules {
-				if r.Source == rules.SourceMetrics && feeds(s.metric, r.Metric) {
-					failures = append(failures, fmt.Sprintf("%s:\n        input_series %s (%s:%d:%d) feeds metrics rule %q, but metrics inputs are not supported yet: this test cannot be evaluated\n",
-						head, s.text, tf.path, s.pos.line, s.pos.col, r.Name))
-				}
-			}
-		}
-	}
-	if len(failures) > 0 {
-		return failures, nil
-	}
-
 	external := map[string]string{}
 	for k, v := range tf.externalLabels {
 		external[k] = v

@@ -135,7 +135,7 @@ func TestFailuresAreAllReported(t *testing.T) {
 	}
 	want := []string{
 		"the wrong verb @8m", "the wrong verb @6m", "the wrong verb @8m",
-		"a page was not expected @8m", "wrong exemplars @1m37s", "metrics inputs @",
+		"a page was not expected @8m", "wrong exemplars @1m37s", "metrics inputs @10m",
 	}
 	if strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Errorf("failures reported:\n%s\nwant:\n%s\noutput:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"), out.String())

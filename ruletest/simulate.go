@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -13,6 +15,7 @@ import (
 	"github.com/kube-sentinel/sentinel/engine"
 	"github.com/kube-sentinel/sentinel/rules"
 	"github.com/kube-sentinel/sentinel/sources/otlp"
+	"github.com/kube-sentinel/sentinel/sources/scrape"
 )
 
 // simClock is the engine's clock in a test: it moves only when the runner
@@ -72,6 +75,13 @@ type simulation struct {
 	cursors  []*cursor
 	nextSlot int64 // the slot of the next span to feed; -1 when none is left
 
+	// input_series are scraped as a target would be: one exposition per
+	// slot, through the scrape source's own bucket-delta code.
+	exposition  *scrape.Exposition
+	samples     [][]sample // per series, per slot
+	seriesSlot  int64      // the next slot to scrape
+	seriesSlots int64
+
 	// evaluationInterval evaluates groups without an interval of their
 	// own; the engine and the rule parser were given the same.
 	evaluationInterval time.Duration
@@ -102,6 +112,16 @@ func newSimulation(tc *testCase, set *rules.Set, evaluationInterval time.Duratio
 		s.cursors = append(s.cursors, newCursor(i, &tc.spans[i]))
 	}
 	s.findNextSlot()
+	s.exposition = scrape.NewExposition(nil)
+	for _, in := range tc.series {
+		var samples []sample
+		eachSample(in.values, func(_ int64, x sample) bool {
+			samples = append(samples, x)
+			return true
+		})
+		s.samples = append(s.samples, samples)
+		s.seriesSlots = max(s.seriesSlots, int64(len(samples)))
+	}
 	return s, nil
 }
 
@@ -167,6 +187,9 @@ func (s *simulation) run(ctx context.Context) ([]result, error) {
 		}
 		check(now)
 		s.feedUntil(now)
+		if err := s.scrapeUntil(now); err != nil {
+			return nil, err
+		}
 		s.clock.t = now
 		due = due[:0]
 		for _, g := range groups {
@@ -217,6 +240,58 @@ func (s *simulation) feedUntil(t time.Time) {
 		otlp.ObserveTraces(td, s.engine)
 		s.findNextSlot()
 	}
+}
+
+// scrapeUntil renders every input_series sample of each slot at or before
+// t as one text exposition and hands it to the scrape source's code, as if
+// a target had been scraped then: "_" and "stale" leave the series out of
+// that scrape.
+func (s *simulation) scrapeUntil(t time.Time) error {
+	var b strings.Builder
+	for ; s.seriesSlot < s.seriesSlots; s.seriesSlot++ {
+		at := s.slotTime(s.seriesSlot)
+		if at.After(t) {
+			return nil
+		}
+		b.Reset()
+		for i, in := range s.tc.series {
+			if s.seriesSlot >= int64(len(s.samples[i])) {
+				continue
+			}
+			x := s.samples[i][s.seriesSlot]
+			if x.kind != sampleValue {
+				continue
+			}
+			writeSample(&b, in.metric, in.labels, x.value)
+		}
+		s.clock.t = at
+		if _, err := s.exposition.Observe(at, []byte(b.String()), "text/plain; version=0.0.4", s.engine); err != nil {
+			return fmt.Errorf("input_series at %s: %w", at.Sub(s.t0), err)
+		}
+	}
+	return nil
+}
+
+func writeSample(b *strings.Builder, metric string, labels map[string]string, v float64) {
+	b.WriteString(metric)
+	names := make([]string, 0, len(labels))
+	for k := range labels {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	b.WriteByte('{')
+	for i, k := range names {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(k)
+		b.WriteString(`="`)
+		b.WriteString(strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`).Replace(labels[k]))
+		b.WriteByte('"')
+	}
+	b.WriteString("} ")
+	b.WriteString(strconv.FormatFloat(v, 'g', -1, 64))
+	b.WriteByte('\n')
 }
 
 func (s *simulation) findNextSlot() {
