@@ -198,6 +198,7 @@ func (d *daemon) run(ctx context.Context) error {
 	evalCtx, stopEval := context.WithCancel(context.Background())
 	wg.Add(3)
 	go func() { defer wg.Done(); d.engine.Run(evalCtx) }()
+	go d.sampleStatus(evalCtx)
 	go func() {
 		defer wg.Done()
 		if err := d.scraper.Run(evalCtx); err != nil {

@@ -44,6 +44,12 @@ groups:
 // rules, sending to the given Alertmanagers.
 func startSentinel(t *testing.T, ruleText string, alertmanagers ...string) *daemon {
 	t.Helper()
+	return startSentinelWith(t, ruleText, "", alertmanagers...)
+}
+
+// startSentinelWith is startSentinel with more config appended.
+func startSentinelWith(t *testing.T, ruleText, extraConfig string, alertmanagers ...string) *daemon {
+	t.Helper()
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "rules.yaml"), []byte(ruleText), 0o644); err != nil {
 		t.Fatal(err)
@@ -57,7 +63,7 @@ alerting:
   alertmanagers: [%s]
   resend_delay: 2s
   trace_url_template: "http://tracing.test/trace/{{ .TraceID }}"
-`, filepath.Join(dir, "data"), amList(alertmanagers))
+`, filepath.Join(dir, "data"), amList(alertmanagers)) + extraConfig
 	cfgFile := filepath.Join(dir, "sentinel.yaml")
 	if err := os.WriteFile(cfgFile, []byte(cfgText), 0o644); err != nil {
 		t.Fatal(err)

@@ -14,6 +14,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/common/model"
+
 	"github.com/kube-sentinel/sentinel/engine"
 	"github.com/kube-sentinel/sentinel/rules"
 )
@@ -337,6 +339,7 @@ func chartSVG(pts []statusPoint, threshold float64, now time.Time) template.HTML
 		seg = append(seg, fmt.Sprintf("%.1f,%.1f", x(p.Time), y(p.Value)))
 	}
 	flush()
+	fmt.Fprintf(&b, `<text x="%g" y="%g" class="axis">−1h</text><text x="%g" y="%g" class="axis" text-anchor="end">now</text>`, pad+1, h-pad-1, w-pad-1, h-pad-1)
 	b.WriteString(`</svg>`)
 	return template.HTML(b.String())
 }
@@ -347,6 +350,7 @@ var statusTemplate = template.Must(template.New("status").Funcs(template.FuncMap
 	"pct":     func(r float64) string { return strconv.FormatFloat(math.Min(r, 1)*100, 'f', 1, 64) },
 	"ago":     func(now, t time.Time) string { return now.Sub(t).Round(time.Second).String() + " ago" },
 	"rfc3339": func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
+	"pdur":    func(d time.Duration) string { return model.Duration(d).String() },
 }).Parse(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -374,7 +378,7 @@ tr:last-child td{border-bottom:0}
 .objective-cell{white-space:nowrap;color:#445}
 .num{font-variant-numeric:tabular-nums;text-align:right}
 svg.chart .bg{fill:#fafbfc}svg.chart .objective{stroke:#b3261e;stroke-dasharray:4 3;stroke-width:1}
-svg.chart .value{fill:none;stroke:#2f5fb3;stroke-width:1.5}svg.chart .dot{fill:#2f5fb3}
+svg.chart .value{fill:none;stroke:#2f5fb3;stroke-width:1.5}svg.chart .dot{fill:#2f5fb3}svg.chart .axis{font-size:8px;fill:#99a}
 .exemplars{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:12px}
 .exemplars a{color:#2f5fb3}.nodata{color:#889}
 footer{color:#889;font-size:12px;padding:0 24px 24px}
@@ -387,23 +391,23 @@ footer{color:#889;font-size:12px;padding:0 24px 24px}
 <main>
 {{$now := .Now}}
 {{range .Groups}}<section class="group" data-group="{{.Name}}">
-<h2>{{.Name}} <span class="meta">{{.File}} · every {{.Interval}}{{if not .LastEvaluation.IsZero}} · evaluated {{ago $now .LastEvaluation}}{{else}} · not evaluated yet{{end}}</span></h2>
+<h2>{{.Name}} <span class="meta">{{.File}} · every {{pdur .Interval}}{{if not .LastEvaluation.IsZero}} · evaluated {{ago $now .LastEvaluation}}{{else}} · not evaluated yet{{end}}</span></h2>
 <table>
 <tr><th>rule</th><th>group</th><th>state</th><th>value</th><th>objective</th><th>last hour</th><th class="num">requests</th><th>slowest traces</th></tr>
-{{range .Rules}}{{$r := .}}{{range .Series}}
-<tr class="series" data-rule="{{$r.Name}}" data-labels="{{.Labels}}" data-state="{{.State}}"{{if .HasValue}} data-value="{{secs .Value}}"{{end}} data-threshold="{{secs $r.Threshold}}" data-observations="{{.Observations}}">
+{{range .Rules}}{{$r := .}}{{range $i, $s := .Series}}
+<tr class="series"{{if eq $i 0}} id="rule-{{$r.Name}}"{{end}} data-rule="{{$r.Name}}" data-labels="{{.Labels}}" data-state="{{.State}}"{{if .HasValue}} data-value="{{secs .Value}}"{{end}} data-threshold="{{secs $r.Threshold}}" data-observations="{{.Observations}}">
 <td class="rule">{{$r.Name}}</td>
 <td class="labels">{{if .Labels}}{{.Labels}}{{else}}—{{end}}</td>
 <td><span class="state {{.State}}">{{.State}}</span></td>
 <td>{{if .HasValue}}<span class="value">{{dur .Value}}</span><div class="bar" title="{{pct .Ratio}}% of the objective"><i class="{{if gt .Ratio 1.0}}over{{end}}" style="width:{{pct .Ratio}}%"></i></div>{{else}}<span class="value nodata">no data</span>{{end}}</td>
-<td class="objective-cell">{{$r.Objective}} <span class="nodata">over {{$r.Window}}</span></td>
+<td class="objective-cell">{{$r.Objective}} <span class="nodata">over {{pdur $r.Window}}</span></td>
 <td>{{.Chart}}</td>
 <td class="num">{{.Observations}}{{if .Failed}} <span class="nodata">({{.Failed}} failed)</span>{{end}}</td>
 <td class="exemplars">{{range .Exemplars}}<div>{{if .URL}}<a class="trace" href="{{.URL}}" data-trace-id="{{.TraceID}}">{{.TraceID}}</a>{{else}}<code class="trace" data-trace-id="{{.TraceID}}">{{.TraceID}}</code>{{end}} {{.Duration}}</div>{{else}}<span class="nodata">none</span>{{end}}</td>
 </tr>{{else}}
-<tr class="series empty" data-rule="{{$r.Name}}" data-state="{{$r.State}}">
+<tr class="series empty" id="rule-{{$r.Name}}" data-rule="{{$r.Name}}" data-state="{{$r.State}}">
 <td class="rule">{{$r.Name}}</td><td class="labels">—</td><td><span class="state {{$r.State}}">{{$r.State}}</span></td>
-<td><span class="value nodata">no data</span></td><td class="objective-cell">{{$r.Objective}} <span class="nodata">over {{$r.Window}}</span></td>
+<td><span class="value nodata">no data</span></td><td class="objective-cell">{{$r.Objective}} <span class="nodata">over {{pdur $r.Window}}</span></td>
 <td colspan="3" class="nodata">no matching request yet</td></tr>{{end}}{{end}}
 </table></section>
 {{else}}<section><h2>No rules loaded</h2><p style="padding:0 14px">Add rule files to the config's rule_files and reload.</p></section>{{end}}

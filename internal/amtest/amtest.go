@@ -45,6 +45,10 @@ type Options struct {
 	// RoutePrefix serves the UI and API under a path, e.g. "/alertmanager"
 	// (--web.route-prefix); URL then ends with it.
 	RoutePrefix string
+	// ConfigFile is an Alertmanager configuration to run with, e.g. a copy
+	// of deploy/alertmanager/alertmanager.yaml whose receivers point at
+	// stand-ins; "" routes everything to a null receiver.
+	ConfigFile string
 }
 
 // Instance is one running Alertmanager.
@@ -138,9 +142,12 @@ func FreePort(t testing.TB) int {
 
 func start(t testing.TB, bin string, opts Options) (*Instance, error) {
 	dir := t.TempDir()
-	configFile := filepath.Join(dir, "alertmanager.yml")
-	if err := os.WriteFile(configFile, []byte(config), 0o600); err != nil {
-		return nil, fmt.Errorf("write Alertmanager config: %w", err)
+	configFile := opts.ConfigFile
+	if configFile == "" {
+		configFile = filepath.Join(dir, "alertmanager.yml")
+		if err := os.WriteFile(configFile, []byte(config), 0o600); err != nil {
+			return nil, fmt.Errorf("write Alertmanager config: %w", err)
+		}
 	}
 	storage := filepath.Join(dir, "data")
 	if err := os.Mkdir(storage, 0o700); err != nil {
