@@ -4,6 +4,7 @@ import (
 	"net"
 	"net/url"
 	"path/filepath"
+	"sort"
 	"strings"
 	"time"
 
@@ -254,4 +255,30 @@ func parseHTTPClientConfig(d *yamlpos.Decoder, n *yaml.Node, f map[string]yamlpo
 		c.SetDirectory(dir)
 	}
 	return c
+}
+
+// TargetLabelNames lists the labels that scrape targets add to every series
+// besides job and instance: static_configs labels, and what discovery adds
+// (node for role node; namespace, service and node for role endpoints).
+func (c *Config) TargetLabelNames() []string {
+	set := map[string]bool{}
+	for _, sc := range c.ScrapeConfigs {
+		for _, st := range sc.StaticConfigs {
+			for k := range st.Labels {
+				set[k] = true
+			}
+		}
+		for _, sd := range sc.KubernetesSDConfigs {
+			set["node"] = true
+			if sd.Role == RoleEndpoints {
+				set["namespace"], set["service"] = true, true
+			}
+		}
+	}
+	out := make([]string, 0, len(set))
+	for k := range set {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -25,6 +26,11 @@ type Options struct {
 	// DefaultInterval is the evaluation interval of groups that give none
 	// (the config's global.evaluation_interval). Default 15s.
 	DefaultInterval time.Duration
+	// TargetLabels are the labels scrape targets add to every series
+	// besides job and instance (static_configs labels, discovery's node,
+	// namespace, service), for proving that a metrics rule's group_by can
+	// have a value.
+	TargetLabels []string
 }
 
 func (o Options) defaultInterval() time.Duration {
@@ -143,7 +149,7 @@ func parseGroup(d *yamlpos.Decoder, n *yaml.Node, opts Options) *Group {
 	g.Mute = parseMutes(d, f["mute"].Value)
 	ruleNames := map[string]bool{}
 	for _, rn := range d.Sequence(f["rules"].Value, "rules") {
-		r, ok := parseRule(d, rn, g, interval)
+		r, ok := parseRule(d, rn, g, interval, opts)
 		if r.Name != "" && ruleNames[r.Name] {
 			d.Errorf(rn, "rule %q is defined twice in group %q", r.Name, g.Name)
 			continue
@@ -165,7 +171,7 @@ var (
 
 // parseRule parses one rule; it reports false when the rule has errors
 // (the rule still carries its name, for duplicate checks).
-func parseRule(d *yamlpos.Decoder, n *yaml.Node, g *Group, interval time.Duration) (*Rule, bool) {
+func parseRule(d *yamlpos.Decoder, n *yaml.Node, g *Group, interval time.Duration, opts Options) (*Rule, bool) {
 	before := len(d.Errs)
 	r := &Rule{Kind: KindAlerting, Pos: Position{File: d.File, Line: n.Line, Col: n.Column}}
 	fields, nameField := alertFields, "alert"
@@ -223,6 +229,13 @@ func parseRule(d *yamlpos.Decoder, n *yaml.Node, g *Group, interval time.Duratio
 		for _, m := range r.Matchers {
 			if m.Name == name && m.Type == labels.MatchEqual && m.Value == "" {
 				d.Errorf(at, "group_by %q can never have a value: matcher %s requires it to be absent", name, m)
+			}
+		}
+		if r.Source == SourceMetrics {
+			if known, ok := KnownMetricLabels(r.Metric); ok && !slices.Contains(known, name) && !slices.Contains(opts.TargetLabels, name) &&
+				name != "job" && name != "instance" {
+				d.Errorf(at, "group_by %q can never have a value: %s has no such label (it has %s; targets add job, instance%s)",
+					name, r.Metric, strings.Join(known, ", "), prefixed(", ", opts.TargetLabels))
 			}
 		}
 	}
@@ -329,6 +342,30 @@ func SanitizeLabelName(name string) string {
 		return "_" + string(b)
 	}
 	return string(b)
+}
+
+// knownMetricLabels are the labels of the control plane's latency
+// histograms, from the apiserver's and etcd's source (see
+// shared/fixtures/README.md); older releases' names are included.
+var knownMetricLabels = map[string][]string{
+	"apiserver_request_duration_seconds":     {"verb", "dry_run", "group", "version", "resource", "subresource", "scope", "component"},
+	"apiserver_request_sli_duration_seconds": {"verb", "group", "version", "resource", "subresource", "scope", "component"},
+	"apiserver_request_slo_duration_seconds": {"verb", "group", "version", "resource", "subresource", "scope", "component"},
+	"etcd_request_duration_seconds":          {"operation", "group", "resource", "type"},
+}
+
+// KnownMetricLabels returns the labels a known control-plane histogram
+// carries (before target labels), and whether the metric is known.
+func KnownMetricLabels(metric string) ([]string, bool) {
+	l, ok := knownMetricLabels[metric]
+	return l, ok
+}
+
+func prefixed(sep string, list []string) string {
+	if len(list) == 0 {
+		return ""
+	}
+	return sep + strings.Join(list, sep)
 }
 
 func isSLO(n *yaml.Node) bool {

@@ -94,6 +94,7 @@ func TestParseErrors(t *testing.T) {
 		{"slo short >= long", "groups:\n  - name: g\n    rules:\n      - slo: X\n        objective: {target: 99}\n        burn_rate_alerts: [{severity: page, long_window: 1h, short_window: 1h, factor: 2}]\n", "short_window 1h must be shorter than long_window 1h"},
 		{"slo long > period", "groups:\n  - name: g\n    rules:\n      - slo: X\n        objective: {target: 99}\n        period: 1d\n", "long_window 3d is longer than the period 1d"},
 		{"metrics availability", "groups:\n  - name: g\n    rules:\n      - slo: X\n        source: metrics\n        metric: m\n        objective: {target: 99}\n", "an availability SLO (no latency) from metrics"},
+		{"metrics group_by unknown label", "groups:\n  - name: g\n    rules:\n      - alert: X\n        source: metrics\n        metric: apiserver_request_duration_seconds\n        group_by: [verb, zone, job]\n        objective: {quantile: 0.5, threshold: 1s}\n        window: 5m\n", `f.yaml:7:26: group_by "zone" can never have a value: apiserver_request_duration_seconds has no such label`},
 		{"bad mute", "groups:\n  - name: g\n    mute: [{schedule: 'every sunday', duration: 1h}]\n    rules: []\n", `f.yaml:3:23: mute schedule "every sunday"`},
 		{"no objective", "groups:\n  - name: g\n    rules:\n      - alert: X\n        window: 5m\n", `f.yaml:4:9: rule "X" has no objective`},
 		{"quantile zero", "groups:\n  - name: g\n    rules:\n      - alert: X\n        objective: {quantile: 0, threshold: 1s}\n        window: 5m\n", "f.yaml:5:31: quantile 0 must be between 0 and 1"},

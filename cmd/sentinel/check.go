@@ -19,7 +19,7 @@ func checkConfig(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
-	set, err := rules.LoadFiles(cfg.RulePatterns(), rules.Options{DefaultInterval: cfg.EvaluationInterval})
+	set, err := rules.LoadFiles(cfg.RulePatterns(), rules.Options{DefaultInterval: cfg.EvaluationInterval, TargetLabels: cfg.TargetLabelNames()})
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1

@@ -75,7 +75,7 @@ func newDaemon(opts daemonOptions) (*daemon, error) {
 	}
 	if opts.LoadRules == nil {
 		opts.LoadRules = func(cfg *config.Config) (*rules.Set, error) {
-			return rules.LoadFiles(cfg.RulePatterns(), rules.Options{DefaultInterval: cfg.EvaluationInterval})
+			return rules.LoadFiles(cfg.RulePatterns(), rules.Options{DefaultInterval: cfg.EvaluationInterval, TargetLabels: cfg.TargetLabelNames()})
 		}
 	}
 	ln, err := net.Listen("tcp", opts.WebAddress)
