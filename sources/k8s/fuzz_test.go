@@ -99,7 +99,9 @@ func referenceMetricVerb(method, kubeVerb string, viaPath bool, info *RequestInf
 	if method == "DELETE" && info.Name == "" && !viaPath {
 		verb = VerbDeleteCollection
 	}
-	if !slices.Contains([]string{"GET", "LIST", "WATCH", "POST", "PUT", "PATCH", "APPLY", "DELETE", "DELETECOLLECTION"}, verb) {
+	// Only real HTTP methods map to verbs; anything else (even a method
+	// spelled like a verb, such as WATCH) is the apiserver's "other".
+	if !slices.Contains([]string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"}, method) {
 		verb = VerbOther
 	}
 	if slices.Contains([]string{"log", "exec", "portforward", "attach", "proxy"}, info.Subresource) {
