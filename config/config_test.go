@@ -1,13 +1,12 @@
 package config
 
 import (
-	"flag"
 	"os"
 	"testing"
 	"time"
-)
 
-var update = flag.Bool("update", false, "rewrite golden files")
+	"github.com/kube-sentinel/sentinel/internal/golden"
+)
 
 func TestLoadContractExample(t *testing.T) {
 	c, err := Load("testdata/full.yaml")
@@ -50,14 +49,7 @@ func TestInvalidReportsEveryError(t *testing.T) {
 	if err == nil {
 		t.Fatal("accepted")
 	}
-	got := err.Error() + "\n"
-	if *update {
-		os.WriteFile("testdata/invalid.golden", []byte(got), 0o644)
-	}
-	want, _ := os.ReadFile("testdata/invalid.golden")
-	if got != string(want) {
-		t.Errorf("got:\n%s\nwant:\n%s", got, want)
-	}
+	golden.Check(t, "testdata/invalid.golden", err.Error()+"\n")
 }
 
 func FuzzParse(f *testing.F) {

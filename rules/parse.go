@@ -403,6 +403,8 @@ func parseLatencyObjective(d *yamlpos.Decoder, n *yaml.Node, f map[string]yamlpo
 	switch w := f["window"].Value; {
 	case w == nil:
 		d.Errorf(n, "rule %q has no window", r.Name)
+	case r.Window <= 0 && len(d.Errs) == before:
+		d.Errorf(w, "window must be positive")
 	case r.Window > 0 && r.Window < interval:
 		d.Errorf(w, "window %s is shorter than the group's evaluation interval %s", model.Duration(r.Window), model.Duration(interval))
 	}

@@ -1,16 +1,15 @@
 package rules
 
 import (
-	"flag"
 	"math"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
-)
 
-var update = flag.Bool("update", false, "rewrite golden files")
+	"github.com/kube-sentinel/sentinel/internal/golden"
+)
 
 func TestParseValid(t *testing.T) {
 	groups, err := ParseFile("testdata/valid.yaml", Options{})
@@ -61,23 +60,7 @@ func TestParseInvalid(t *testing.T) {
 	if err == nil {
 		t.Fatal("invalid file accepted")
 	}
-	golden(t, "testdata/invalid.golden", err.Error()+"\n")
-}
-
-func golden(t *testing.T, path, got string) {
-	t.Helper()
-	if *update {
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run with -update to create it)", err)
-	}
-	if got != string(want) {
-		t.Errorf("output differs from %s (run with -update to accept):\n--- got\n%s\n--- want\n%s", path, got, want)
-	}
+	golden.Check(t, "testdata/invalid.golden", err.Error()+"\n")
 }
 
 func TestParseErrors(t *testing.T) {
@@ -190,7 +173,22 @@ func FuzzParse(f *testing.F) {
 		}
 		for _, g := range groups {
 			for _, r := range g.Rules {
-				if r.Window <= 0 || r.Objective.Quantile <= 0 || r.Objective.Quantile >= 1 || r.Fingerprint == "" {
+				if r.Fingerprint == "" {
+					t.Fatalf("accepted a rule without a fingerprint: %+v", r)
+				}
+				if r.Kind == KindSLO {
+					s := r.SLO
+					if s == nil || s.Target <= 0 || s.Target >= 100 || s.Period <= 0 || len(s.BurnRateAlerts) == 0 {
+						t.Fatalf("accepted an invalid slo: %+v %+v", r, s)
+					}
+					for _, b := range s.BurnRateAlerts {
+						if b.ShortWindow <= 0 || b.ShortWindow >= b.LongWindow || b.LongWindow > s.Period || b.Factor <= 0 {
+							t.Fatalf("accepted an invalid burn-rate pair: %+v", b)
+						}
+					}
+					continue
+				}
+				if r.Window <= 0 || r.Objective.Quantile <= 0 || r.Objective.Quantile >= 1 || r.Objective.Threshold <= 0 {
 					t.Fatalf("accepted an invalid rule: %+v", r)
 				}
 			}

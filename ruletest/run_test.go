@@ -3,7 +3,6 @@ package ruletest
 import (
 	"bytes"
 	"context"
-	"flag"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -11,13 +10,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kube-sentinel/sentinel/internal/golden"
+
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	"github.com/kube-sentinel/sentinel/engine"
 	"github.com/kube-sentinel/sentinel/rules"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
 
 // TestRunGolden checks Run's report and exit code for a file whose tests
 // pass, one with several failing tests, and a malformed one.
@@ -37,24 +36,8 @@ func TestRunGolden(t *testing.T) {
 			if code != c.wantCode {
 				t.Errorf("exit code %d, want %d; output:\n%s", code, c.wantCode, out.String())
 			}
-			golden(t, strings.TrimSuffix(c.file, ".yaml")+".golden", out.String())
+			golden.Check(t, strings.TrimSuffix(c.file, ".yaml")+".golden", out.String())
 		})
-	}
-}
-
-func golden(t *testing.T, path, got string) {
-	t.Helper()
-	if *update {
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run with -update to create it)", err)
-	}
-	if got != string(want) {
-		t.Errorf("output differs from %s (run with -update to accept):\n--- got\n%s\n--- want\n%s", path, got, want)
 	}
 }
 

@@ -3,17 +3,15 @@ package main
 import (
 	"bytes"
 	"context"
-	"flag"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
-)
 
-var update = flag.Bool("update", false, "rewrite golden files")
+	"github.com/kube-sentinel/sentinel/internal/golden"
+)
 
 func TestCommands(t *testing.T) {
 	cases := []struct {
@@ -37,24 +35,8 @@ func TestCommands(t *testing.T) {
 			if status != c.status {
 				t.Errorf("exit %d, want %d; output:\n%s", status, c.status, out.String())
 			}
-			golden(t, filepath.Join("testdata", c.name+".golden"), out.String())
+			golden.Check(t, filepath.Join("testdata", c.name+".golden"), out.String())
 		})
-	}
-}
-
-func golden(t *testing.T, path, got string) {
-	t.Helper()
-	if *update {
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run with -update)", err)
-	}
-	if got != string(want) {
-		t.Errorf("output differs from %s:\n--- got\n%s--- want\n%s", path, got, want)
 	}
 }
 

@@ -2,18 +2,16 @@ package stdout
 
 import (
 	"bytes"
-	"flag"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/kube-sentinel/sentinel/internal/golden"
+
 	"github.com/kube-sentinel/sentinel/engine"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
 
 func TestGolden(t *testing.T) {
 	now := time.Date(2024, 5, 1, 10, 5, 0, 0, time.UTC)
@@ -56,19 +54,7 @@ func TestGolden(t *testing.T) {
 	n.now = func() time.Time { return now }
 	n.Send(alerts...)
 
-	golden := filepath.Join("testdata", "alerts.golden")
-	if *update {
-		if err := os.WriteFile(golden, out.Bytes(), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if got := out.String(); got != string(want) {
-		t.Errorf("output differs from %s (go test -update rewrites it)\ngot:\n%s\nwant:\n%s", golden, got, want)
-	}
+	golden.Check(t, filepath.Join("testdata", "alerts.golden"), out.String())
 }
 
 // Concurrent senders never interleave within an alert's block.
