@@ -2,6 +2,7 @@ package config
 
 import (
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -63,4 +64,22 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("accepted invalid config %+v", c)
 		}
 	})
+}
+
+func TestTargetLabelNames(t *testing.T) {
+	c, err := Parse("t.yaml", []byte(`
+scrape_configs:
+  - job_name: static
+    static_configs: [{targets: ["a:1"], labels: {zone: z1, cluster: c}}]
+  - job_name: kubelets
+    kubernetes_sd_configs: [{role: node}]
+  - job_name: apiserver
+    kubernetes_sd_configs: [{role: endpoints}]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(c.TargetLabelNames(), ","); got != "cluster,namespace,node,service,zone" {
+		t.Fatalf("target labels %s", got)
+	}
 }
