@@ -121,7 +121,9 @@ func (e *Engine) Load(set *rules.Set) {
 				r := oldRules[key]
 				if r != nil && r.fingerprint == rd.Fingerprint+g.schedule.Spec {
 					delete(oldRules, key)
+					r.mu.Lock() // observe reads the definition when it opens a group
 					r.def = rd
+					r.mu.Unlock()
 				} else {
 					r = e.newRuleState(gd.Name, rd, g)
 				}
@@ -166,12 +168,12 @@ func (e *Engine) Observe(o *Observation) {
 		if !ok {
 			continue
 		}
-		for _, r := range ix.values[i][v] {
-			r.observe(o, e.metrics)
+		for _, x := range ix.values[i][v] {
+			x.rule.observe(o, x.skip, e.metrics)
 		}
 	}
-	for _, r := range ix.scan {
-		r.observe(o, e.metrics)
+	for _, x := range ix.scan {
+		x.rule.observe(o, x.skip, e.metrics)
 	}
 }
 

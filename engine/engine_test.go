@@ -465,3 +465,34 @@ groups:
 		}
 	}
 }
+
+// TestConcurrentObserveEvaluateLoad runs the three entry points at once;
+// with -race it proves they share nothing unguarded.
+func TestConcurrentObserveEvaluateLoad(t *testing.T) {
+	e, _, _ := newTestEngine(t, namespacesRule, Options{})
+	set := loadRules(t, namespacesRule)
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	for w := 0; w < 2; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				e.Observe(&Observation{End: t0.Add(time.Duration(i) * time.Millisecond), Duration: time.Second, TraceID: traceID(i),
+					Labels: apiserverSpan([]string{"GET", "LIST"}[(i+w)%2], "/api/v1/namespaces/x")})
+			}
+		}(w)
+	}
+	for i := 0; i < 50; i++ {
+		e.Evaluate(context.Background(), t0.Add(time.Duration(i)*time.Second))
+		e.Load(set)
+		_ = e.Status()
+	}
+	close(stop)
+	wg.Wait()
+}

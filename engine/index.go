@@ -13,8 +13,16 @@ import (
 // with no such matcher are checked one by one.
 type index struct {
 	names  []string
-	values []map[string][]*ruleState // parallel to names
-	scan   []*ruleState
+	values []map[string][]indexed // parallel to names
+	scan   []indexed
+}
+
+// indexed is a rule as filed in an index: skip is the matcher the index
+// already checked (-1 if none). It belongs to the index, not the rule, so
+// that a rule carried over a reload is never written while spans read it.
+type indexed struct {
+	rule *ruleState
+	skip int
 }
 
 // metricNameLabel is how a metrics observation exposes its histogram's
@@ -50,8 +58,7 @@ func buildIndex(rs []*ruleState) index {
 			}
 		}
 		if best < 0 {
-			ix.scan = append(ix.scan, r)
-			r.indexed = -1
+			ix.scan = append(ix.scan, indexed{rule: r, skip: -1})
 			continue
 		}
 		k := cands[best]
@@ -60,12 +67,11 @@ func buildIndex(rs []*ruleState) index {
 			p = len(ix.names)
 			pos[k.name] = p
 			ix.names = append(ix.names, k.name)
-			ix.values = append(ix.values, map[string][]*ruleState{})
+			ix.values = append(ix.values, map[string][]indexed{})
 		}
 		for _, v := range k.values {
-			ix.values[p][v] = append(ix.values[p][v], r)
+			ix.values[p][v] = append(ix.values[p][v], indexed{rule: r, skip: k.matcher})
 		}
-		r.indexed = k.matcher
 	}
 	return ix
 }

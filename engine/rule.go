@@ -23,7 +23,6 @@ type ruleState struct {
 	source      Source
 	metric      string
 	matchers    []valueMatcher
-	indexed     int  // the matcher the index already checked; -1 if none
 	serverOnly  bool // span rules that do not name span.kind observe SERVER spans only
 	groupBy     []string
 	groupNames  []string // groupBy sanitized into label names
@@ -67,7 +66,6 @@ func (e *Engine) newRuleState(group string, rd *rules.Rule, g *groupState) *rule
 		group:       group,
 		fingerprint: rd.Fingerprint + g.schedule.Spec,
 		metric:      rd.Metric,
-		indexed:     -1,
 		groupBy:     rd.GroupBy,
 		maxSeries:   e.opts.MaxGroupsPerRule,
 		series:      map[string]*series{},
@@ -102,16 +100,16 @@ func (e *Engine) newRuleState(group string, rd *rules.Rule, g *groupState) *rule
 
 const spanKindLabel = "span.kind"
 
-// observe adds o to the rule if it matches. The hot path: no allocation
-// unless o opens a new group.
-func (r *ruleState) observe(o *Observation, m *metrics) {
+// observe adds o to the rule if it matches; matcher skip was checked by
+// the index already. The hot path: no allocation unless o opens a new group.
+func (r *ruleState) observe(o *Observation, skip int, m *metrics) {
 	if r.serverOnly {
 		if k, _ := o.Labels.Get(spanKindLabel); k != "server" {
 			return
 		}
 	}
 	for i := range r.matchers {
-		if i == r.indexed {
+		if i == skip {
 			continue
 		}
 		mt := &r.matchers[i]
