@@ -3,12 +3,10 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -21,6 +19,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/kube-sentinel/sentinel/internal/testkit"
 
 	"github.com/prometheus/alertmanager/api/v2/models"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -225,7 +225,7 @@ func tryStartSentinel(t *testing.T, bin, amURL string) (*sentinel, error) {
 			t.Fatal(err)
 		}
 	}
-	web, grpcAddr, httpAddr := freeAddr(t), freeAddr(t), freeAddr(t)
+	web, grpcAddr, httpAddr := testkit.FreeAddr(t), testkit.FreeAddr(t), testkit.FreeAddr(t)
 	s := &sentinel{webURL: "http://" + web, grpcAddr: grpcAddr, httpAddr: httpAddr}
 	cmd := exec.Command(bin, "run",
 		"--config.file="+filepath.Join(dir, "sentinel.yaml"),
@@ -236,7 +236,7 @@ func tryStartSentinel(t *testing.T, bin, amURL string) (*sentinel, error) {
 		"--storage.path="+filepath.Join(dir, "data"),
 	)
 	cmd.Dir = dir
-	out := &syncBuffer{}
+	out := &testkit.SyncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start sentinel: %w", err)
@@ -343,8 +343,8 @@ func (s *sentinel) rule(t *testing.T, name string) (apiRule, bool) {
 func startEtcd(t *testing.T, otlpAddr string) string {
 	t.Helper()
 	dir := t.TempDir()
-	clientURL := url.URL{Scheme: "http", Host: freeAddr(t)}
-	peerURL := url.URL{Scheme: "http", Host: freeAddr(t)}
+	clientURL := url.URL{Scheme: "http", Host: testkit.FreeAddr(t)}
+	peerURL := url.URL{Scheme: "http", Host: testkit.FreeAddr(t)}
 
 	cfg := embed.NewConfig()
 	cfg.Name = "e2e"
@@ -651,29 +651,3 @@ func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool)
 }
 
 // freeAddr returns a loopback address whose port was free a moment ago.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("pick a free port: %v", err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kube-sentinel/sentinel/internal/testkit"
+
 	"github.com/kube-sentinel/sentinel/internal/golden"
 )
 
@@ -67,7 +69,7 @@ func TestBinarySIGTERM(t *testing.T) {
 	}
 	cmd := exec.Command(bin, "run", "--config.file=testdata/good.yaml", "--web.listen-address=127.0.0.1:0",
 		"--otlp.grpc-address=127.0.0.1:0", "--otlp.http-address=127.0.0.1:0", "--storage.path="+t.TempDir())
-	var logs syncWriter
+	var logs testkit.SyncBuffer
 	cmd.Stderr = &logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

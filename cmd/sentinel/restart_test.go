@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -17,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/kube-sentinel/sentinel/internal/testkit"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
@@ -52,28 +53,18 @@ func sentinelBinary(t *testing.T) string {
 	return builtBin
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 // process is a sentinel binary running as its own process.
 type process struct {
 	cmd           *exec.Cmd
 	web, otlpHTTP string
-	logs          *syncWriter
+	logs          *testkit.SyncBuffer
 	args          []string
 	bin           string
 }
 
 func startProcess(t *testing.T, bin string, args []string, web, otlpHTTP string) *process {
 	t.Helper()
-	p := &process{web: web, otlpHTTP: otlpHTTP, logs: &syncWriter{}, args: args, bin: bin}
+	p := &process{web: web, otlpHTTP: otlpHTTP, logs: &testkit.SyncBuffer{}, args: args, bin: bin}
 	p.cmd = exec.Command(bin, args...)
 	p.cmd.Stderr = p.logs
 	if err := p.cmd.Start(); err != nil {
@@ -204,11 +195,11 @@ alerting: {alertmanagers: [{url: %q}], resend_delay: 2s}
 	}
 	start := func(name string, web, otlp string) *process {
 		return startProcess(t, bin, []string{"run", "--config.file=" + configFor(name), "--web.listen-address=" + web,
-			"--otlp.grpc-address=" + freeAddr(t), "--otlp.http-address=" + otlp}, web, otlp)
+			"--otlp.grpc-address=" + testkit.FreeAddr(t), "--otlp.http-address=" + otlp}, web, otlp)
 	}
-	webA, otlpA := freeAddr(t), freeAddr(t)
+	webA, otlpA := testkit.FreeAddr(t), testkit.FreeAddr(t)
 	a := start("a", webA, otlpA)
-	b := start("b", freeAddr(t), freeAddr(t))
+	b := start("b", testkit.FreeAddr(t), testkit.FreeAddr(t))
 	addrs := []string{a.otlpHTTP, b.otlpHTTP}
 
 	// The incident: a third of the requests take 2s, for 6s.
@@ -281,9 +272,9 @@ func TestCorruptSnapshotIsIgnored(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "rules.yaml"), []byte(restartRules), 0o644)
 	cfg := filepath.Join(dir, "sentinel.yaml")
 	os.WriteFile(cfg, []byte(fmt.Sprintf("rule_files: [rules.yaml]\nstorage: {path: %q}\n", filepath.Join(dir, "data"))), 0o644)
-	web := freeAddr(t)
+	web := testkit.FreeAddr(t)
 	p := startProcess(t, bin, []string{"run", "--config.file=" + cfg, "--web.listen-address=" + web,
-		"--otlp.grpc-address=" + freeAddr(t), "--otlp.http-address=" + freeAddr(t)}, web, "")
+		"--otlp.grpc-address=" + testkit.FreeAddr(t), "--otlp.http-address=" + testkit.FreeAddr(t)}, web, "")
 	if !strings.Contains(p.logs.String(), "ignoring the state snapshot") {
 		t.Fatalf("logs:\n%s", p.logs.String())
 	}

@@ -8,7 +8,6 @@
 package amtest
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -22,6 +21,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/kube-sentinel/sentinel/internal/testkit"
 
 	httptransport "github.com/go-openapi/runtime/client"
 	"github.com/go-openapi/strfmt"
@@ -60,7 +61,7 @@ type Instance struct {
 
 	tb     testing.TB
 	cmd    *exec.Cmd
-	output *syncBuffer
+	output *testkit.SyncBuffer
 	exited chan struct{}
 	client alert.ClientService
 
@@ -172,7 +173,7 @@ func start(t testing.TB, bin string, opts Options) (*Instance, error) {
 		URL:    "http://" + addr + prefix,
 		Port:   opts.Port,
 		tb:     t,
-		output: &syncBuffer{},
+		output: &testkit.SyncBuffer{},
 		exited: make(chan struct{}),
 	}
 	inst.cmd = exec.Command(bin, args...)
@@ -249,21 +250,4 @@ func (inst *Instance) Stop() {
 			inst.tb.Errorf("alertmanager (pid %d) did not exit after SIGKILL", inst.cmd.Process.Pid)
 		}
 	})
-}
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
