@@ -77,8 +77,9 @@ func Parse(file string, data []byte) (*Config, error) {
 
 	g := d.Mapping(top["global"].Value, "global", "evaluation_interval", "external_labels")
 	if n := g["evaluation_interval"].Value; n != nil {
+		before := len(d.Errs)
 		c.EvaluationInterval = d.Duration(n, "evaluation_interval")
-		if c.EvaluationInterval <= 0 && len(d.Errs) == 0 {
+		if c.EvaluationInterval <= 0 && len(d.Errs) == before {
 			d.Errorf(n, "evaluation_interval must be positive")
 		}
 	}
@@ -102,8 +103,9 @@ func Parse(file string, data []byte) (*Config, error) {
 		c.OTLPHTTPAddress = d.String(n, "listen_address")
 	}
 	if n := oh["max_request_bytes"].Value; n != nil {
+		before := len(d.Errs)
 		c.OTLPMaxRequestBytes = d.Int(n, "max_request_bytes")
-		if c.OTLPMaxRequestBytes <= 0 && len(d.Errs) == 0 {
+		if c.OTLPMaxRequestBytes <= 0 && len(d.Errs) == before {
 			d.Errorf(n, "max_request_bytes must be positive")
 		}
 	}

@@ -256,8 +256,11 @@ func (e *Engine) Run(ctx context.Context) {
 		case <-timer:
 			now = e.opts.Clock.Now()
 			for _, g := range rs.groups {
+				// Evaluate at the scheduled instant, not when the timer woke
+				// us: `for` is then counted on the evaluation grid, as in
+				// Prometheus and in `sentinel test rules`.
 				if t := next[g]; !t.After(now) {
-					e.evaluateGroup(g, now)
+					e.evaluateGroup(g, t)
 					next[g] = g.schedule.Next(now)
 				}
 			}

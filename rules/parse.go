@@ -212,6 +212,9 @@ func parseRule(d *yamlpos.Decoder, n *yaml.Node, g *Group, interval time.Duratio
 			d.Errorf(mn, "bad matcher %q: %v", text, err)
 			continue
 		}
+		if m.Name == "span.kind" && (m.Type == labels.MatchEqual || m.Type == labels.MatchNotEqual) && !slices.Contains(spanKinds, m.Value) {
+			d.Errorf(mn, "matcher %s can never match: span.kind is one of %s (lower case)", m, strings.Join(spanKinds, ", "))
+		}
 		r.Matchers = append(r.Matchers, m)
 	}
 
@@ -344,6 +347,18 @@ func SanitizeLabelName(name string) string {
 	return string(b)
 }
 
+// FormatDuration writes a duration the way a user writes one: Prometheus's
+// notation (5m, 1h30m, 28d) for whole seconds, Go's (1.2s, 250ms) below.
+func FormatDuration(d time.Duration) string {
+	if d%time.Second != 0 {
+		return d.String()
+	}
+	return model.Duration(d).String()
+}
+
+// spanKinds are the values span.kind takes, as sources/otlp writes them.
+var spanKinds = []string{"server", "client", "internal", "producer", "consumer", "unspecified"}
+
 // knownMetricLabels are the labels of the control plane's latency
 // histograms, from the apiserver's and etcd's source (see
 // shared/fixtures/README.md); older releases' names are included.
@@ -406,7 +421,7 @@ func parseLatencyObjective(d *yamlpos.Decoder, n *yaml.Node, f map[string]yamlpo
 	case r.Window <= 0 && len(d.Errs) == before:
 		d.Errorf(w, "window must be positive")
 	case r.Window > 0 && r.Window < interval:
-		d.Errorf(w, "window %s is shorter than the group's evaluation interval %s", model.Duration(r.Window), model.Duration(interval))
+		d.Errorf(w, "window %s is shorter than the group's evaluation interval %s", FormatDuration(r.Window), FormatDuration(interval))
 	}
 	r.For = d.Duration(f["for"].Value, "for")
 	r.KeepFiringFor = d.Duration(f["keep_firing_for"].Value, "keep_firing_for")
@@ -455,7 +470,7 @@ func parseSLO(d *yamlpos.Decoder, n *yaml.Node, f map[string]yamlpos.Field, inte
 			case b.LongWindow <= 0 || b.ShortWindow <= 0:
 				d.Errorf(an, "burn rate alert needs long_window and short_window")
 			case b.ShortWindow >= b.LongWindow:
-				d.Errorf(af["short_window"].Value, "short_window %s must be shorter than long_window %s", model.Duration(b.ShortWindow), model.Duration(b.LongWindow))
+				d.Errorf(af["short_window"].Value, "short_window %s must be shorter than long_window %s", FormatDuration(b.ShortWindow), FormatDuration(b.LongWindow))
 			case b.Factor <= 0:
 				d.Errorf(an, "burn rate alert needs a positive factor")
 			}
@@ -467,10 +482,10 @@ func parseSLO(d *yamlpos.Decoder, n *yaml.Node, f map[string]yamlpos.Field, inte
 	}
 	for _, b := range slo.BurnRateAlerts {
 		if b.ShortWindow > 0 && b.ShortWindow < interval {
-			d.Errorf(n, "short_window %s is shorter than the group's evaluation interval %s", model.Duration(b.ShortWindow), model.Duration(interval))
+			d.Errorf(n, "short_window %s is shorter than the group's evaluation interval %s", FormatDuration(b.ShortWindow), FormatDuration(interval))
 		}
 		if b.LongWindow > slo.Period {
-			d.Errorf(n, "long_window %s is longer than the period %s", model.Duration(b.LongWindow), model.Duration(slo.Period))
+			d.Errorf(n, "long_window %s is longer than the period %s", FormatDuration(b.LongWindow), FormatDuration(slo.Period))
 		}
 	}
 	return slo

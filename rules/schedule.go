@@ -32,6 +32,14 @@ func ParseSchedule(spec string) (Schedule, error) {
 		}
 		return Schedule{Spec: spec, every: d}, nil
 	}
+	// robfig/cron truncates "@every" to whole seconds; read it exactly.
+	if rest, ok := strings.CutPrefix(spec, "@every "); ok {
+		d, err := yamlpos.ParseDuration(strings.TrimSpace(rest))
+		if err != nil || d <= 0 {
+			return Schedule{}, fmt.Errorf("interval %q: @every needs a positive duration", spec)
+		}
+		return Schedule{Spec: spec, every: d}, nil
+	}
 	s, err := cronParser.Parse(spec)
 	if err != nil {
 		return Schedule{}, fmt.Errorf("interval %q is neither a duration nor a cron spec: %w", spec, err)

@@ -25,11 +25,14 @@ import (
 
 // daemonOptions is everything a daemon needs besides its config file.
 type daemonOptions struct {
-	Config      *config.Config
-	ConfigFile  string // reloaded on SIGHUP and POST /-/reload; "" when the config is built in
-	WebAddress  string
-	ExternalURL string
-	Logger      *slog.Logger
+	Config     *config.Config
+	ConfigFile string // reloaded on SIGHUP and POST /-/reload; "" when the config is built in
+	// ConfigOverrides applies the command line's flags to a config read
+	// from ConfigFile, at every reload as at start.
+	ConfigOverrides func(*config.Config)
+	WebAddress      string
+	ExternalURL     string
+	Logger          *slog.Logger
 	// LoadRules overrides reading the config's rule_files (the demo's
 	// built-in rules).
 	LoadRules func(cfg *config.Config) (*rules.Set, error)
@@ -274,9 +277,15 @@ func (d *daemon) reloadLocked() error {
 		if err != nil {
 			return err
 		}
+		if d.opts.ConfigOverrides != nil {
+			d.opts.ConfigOverrides(next)
+		}
 		if next.OTLPGRPCAddress != cfg.OTLPGRPCAddress || next.OTLPHTTPAddress != cfg.OTLPHTTPAddress ||
-			fmt.Sprint(next.Alertmanagers) != fmt.Sprint(cfg.Alertmanagers) || fmt.Sprint(next.ExternalLabels) != fmt.Sprint(cfg.ExternalLabels) {
-			d.logger.Warn("listen addresses, alertmanagers and external labels take effect on restart only")
+			fmt.Sprint(next.Alertmanagers) != fmt.Sprint(cfg.Alertmanagers) || fmt.Sprint(next.ExternalLabels) != fmt.Sprint(cfg.ExternalLabels) ||
+			next.StoragePath != cfg.StoragePath || next.SnapshotInterval != cfg.SnapshotInterval {
+			d.logger.Warn("listen addresses, alertmanagers, external labels and storage take effect on restart only; the running ones stay")
+			next.OTLPGRPCAddress, next.OTLPHTTPAddress, next.Alertmanagers = cfg.OTLPGRPCAddress, cfg.OTLPHTTPAddress, cfg.Alertmanagers
+			next.ExternalLabels, next.StoragePath, next.SnapshotInterval = cfg.ExternalLabels, cfg.StoragePath, cfg.SnapshotInterval
 		}
 		cfg = next
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"github.com/kube-sentinel/sentinel/config"
 	"io"
 	"net/http"
 	"os"
@@ -110,5 +111,28 @@ func TestHTTPEndpoints(t *testing.T) {
 				t.Errorf("%s: body lacks %q:\n%s", c.path, s, body)
 			}
 		}
+	}
+}
+
+// TestReloadKeepsFlagsAndStorage: a reload re-reads the file, but the
+// command line's overrides and the running storage path stay.
+func TestReloadKeepsFlagsAndStorage(t *testing.T) {
+	d := startSentinel(t, e2eRules)
+	before := d.cfg.Load().StoragePath
+	d.opts.ConfigOverrides = func(c *config.Config) { c.OTLPHTTPAddress = d.cfg.Load().OTLPHTTPAddress }
+	if err := d.reload(); err != nil {
+		t.Fatal(err)
+	}
+	if got := d.cfg.Load().StoragePath; got != before {
+		t.Fatalf("storage path moved from %q to %q on reload", before, got)
+	}
+	// And the file's own changes to storage do not move it either.
+	cfgText, _ := os.ReadFile(d.opts.ConfigFile)
+	os.WriteFile(d.opts.ConfigFile, []byte(strings.Replace(string(cfgText), "snapshot_interval: 1s", "snapshot_interval: 1s}\n#", 1)+"\n"), 0o644)
+	if err := d.reload(); err != nil {
+		t.Fatal(err)
+	}
+	if got := d.cfg.Load().StoragePath; got != before {
+		t.Fatalf("storage path moved from %q to %q", before, got)
 	}
 }

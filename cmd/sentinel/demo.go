@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	_ "embed"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -39,6 +40,9 @@ func runDemo(ctx context.Context, args []string, out, stderr io.Writer) int {
 	var common commonFlags
 	common.register(fs, "127.0.0.1:0")
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
 		return 2
 	}
 	common.logLevel = "warn" // the demo's output is its notifications

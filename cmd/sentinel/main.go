@@ -54,6 +54,9 @@ func runCommand(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		return checkRules(rest[1:], stdout, stderr)
 	case cmd == "test" && len(rest) > 0 && rest[0] == "rules":
 		return testRules(ctx, rest[1:], stdout, stderr)
+	case cmd == "check" || cmd == "test":
+		fmt.Fprintf(stderr, "sentinel %s: say what to %s: config FILE or rules FILE...\n\n%s", cmd, cmd, usage)
+		return 2
 	case cmd == "version" || cmd == "--version":
 		fmt.Fprintln(stdout, versionString())
 		return 0

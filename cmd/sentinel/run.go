@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -74,6 +75,9 @@ func runDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	httpAddr := fs.String("otlp.http-address", ":4318", "OTLP/HTTP listen address (overrides otlp.http.listen_address)")
 	storagePath := fs.String("storage.path", "data/", "where state snapshots are kept (overrides storage.path)")
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
 		return 2
 	}
 	logger, err := common.logger(stderr)
@@ -86,20 +90,25 @@ func runDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
-	// A flag given on the command line overrides the file.
-	fs.Visit(func(f *flag.Flag) {
-		switch f.Name {
-		case "otlp.grpc-address":
-			cfg.OTLPGRPCAddress = *grpcAddr
-		case "otlp.http-address":
-			cfg.OTLPHTTPAddress = *httpAddr
-		case "storage.path":
-			cfg.StoragePath = *storagePath
-		}
-	})
+	// A flag given on the command line overrides the file, now and at
+	// every reload.
+	overrides := func(c *config.Config) {
+		fs.Visit(func(f *flag.Flag) {
+			switch f.Name {
+			case "otlp.grpc-address":
+				c.OTLPGRPCAddress = *grpcAddr
+			case "otlp.http-address":
+				c.OTLPHTTPAddress = *httpAddr
+			case "storage.path":
+				c.StoragePath = *storagePath
+			}
+		})
+	}
+	overrides(cfg)
 	d, err := newDaemon(daemonOptions{
 		Config:           cfg,
 		ConfigFile:       *configFile,
+		ConfigOverrides:  overrides,
 		WebAddress:       common.webAddress,
 		ExternalURL:      common.externalURLFor(common.webAddress),
 		Logger:           logger,

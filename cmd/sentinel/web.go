@@ -116,7 +116,7 @@ func rfc3339(t time.Time) string {
 
 func toAPIAlert(a engine.AlertStatus) apiAlert {
 	return apiAlert{Labels: a.Labels, Annotations: a.Annotations, State: a.State.String(),
-		ActiveAt: rfc3339(a.ActiveAt), Value: strconv.FormatFloat(a.Value, 'e', 6, 64)}
+		ActiveAt: rfc3339(a.ActiveAt), Value: strconv.FormatFloat(a.Value, 'e', -1, 64)}
 }
 
 func rulesData(groups []engine.GroupStatus) map[string]any {

@@ -62,9 +62,12 @@ func (l *sendLoop) run(ctx context.Context) {
 				continue
 			}
 		}
-		err := l.post(ctx, b)
+		// A post under way finishes (within its timeout) even if shutdown
+		// begins: cutting it off could leave Alertmanager holding alerts
+		// that the final flush would then send a second time.
+		err := l.post(context.WithoutCancel(ctx), b)
 		if ctx.Err() != nil {
-			return // the final flush retries this batch
+			return // the final flush sends what is left
 		}
 		if err != nil {
 			failures++
