@@ -260,8 +260,10 @@ func (r *Receiver) putBuffer(b *bytes.Buffer) {
 func (r *Receiver) writeHTTPError(w http.ResponseWriter, enc encoding, httpStatus int, code codes.Code, reason, msg string) {
 	r.log.Debug("OTLP HTTP export refused", "status", httpStatus, "reason", reason, "err", msg)
 	if enc == encodingNone {
-		r.writeHTTP(w, httpStatus, "text/plain; charset=utf-8", []byte(msg+"\n"))
-		return
+		// The request's encoding is unknown (a 415, or a 405 without a
+		// content type): the Collector answers in plain text here, but a
+		// google.rpc.Status in JSON is still readable and carries the reason.
+		enc = encodingJSON
 	}
 	body, err := marshalStatus(enc, newStatus(code, reason, msg))
 	if err != nil {
