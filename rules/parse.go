@@ -465,8 +465,10 @@ func parseSLO(d *yamlpos.Decoder, n *yaml.Node, f map[string]yamlpos.Field, inte
 				For:         d.Duration(af["for"].Value, "for"),
 			}
 			switch {
-			case b.Severity == "":
-				d.Errorf(an, "burn rate alert has no severity")
+			case b.Severity != "page" && b.Severity != "ticket":
+				d.Errorf(an, "burn rate alert severity %q must be page or ticket", b.Severity)
+			case slices.Contains(slo.BurnRateAlerts, b):
+				d.Errorf(an, "burn rate alert %s %s/%s ×%g is given twice", b.Severity, FormatDuration(b.LongWindow), FormatDuration(b.ShortWindow), b.Factor)
 			case b.LongWindow <= 0 || b.ShortWindow <= 0:
 				d.Errorf(an, "burn rate alert needs long_window and short_window")
 			case b.ShortWindow >= b.LongWindow:
