@@ -73,8 +73,8 @@ type apiRule struct {
 
 type apiSeries struct {
 	Labels       map[string]string `json:"labels"`
-	Value        *float64          `json:"value"` // seconds; null when the window is empty (SLOs: the shortest window's burn rate)
-	Threshold    float64           `json:"threshold"`
+	Value        *float64          `json:"value"`               // seconds; null when the window is empty (SLOs: the shortest window's burn rate)
+	Threshold    float64           `json:"threshold,omitempty"` // seconds; absent for SLOs
 	Observations uint64            `json:"observations"`
 	Failed       uint64            `json:"failed"`
 	Exemplars    []apiExemplar     `json:"exemplars"`
@@ -138,7 +138,8 @@ func rulesData(groups []engine.GroupStatus) map[string]any {
 				as := apiSeries{Labels: s.Labels, Value: engine.Seconds(s.Value), Threshold: r.Threshold.Seconds(),
 					Observations: s.Observations, Failed: s.Failed, Exemplars: []apiExemplar{}}
 				if slo := s.SLO; slo != nil {
-					as.Threshold = 0
+					// An SLO's series carry burn rates and the budget instead.
+					as.Value, as.Threshold = nil, 0
 					as.BudgetRemaining, as.BurnRates = &slo.BudgetRemaining, slo.BurnRates
 					for _, p := range slo.Pairs {
 						as.Pairs = append(as.Pairs, apiPair{Severity: p.Severity, LongWindow: model.Duration(p.LongWindow).String(),
