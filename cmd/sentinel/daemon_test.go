@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"github.com/kube-sentinel/sentinel/config"
 	"io"
@@ -9,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
@@ -134,5 +136,41 @@ func TestReloadKeepsFlagsAndStorage(t *testing.T) {
 	}
 	if got := d.cfg.Load().StoragePath; got != before {
 		t.Fatalf("storage path moved from %q to %q", before, got)
+	}
+}
+
+// TestReloadKeepsState: an unchanged rule keeps its window over a reload;
+// a changed one starts fresh.
+func TestReloadKeepsState(t *testing.T) {
+	d := startSentinel(t, e2eRules)
+	var seq uint64
+	postSpans(t, []string{d.receiver.HTTPAddr().String()}, 30, 20*time.Millisecond, &seq)
+	observations := func() uint64 {
+		d.engine.Evaluate(context.Background(), time.Now())
+		for _, g := range d.engine.Status() {
+			for _, r := range g.Rules {
+				for _, s := range r.Series {
+					return s.Observations
+				}
+			}
+		}
+		return 0
+	}
+	if n := observations(); n != 30 {
+		t.Fatalf("%d observations before the reload, want 30", n)
+	}
+	if err := d.reload(); err != nil { // same files
+		t.Fatal(err)
+	}
+	if n := observations(); n != 30 {
+		t.Fatalf("an unchanged rule lost its window over a reload: %d observations", n)
+	}
+	rulesFile := filepath.Join(filepath.Dir(d.opts.ConfigFile), "rules.yaml")
+	os.WriteFile(rulesFile, []byte(strings.Replace(e2eRules, "quantile: 0.99", "quantile: 0.95", 1)), 0o644)
+	if err := d.reload(); err != nil {
+		t.Fatal(err)
+	}
+	if n := observations(); n != 0 {
+		t.Fatalf("a changed rule kept %d observations", n)
 	}
 }
