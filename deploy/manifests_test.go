@@ -231,7 +231,8 @@ func TestHA(t *testing.T) {
 	checkVolumes(t, o, "sentinel-collector", collector.Spec.Template.Spec)
 
 	// The collector's loadbalancing exporter resolves the headless Service
-	// and routes so that every rule group lives on one replica.
+	// and routes by trace ID, so that each replica gets a uniform sample of
+	// every rule's requests (and whole traces for its exemplars).
 	var cfg struct {
 		Exporters map[string]struct {
 			RoutingKey        string   `json:"routing_key"`
@@ -255,35 +256,63 @@ func TestHA(t *testing.T) {
 	if want := headless.Name + "." + headless.Namespace + ".svc.cluster.local"; lb.Resolver.DNS.Hostname != want || lb.Resolver.DNS.Port != "4317" {
 		t.Errorf("loadbalancing resolver %+v, want %s port 4317", lb.Resolver.DNS, want)
 	}
-	if lb.RoutingKey != "attributes" || len(lb.RoutingAttributes) == 0 {
-		t.Fatalf("loadbalancing routing %q %v", lb.RoutingKey, lb.RoutingAttributes)
+	// Routing by an attribute would put every span of a service (all of
+	// the apiserver's) on one replica: no redundancy, and the replicas'
+	// alerts would differ.
+	if lb.RoutingKey != "traceID" || len(lb.RoutingAttributes) > 0 {
+		t.Errorf("loadbalancing routing_key %q %v, want traceID", lb.RoutingKey, lb.RoutingAttributes)
 	}
-	// A group is whole on one replica when the route is a function of the
-	// group: every routing attribute is either service.name, which each
-	// rule pins with `=`, or one the rule groups by.
-	for file, data := range ruleFiles(t) {
-		groups, err := rules.Parse(file, data, rules.Options{})
-		if err != nil {
-			t.Fatal(err)
+
+	// Both replicas send the same alerts: nothing in the config tells
+	// them apart (an external label per pod would defeat Alertmanager's
+	// deduplication).
+	var args []string
+	for _, a := range d.Spec.Template.Spec.Containers[0].Args {
+		if strings.Contains(a, "$(") {
+			args = append(args, a)
 		}
-		for _, g := range groups {
-			for _, r := range g.Rules {
-				if r.Source != rules.SourceSpans {
-					continue
-				}
-				for _, attr := range lb.RoutingAttributes {
-					pinned := false
-					for _, m := range r.Matchers {
-						if m.Name == attr && m.Type.String() == "=" {
-							pinned = true
-						}
-					}
-					if !pinned && !slices.Contains(r.GroupBy, attr) {
-						t.Errorf("%s: rule %s neither pins nor groups by routing attribute %s: its groups would be split among replicas", file, r.Name, attr)
-					}
-				}
+	}
+	if len(args) > 0 || len(d.Spec.Template.Spec.Containers[0].Env) > 0 {
+		t.Errorf("replica-specific args or env %v %v: both replicas must send identical alert labels", args, d.Spec.Template.Spec.Containers[0].Env)
+	}
+}
+
+// TestHASchedulesOnOneWorker: the walk-through's kind cluster has one
+// worker (its control-plane node is tainted), so the HA replicas' spread
+// must be a preference, or the second replica stays Pending.
+func TestHASchedulesOnOneWorker(t *testing.T) {
+	o := build(t, withHA(t), "/deploy")
+	for _, name := range []string{"sentinel", "sentinel-collector"} {
+		pod := o.deployment(t, name).Spec.Template.Spec
+		for _, c := range pod.TopologySpreadConstraints {
+			if c.WhenUnsatisfiable != corev1.ScheduleAnyway {
+				t.Errorf("%s: spread over %s is %s: with kind's one worker a replica would stay Pending", name, c.TopologyKey, c.WhenUnsatisfiable)
 			}
 		}
+		if a := pod.Affinity; a != nil && a.PodAntiAffinity != nil && len(a.PodAntiAffinity.RequiredDuringSchedulingIgnoredDuringExecution) > 0 {
+			t.Errorf("%s: required pod anti-affinity: with kind's one worker a replica would stay Pending", name)
+		}
+	}
+	var cluster struct {
+		Nodes []struct {
+			Role string `json:"role"`
+		} `json:"nodes"`
+	}
+	data, err := os.ReadFile(filepath.Join("kind", "cluster.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.Unmarshal(data, &cluster); err != nil {
+		t.Fatal(err)
+	}
+	workers := 0
+	for _, n := range cluster.Nodes {
+		if n.Role == "worker" {
+			workers++
+		}
+	}
+	if workers != 1 {
+		t.Errorf("the kind cluster has %d workers; docs/kubernetes.md says one (both HA replicas share it)", workers)
 	}
 }
 
@@ -354,6 +383,7 @@ func checkCommon(t *testing.T, o *objects) {
 	if err != nil {
 		t.Fatalf("sentinel rejects the ConfigMap's %s: %v", cfgFile, err)
 	}
+	checkScrapeConfigs(t, o, args["config.file"], cm.Data[cfgFile], cfg)
 
 	// The rule pack's ConfigMap is deploy/rules/, byte for byte, and it is
 	// mounted where the config's rule_files look.
@@ -426,6 +456,73 @@ func checkCommon(t *testing.T, o *objects) {
 		t.Errorf("PodDisruptionBudget %+v does not select the Deployment's pods", o.pdbs)
 	}
 	checkNetworkPolicy(t, o, d)
+}
+
+// checkScrapeConfigs: the control plane's scrape jobs (commented out while
+// no shipped rule reads metrics) pass sentinel's parser once uncommented,
+// discover the apiserver and the kubelets over HTTPS with the service
+// account's token and CA, and the ClusterRole lets their discovery list
+// what it lists.
+func checkScrapeConfigs(t *testing.T, o *objects, file, text string, cfg *config.Config) {
+	t.Helper()
+	if len(cfg.ScrapeConfigs) == 0 {
+		var block []string
+		in := false
+		for _, line := range strings.Split(text, "\n") {
+			if line == "# scrape_configs:" {
+				in = true
+			}
+			if in && !strings.HasPrefix(line, "#") {
+				break
+			}
+			if in {
+				block = append(block, strings.TrimPrefix(strings.TrimPrefix(line, "#"), " "))
+			}
+		}
+		if len(block) == 0 {
+			t.Fatalf("%s has neither scrape_configs nor a commented-out `# scrape_configs:` block", file)
+		}
+		var err error
+		cfg, err = config.Parse(file, []byte(text+"\n"+strings.Join(block, "\n")+"\n"))
+		if err != nil {
+			t.Fatalf("sentinel rejects the scrape_configs of %s, uncommented: %v", file, err)
+		}
+	}
+	const token, ca = "/var/run/secrets/kubernetes.io/serviceaccount/token", "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt"
+	roles := map[string]bool{}
+	for _, sc := range cfg.ScrapeConfigs {
+		hc := sc.HTTPClientConfig
+		tokenFile := hc.BearerTokenFile // Validate moves bearer_token_file into authorization
+		if a := hc.Authorization; a != nil && a.Type == "Bearer" {
+			tokenFile = a.CredentialsFile
+		}
+		if sc.Scheme != "https" || sc.MetricsPath != "/metrics" || tokenFile != token || hc.TLSConfig.CAFile != ca {
+			t.Errorf("scrape job %s: %s %s, token %q, CA %q: want https /metrics with the service account's token and CA",
+				sc.JobName, sc.Scheme, sc.MetricsPath, tokenFile, hc.TLSConfig.CAFile)
+		}
+		for _, kc := range sc.KubernetesSDConfigs {
+			roles[sc.JobName+"/"+kc.Role] = true
+		}
+	}
+	if !roles["apiserver/"+config.RoleEndpoints] || !roles["kubelet/"+config.RoleNode] {
+		t.Errorf("scrape jobs discover %v: want apiserver by role endpoints and kubelet by role node", roles)
+	}
+	// What each discovery role LISTs, the ClusterRole must let it list.
+	allowed := func(resource, verb string) bool {
+		for _, cr := range o.clusterRoles {
+			for _, r := range cr.Rules {
+				if slices.Contains(r.APIGroups, "") && slices.Contains(r.Resources, resource) && slices.Contains(r.Verbs, verb) {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	for _, need := range [][2]string{{"nodes", "list"}, {"endpoints", "list"}, {"nodes/metrics", "get"}} {
+		if !allowed(need[0], need[1]) {
+			t.Errorf("the ClusterRole does not allow %s %s, which the scrape jobs need", need[1], need[0])
+		}
+	}
 }
 
 func checkProbe(t *testing.T, what string, p *corev1.Probe, path string, ports map[string]int32) {
@@ -508,7 +605,9 @@ func checkRBAC(t *testing.T, o *objects) {
 	t.Helper()
 	want := []rbacv1.PolicyRule{
 		{NonResourceURLs: []string{"/metrics"}, Verbs: []string{"get"}},
-		{APIGroups: []string{""}, Resources: []string{"nodes", "nodes/metrics", "nodes/proxy"}, Verbs: []string{"get"}},
+		// Role node discovery LISTs /api/v1/nodes; watch is for when it watches.
+		{APIGroups: []string{""}, Resources: []string{"nodes"}, Verbs: []string{"get", "list", "watch"}},
+		{APIGroups: []string{""}, Resources: []string{"nodes/metrics", "nodes/proxy"}, Verbs: []string{"get"}},
 		{APIGroups: []string{""}, Resources: []string{"endpoints"}, Verbs: []string{"list", "watch"}},
 	}
 	if len(o.clusterRoles) != 1 || !reflect.DeepEqual(o.clusterRoles[0].Rules, want) || o.clusterRoles[0].AggregationRule != nil {

@@ -61,6 +61,7 @@ type daemon struct {
 	snapshotErrors   prometheus.Counter
 	reloadTime       prometheus.Gauge
 	ready            atomic.Bool
+	history          *statusHistory // the status page's charts
 }
 
 // fanout sends every alert to several notifiers.
@@ -98,7 +99,7 @@ func newDaemon(opts daemonOptions) (*daemon, error) {
 
 func buildDaemon(opts daemonOptions, ln net.Listener) (*daemon, error) {
 	cfg := opts.Config
-	d := &daemon{opts: opts, logger: opts.Logger, registry: prometheus.NewRegistry(), webLn: ln}
+	d := &daemon{opts: opts, logger: opts.Logger, registry: prometheus.NewRegistry(), webLn: ln, history: newStatusHistory()}
 	d.cfg.Store(cfg)
 	d.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	f := promauto.With(d.registry)

@@ -33,8 +33,9 @@ const (
 	historyMaxPoints = 720
 )
 
-// statusPoint is one evaluation's value of a series; Value is NaN when the
-// window held no observation.
+// statusPoint is one evaluation's value of a series: a latency rule's
+// quantile in seconds (NaN when the window held no observation), an SLO's
+// burn rate over its shortest window (engine.SeriesStatus.Value).
 type statusPoint struct {
 	Time  time.Time
 	Value float64
@@ -54,22 +55,11 @@ func newStatusHistory() *statusHistory {
 	return &statusHistory{series: map[string][]statusPoint{}}
 }
 
-// histories holds each daemon's history; daemon has no field for it.
-var histories sync.Map // *daemon → *statusHistory
-
-func (d *daemon) statusHistory() *statusHistory {
-	if h, ok := histories.Load(d); ok {
-		return h.(*statusHistory)
-	}
-	h, _ := histories.LoadOrStore(d, newStatusHistory())
-	return h.(*statusHistory)
-}
-
 // sampleStatus records every series' value once per evaluation interval
 // until ctx is done, so that the charts have no gaps when nobody looks at
 // the page. The daemon's run starts it next to the engine.
 func (d *daemon) sampleStatus(ctx context.Context) {
-	h := d.statusHistory()
+	h := d.history
 	for {
 		h.record(d.engine.Status(), time.Now())
 		every := d.cfg.Load().EvaluationInterval
@@ -162,11 +152,13 @@ type statusGroup struct {
 
 type statusRule struct {
 	Name           string
+	Kind           string // "alerting" or "slo"
 	State          string
-	Objective      string // "p99 ≤ 1s"
-	Quantile       float64
-	Threshold      float64 // seconds
-	Window         time.Duration
+	Objective      string  // "p99 ≤ 1s", "target 99%"
+	Over           string  // "over 5m" (the window), "over 28d" (the period)
+	Threshold      float64 // latency rules: seconds
+	Target         float64 // SLOs: percent
+	Period         time.Duration
 	LastEvaluation time.Time
 	Series         []statusSeries
 }
@@ -175,12 +167,34 @@ type statusSeries struct {
 	Labels       string // `verb="GET", resource="pods"`, or "" for a rule without group_by
 	State        string
 	HasValue     bool
-	Value        float64 // seconds, as /api/v1/rules shows it
+	Value        float64 // latency rules: seconds, as /api/v1/rules shows it
 	Ratio        float64 // value / threshold, for the bar
 	Observations uint64
-	Failed       uint64
+	Failed       uint64 // SLOs: the bad requests (failed or slow) over the period
 	Chart        template.HTML
 	Exemplars    []statusExemplar
+	SLO          *statusSLO // SLO rules only
+}
+
+// statusSLO is an SLO group's budget and burn rates, as /api/v1/rules has
+// them.
+type statusSLO struct {
+	BudgetRemaining float64 // a fraction: 1 untouched, below 0 once spent
+	BurnRates       []statusBurnRate
+	Pairs           []statusPair
+}
+
+type statusBurnRate struct {
+	Window string  // as the API's key: "5m"
+	Rate   float64 // 1 spends exactly the budget over the period
+	Over   bool    // above the factor of a pair that uses the window
+}
+
+type statusPair struct {
+	Severity                string
+	LongWindow, ShortWindow string
+	Factor                  float64
+	State                   string
 }
 
 type statusExemplar struct {
@@ -192,7 +206,7 @@ type statusExemplar struct {
 func (d *daemon) statusPage(w http.ResponseWriter, _ *http.Request) {
 	now := time.Now()
 	groups := d.engine.Status()
-	h := d.statusHistory()
+	h := d.history
 	h.record(groups, now)
 	var traceURL *template.Template
 	if text := d.cfg.Load().TraceURLTemplate; text != "" {
@@ -217,17 +231,31 @@ func buildStatusPage(groups []engine.GroupStatus, h *statusHistory, traceURL *te
 	for _, g := range groups {
 		sg := statusGroup{Name: g.Name, File: g.File, Interval: g.Interval, LastEvaluation: g.LastEvaluation}
 		for _, r := range g.Rules {
-			threshold := r.Threshold.Seconds()
-			sr := statusRule{Name: r.Name, State: r.State.String(), Quantile: r.Quantile, Threshold: threshold,
-				Objective: quantileName(r.Quantile) + " ≤ " + rules.HumanizeDuration(threshold),
-				Window:    r.Window, LastEvaluation: r.LastEvaluation}
+			sr := statusRule{Name: r.Name, Kind: r.Kind, State: r.State.String(), LastEvaluation: r.LastEvaluation}
+			if r.Kind == string(rules.KindSLO) {
+				sr.Target, sr.Period = r.Target, r.Period
+				sr.Objective = "target " + strconv.FormatFloat(r.Target, 'f', -1, 64) + "%"
+				sr.Over = "over " + model.Duration(r.Period).String()
+			} else {
+				sr.Threshold = r.Threshold.Seconds()
+				sr.Objective = quantileName(r.Quantile) + " ≤ " + rules.HumanizeDuration(sr.Threshold)
+				sr.Over = "over " + model.Duration(r.Window).String()
+			}
 			for _, s := range r.Series {
 				ss := statusSeries{Labels: labelString(s.Labels), State: seriesState(s, r.Alerts).String(),
-					Value: s.Value, HasValue: !math.IsNaN(s.Value), Observations: s.Observations, Failed: s.Failed}
-				if ss.HasValue && threshold > 0 {
-					ss.Ratio = s.Value / threshold
+					Observations: s.Observations, Failed: s.Failed}
+				pts := h.points(historyKey(g.Name, r.Name, s.Labels))
+				if s.SLO != nil {
+					var factor float64
+					ss.SLO, factor = sloView(s.SLO)
+					ss.Chart = chartSVG(pts, factor, formatBurnRate, "burn rate over "+shortestWindow(s.SLO), now)
+				} else {
+					ss.Value, ss.HasValue = s.Value, !math.IsNaN(s.Value)
+					if ss.HasValue && sr.Threshold > 0 {
+						ss.Ratio = s.Value / sr.Threshold
+					}
+					ss.Chart = chartSVG(pts, sr.Threshold, rules.HumanizeDuration, quantileName(r.Quantile)+" over "+model.Duration(r.Window).String(), now)
 				}
-				ss.Chart = chartSVG(h.points(historyKey(g.Name, r.Name, s.Labels)), threshold, now)
 				for _, x := range s.Exemplars {
 					ex := statusExemplar{TraceID: hex.EncodeToString(x.TraceID[:]), Duration: rules.HumanizeDuration(x.Duration.Seconds())}
 					if traceURL != nil {
@@ -252,6 +280,59 @@ func buildStatusPage(groups []engine.GroupStatus, h *statusHistory, traceURL *te
 		data.Groups = append(data.Groups, sg)
 	}
 	return data
+}
+
+// sloView orders an SLO group's burn rates by window and marks those above
+// a factor; it also returns the factor to draw on the chart of the shortest
+// window's burn rate: the lowest factor of the pairs whose short window it
+// is, the first line a fast burn crosses.
+func sloView(st *engine.SLOStatus) (*statusSLO, float64) {
+	v := &statusSLO{BudgetRemaining: st.BudgetRemaining}
+	lowest := map[string]float64{} // window → lowest factor of a pair using it
+	note := func(w time.Duration, f float64) {
+		k := model.Duration(w).String()
+		if cur, ok := lowest[k]; !ok || f < cur {
+			lowest[k] = f
+		}
+	}
+	for _, p := range st.Pairs {
+		note(p.LongWindow, p.Factor)
+		note(p.ShortWindow, p.Factor)
+		v.Pairs = append(v.Pairs, statusPair{Severity: p.Severity, LongWindow: model.Duration(p.LongWindow).String(),
+			ShortWindow: model.Duration(p.ShortWindow).String(), Factor: p.Factor, State: p.State.String()})
+	}
+	for w, rate := range st.BurnRates {
+		f, ok := lowest[w]
+		v.BurnRates = append(v.BurnRates, statusBurnRate{Window: w, Rate: rate, Over: ok && rate > f})
+	}
+	sort.Slice(v.BurnRates, func(i, j int) bool {
+		a, _ := model.ParseDuration(v.BurnRates[i].Window)
+		b, _ := model.ParseDuration(v.BurnRates[j].Window)
+		return a < b
+	})
+	return v, lowest[shortestWindow(st)]
+}
+
+// shortestWindow is the window an SLO series' Value (and so its chart) is
+// the burn rate over: the shortest of its pairs' windows.
+func shortestWindow(st *engine.SLOStatus) string {
+	var shortest time.Duration
+	for _, p := range st.Pairs {
+		if shortest == 0 || p.ShortWindow < shortest {
+			shortest = p.ShortWindow
+		}
+	}
+	return model.Duration(shortest).String()
+}
+
+// formatBurnRate shows a burn rate as a factor of the budget's pace.
+func formatBurnRate(v float64) string {
+	return strconv.FormatFloat(v, 'g', 4, 64) + "×"
+}
+
+// formatBudget shows the budget remaining in percent, negative once spent.
+func formatBudget(v float64) string {
+	return strconv.FormatFloat(v*100, 'f', 2, 64) + "%"
 }
 
 // seriesState is the state of the series' own alert: the one whose labels
@@ -290,12 +371,13 @@ func labelString(l map[string]string) string {
 	return strings.Join(parts, ", ")
 }
 
-// chartSVG draws the last hour of a series: its value as a line (broken
-// where the window was empty) and the objective as a dashed line. Only
-// numbers go into it, so it is safe as HTML.
-func chartSVG(pts []statusPoint, threshold float64, now time.Time) template.HTML {
+// chartSVG draws the last hour of a series: what (a latency quantile, an
+// SLO's burn rate) as a line, broken where the window was empty, and line
+// (the objective, a burn-rate factor) as a dashed line. Only numbers and
+// the page's own words go into it, so it is safe as HTML.
+func chartSVG(pts []statusPoint, line float64, format func(float64) string, what string, now time.Time) template.HTML {
 	const w, h, pad = 240.0, 48.0, 2.0
-	top := threshold
+	top := line
 	for _, p := range pts {
 		if !math.IsNaN(p.Value) && p.Value > top {
 			top = p.Value
@@ -314,10 +396,10 @@ func chartSVG(pts []statusPoint, threshold float64, now time.Time) template.HTML
 
 	var b strings.Builder
 	fmt.Fprintf(&b, `<svg class="chart" width="%g" height="%g" viewBox="0 0 %g %g" role="img" aria-label="last hour">`, w, h, w, h)
-	fmt.Fprintf(&b, `<title>last hour: %d evaluations, objective %s</title>`, len(pts), rules.HumanizeDuration(threshold))
+	fmt.Fprintf(&b, `<title>last hour of the %s: %d evaluations; dashed: %s</title>`, template.HTMLEscapeString(what), len(pts), template.HTMLEscapeString(format(line)))
 	fmt.Fprintf(&b, `<rect x="0" y="0" width="%g" height="%g" class="bg"/>`, w, h)
-	if threshold > 0 {
-		fmt.Fprintf(&b, `<line x1="%g" y1="%.1f" x2="%g" y2="%.1f" class="objective"/>`, pad, y(threshold), w-pad, y(threshold))
+	if line > 0 {
+		fmt.Fprintf(&b, `<line x1="%g" y1="%.1f" x2="%g" y2="%.1f" class="objective"/>`, pad, y(line), w-pad, y(line))
 	}
 	var seg []string
 	flush := func() {
@@ -347,10 +429,12 @@ func chartSVG(pts []statusPoint, threshold float64, now time.Time) template.HTML
 var statusTemplate = template.Must(template.New("status").Funcs(template.FuncMap{
 	"dur":     rules.HumanizeDuration,
 	"secs":    func(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) },
-	"pct":     func(r float64) string { return strconv.FormatFloat(math.Min(r, 1)*100, 'f', 1, 64) },
+	"pct":     func(r float64) string { return strconv.FormatFloat(math.Max(0, math.Min(r, 1))*100, 'f', 1, 64) },
 	"ago":     func(now, t time.Time) string { return now.Sub(t).Round(time.Second).String() + " ago" },
 	"rfc3339": func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
 	"pdur":    func(d time.Duration) string { return model.Duration(d).String() },
+	"burn":    formatBurnRate,
+	"budget":  formatBudget,
 }).Parse(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -377,6 +461,11 @@ tr:last-child td{border-bottom:0}
 .bar i{display:block;height:4px;border-radius:2px;background:#3b7d4f}.bar i.over{background:#b3261e}
 .objective-cell{white-space:nowrap;color:#445}
 .num{font-variant-numeric:tabular-nums;text-align:right}
+ul.burn-rates,ul.pairs{list-style:none;margin:4px 0 0;padding:0;font-size:12px;font-variant-numeric:tabular-nums}
+ul.burn-rates li{display:inline-block;margin-right:8px;color:#445;white-space:nowrap}ul.burn-rates li.over{color:#b3261e;font-weight:600}
+ul.pairs li{white-space:nowrap;margin-top:2px}ul.pairs .sev{display:inline-block;width:40px;color:#667}
+ul.pairs .state{font-size:11px;padding:0 6px;margin-left:4px}
+.kind{font-size:11px;font-weight:normal;color:#667;margin-left:6px;border:1px solid #dde1e8;border-radius:3px;padding:0 4px}
 svg.chart .bg{fill:#fafbfc}svg.chart .objective{stroke:#b3261e;stroke-dasharray:4 3;stroke-width:1}
 svg.chart .value{fill:none;stroke:#2f5fb3;stroke-width:1.5}svg.chart .dot{fill:#2f5fb3}svg.chart .axis{font-size:8px;fill:#99a}
 .exemplars{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:12px}
@@ -395,23 +484,28 @@ footer{color:#889;font-size:12px;padding:0 24px 24px}
 <table>
 <tr><th>rule</th><th>group</th><th>state</th><th>value</th><th>objective</th><th>last hour</th><th class="num">requests</th><th>slowest traces</th></tr>
 {{range .Rules}}{{$r := .}}{{range $i, $s := .Series}}
-<tr class="series"{{if eq $i 0}} id="rule-{{$r.Name}}"{{end}} data-rule="{{$r.Name}}" data-labels="{{.Labels}}" data-state="{{.State}}"{{if .HasValue}} data-value="{{secs .Value}}"{{end}} data-threshold="{{secs $r.Threshold}}" data-observations="{{.Observations}}">
-<td class="rule">{{$r.Name}}</td>
+<tr class="series"{{if eq $i 0}} id="rule-{{$r.Name}}"{{end}} data-rule="{{$r.Name}}" data-kind="{{$r.Kind}}" data-labels="{{.Labels}}" data-state="{{.State}}"{{if .SLO}} data-budget-remaining="{{secs .SLO.BudgetRemaining}}" data-target="{{secs $r.Target}}" data-period="{{pdur $r.Period}}"{{else}}{{if .HasValue}} data-value="{{secs .Value}}"{{end}} data-threshold="{{secs $r.Threshold}}"{{end}} data-observations="{{.Observations}}">
+<td class="rule">{{$r.Name}}{{if .SLO}}<span class="kind">SLO</span>{{end}}</td>
 <td class="labels">{{if .Labels}}{{.Labels}}{{else}}—{{end}}</td>
 <td><span class="state {{.State}}">{{.State}}</span></td>
-<td>{{if .HasValue}}<span class="value">{{dur .Value}}</span><div class="bar" title="{{pct .Ratio}}% of the objective"><i class="{{if gt .Ratio 1.0}}over{{end}}" style="width:{{pct .Ratio}}%"></i></div>{{else}}<span class="value nodata">no data</span>{{end}}</td>
-<td class="objective-cell">{{$r.Objective}} <span class="nodata">over {{pdur $r.Window}}</span></td>
+{{if .SLO}}<td><span class="value budget" title="error budget remaining over the period">{{budget .SLO.BudgetRemaining}}</span> <span class="nodata">budget left</span><div class="bar" title="{{budget .SLO.BudgetRemaining}} of the budget left"><i class="{{if le .SLO.BudgetRemaining 0.0}}over{{end}}" style="width:{{if le .SLO.BudgetRemaining 0.0}}100{{else}}{{pct .SLO.BudgetRemaining}}{{end}}%"></i></div>
+<ul class="burn-rates" title="burn rate by window: 1× spends exactly the budget over the period">{{range .SLO.BurnRates}}<li class="burn-rate{{if .Over}} over{{end}}" data-window="{{.Window}}" data-burn-rate="{{secs .Rate}}">{{.Window}} <b>{{burn .Rate}}</b></li>{{end}}</ul></td>
+<td class="objective-cell">{{$r.Objective}} <span class="nodata">{{$r.Over}}</span>
+<ul class="pairs">{{range .SLO.Pairs}}<li class="pair" data-severity="{{.Severity}}" data-long-window="{{.LongWindow}}" data-short-window="{{.ShortWindow}}" data-factor="{{secs .Factor}}" data-state="{{.State}}"><span class="sev">{{.Severity}}</span> {{.LongWindow}} &amp; {{.ShortWindow}} &gt; {{burn .Factor}}<span class="state {{.State}}">{{.State}}</span></li>{{end}}</ul></td>
+{{else}}<td>{{if .HasValue}}<span class="value">{{dur .Value}}</span><div class="bar" title="{{pct .Ratio}}% of the objective"><i class="{{if gt .Ratio 1.0}}over{{end}}" style="width:{{pct .Ratio}}%"></i></div>{{else}}<span class="value nodata">no data</span>{{end}}</td>
+<td class="objective-cell">{{$r.Objective}} <span class="nodata">{{$r.Over}}</span></td>{{end}}
 <td>{{.Chart}}</td>
-<td class="num">{{.Observations}}{{if .Failed}} <span class="nodata">({{.Failed}} failed)</span>{{end}}</td>
+<td class="num">{{.Observations}}{{if .Failed}} <span class="nodata">({{.Failed}} {{if .SLO}}bad{{else}}failed{{end}})</span>{{end}}</td>
 <td class="exemplars">{{range .Exemplars}}<div>{{if .URL}}<a class="trace" href="{{.URL}}" data-trace-id="{{.TraceID}}">{{.TraceID}}</a>{{else}}<code class="trace" data-trace-id="{{.TraceID}}">{{.TraceID}}</code>{{end}} {{.Duration}}</div>{{else}}<span class="nodata">none</span>{{end}}</td>
 </tr>{{else}}
-<tr class="series empty" id="rule-{{$r.Name}}" data-rule="{{$r.Name}}" data-state="{{$r.State}}">
-<td class="rule">{{$r.Name}}</td><td class="labels">—</td><td><span class="state {{$r.State}}">{{$r.State}}</span></td>
-<td><span class="value nodata">no data</span></td><td class="objective-cell">{{$r.Objective}} <span class="nodata">over {{pdur $r.Window}}</span></td>
+<tr class="series empty" id="rule-{{$r.Name}}" data-rule="{{$r.Name}}" data-kind="{{$r.Kind}}" data-state="{{$r.State}}">
+<td class="rule">{{$r.Name}}{{if eq $r.Kind "slo"}}<span class="kind">SLO</span>{{end}}</td><td class="labels">—</td><td><span class="state {{$r.State}}">{{$r.State}}</span></td>
+<td><span class="value nodata">no data</span></td><td class="objective-cell">{{$r.Objective}} <span class="nodata">{{$r.Over}}</span></td>
 <td colspan="3" class="nodata">no matching request yet</td></tr>{{end}}{{end}}
 </table></section>
 {{else}}<section><h2>No rules loaded</h2><p style="padding:0 14px">Add rule files to the config's rule_files and reload.</p></section>{{end}}
 </main>
-<footer>Values are the objective's quantile of request latency over the rule's window, at the last evaluation; the chart's dashed line is the objective.</footer>
+<footer>Latency rules: the value is the objective's quantile of request latency over the rule's window at the last evaluation; the chart's dashed line is the objective.
+SLOs: the error budget left over the period (negative once it is spent), the burn rate over each window (1× spends exactly the budget over the period; red above a pair's factor), and each burn-rate pair, which fires when both its windows burn faster than its factor; the chart is the burn rate over the shortest window, its dashed line that window's factor.</footer>
 </body></html>
 `))

@@ -17,7 +17,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/common/model"
+
 	"github.com/kube-sentinel/sentinel/engine"
+	"github.com/kube-sentinel/sentinel/rules"
 )
 
 func TestStatusHistoryRecord(t *testing.T) {
@@ -73,8 +76,8 @@ func TestStatusPageChart(t *testing.T) {
 		{now.Add(-30 * time.Minute), math.NaN()},
 		{now.Add(-10 * time.Minute), 2},
 	}
-	svg := string(chartSVG(pts, 1, now))
-	for _, want := range []string{`<svg class="chart"`, `<polyline points="`, `<circle `, `class="objective"`} {
+	svg := string(chartSVG(pts, 1, rules.HumanizeDuration, "p99 over 5m", now))
+	for _, want := range []string{`<svg class="chart"`, `<polyline points="`, `<circle `, `class="objective"`, "dashed: 1s"} {
 		if !strings.Contains(svg, want) {
 			t.Errorf("chart lacks %s:\n%s", want, svg)
 		}
@@ -84,6 +87,65 @@ func TestStatusPageChart(t *testing.T) {
 	}
 	if got := quantileName(0.999); got != "p99.9" {
 		t.Errorf("quantileName(0.999) = %q", got)
+	}
+	// An SLO's chart is of a burn rate against a factor, not of seconds.
+	svg = string(chartSVG(pts, 14.4, formatBurnRate, "burn rate over 5m", now))
+	if !strings.Contains(svg, "dashed: 14.4×") || strings.Contains(svg, "14.4s") {
+		t.Errorf("SLO chart:\n%s", svg)
+	}
+}
+
+// TestStatusPageSLO renders an SLO the way the engine reports one, without
+// a daemon: budget, burn rates by window and pairs, not a latency quantile.
+func TestStatusPageSLO(t *testing.T) {
+	now := time.Date(2025, 1, 1, 12, 0, 0, 0, time.UTC)
+	groups := []engine.GroupStatus{{Name: "budgets", Interval: time.Minute, LastEvaluation: now, Rules: []engine.RuleStatus{{
+		Name: "Budget", Kind: "slo", Target: 99, Period: 28 * 24 * time.Hour, State: engine.StateFiring, LastEvaluation: now,
+		Series: []engine.SeriesStatus{{Labels: map[string]string{}, Value: 20, Observations: 1000, Failed: 120,
+			SLO: &engine.SLOStatus{Target: 99, Period: 28 * 24 * time.Hour, BudgetRemaining: -11,
+				BurnRates: map[string]float64{"5m": 20, "1h": 15.5, "30m": 2, "6h": 1, "2h": 0.5, "1d": 0.25, "3d": 0.1, "4w": 12},
+				Pairs: []engine.PairStatus{
+					{Severity: "page", LongWindow: time.Hour, ShortWindow: 5 * time.Minute, Factor: 14.4, State: engine.StateFiring},
+					{Severity: "page", LongWindow: 6 * time.Hour, ShortWindow: 30 * time.Minute, Factor: 6, State: engine.StateInactive},
+					{Severity: "ticket", LongWindow: 24 * time.Hour, ShortWindow: 2 * time.Hour, Factor: 3, State: engine.StateInactive},
+					{Severity: "ticket", LongWindow: 72 * time.Hour, ShortWindow: 6 * time.Hour, Factor: 1, State: engine.StateInactive},
+				}}}},
+		Alerts: []engine.AlertStatus{{Labels: map[string]string{"alertname": "Budget", "severity": "page", "long_window": "1h", "short_window": "5m"}, State: engine.StateFiring}},
+	}}}}
+	h := newStatusHistory()
+	h.record(groups, now)
+	var b strings.Builder
+	if err := statusTemplate.Execute(&b, buildStatusPage(groups, h, nil, now)); err != nil {
+		t.Fatal(err)
+	}
+	page := b.String()
+	rows := parsePage(t, page)
+	if len(rows) != 1 {
+		t.Fatalf("%d rows:\n%s", len(rows), page)
+	}
+	row := rows[0]
+	if row.kind != "slo" || row.state != "firing" || row.value != nil || row.objective != "target 99%" || row.over != "over 4w" {
+		t.Errorf("row %+v", row)
+	}
+	if row.budget == nil || *row.budget != -11 || row.shown != "-1100.00%" {
+		t.Errorf("budget remaining %v shown %q, want -11 as -1100.00%%", deref(row.budget), row.shown)
+	}
+	if got := strings.Join(row.windows, " "); got != "5m 30m 1h 2h 6h 1d 3d 4w" {
+		t.Errorf("burn rates in the order %s, want by window length", got)
+	}
+	if row.burnRates["5m"] != 20 || row.burnShown["5m"] != "20×" || row.burnShown["1h"] != "15.5×" {
+		t.Errorf("burn rates %v shown %v", row.burnRates, row.burnShown)
+	}
+	if len(row.pairs) != 4 || row.pairs[0] != (pagePair{"page", "1h", "5m", 14.4, "firing"}) || row.pairs[3] != (pagePair{"ticket", "3d", "6h", 1, "inactive"}) {
+		t.Errorf("pairs %+v", row.pairs)
+	}
+	for _, bad := range []string{"p0", "0s over", "over 0s", "20s", "14.4s"} {
+		if strings.Contains(page, bad) {
+			t.Errorf("the SLO is shown as a latency rule (%q on the page)", bad)
+		}
+	}
+	if !strings.Contains(page, "dashed: 14.4×") {
+		t.Errorf("the chart is not of the 5m burn rate against the 1h/5m pair's factor")
 	}
 }
 
@@ -110,22 +172,37 @@ groups:
         matchers: ['service.name="nothing"']
         objective: {quantile: 0.9, threshold: 250ms}
         window: 2m
+      # Every namespaces request of the test is slower than 1s: the budget
+      # burns 100x, so the page pair fires and the ticket pair (1000x) never.
+      - slo: NamespacesBudget
+        matchers: ['service.name="apiserver"', 'resource="namespaces"']
+        objective: {target: 99.0, latency: 1s}
+        period: 1h
+        burn_rate_alerts:
+          - {severity: page, long_window: 10m, short_window: 2m, factor: 14.4, for: 1s}
+          - {severity: ticket, long_window: 30m, short_window: 5m, factor: 1000, for: 1s}
 `
 
 // startStatusSentinel runs a daemon whose status page has every kind of
-// row: firing with exemplars, inactive with data, and no data.
+// row: firing with exemplars, inactive with data, no data, and an SLO with
+// one pair firing and one not.
 func startStatusSentinel(t *testing.T) (*daemon, string) {
 	d := startSentinel(t, statusRules)
 	s := newSpanSender(t, d)
 	s.phase(t, 2*time.Second, 1500*time.Millisecond)
 	base := "http://" + d.webLn.Addr().String()
-	waitFor(t, "a firing rule with exemplars", 30*time.Second, func() (bool, bool) {
+	waitFor(t, "a firing rule with exemplars and a firing SLO pair", 30*time.Second, func() (bool, bool) {
+		latency, slo := false, false
 		for _, r := range fetchRules(t, base) {
 			if r.Name == "NamespacesGETLatency" && r.State == "firing" && len(r.Series) == 1 && len(r.Series[0].Exemplars) > 0 {
-				return true, true
+				latency = true
+			}
+			if r.Name == "NamespacesBudget" && len(r.Series) == 1 && len(r.Series[0].Pairs) == 2 &&
+				r.Series[0].Pairs[0].State == "firing" && r.Series[0].Pairs[1].State == "inactive" {
+				slo = true
 			}
 		}
-		return false, false
+		return latency && slo, latency && slo
 	})
 	return d, base
 }
@@ -159,17 +236,33 @@ func fetchRules(t *testing.T, base string) []statusAPIRule {
 
 // pageRow is one series row of the status page as a browser shows it.
 type pageRow struct {
-	rule, labels, state string
-	value               *float64 // data-value
-	shown               string   // the value as displayed
-	observations        string
-	traceIDs, traceURLs []string
+	rule, kind, labels, state string
+	value                     *float64 // data-value (latency rules)
+	shown                     string   // the value (SLOs: the budget remaining) as displayed
+	objective, over           string   // "p99 ≤ 1s", "over 2m"; "target 99%", "over 1h"
+	observations              string
+	traceIDs, traceURLs       []string
+	// SLOs
+	budget    *float64           // data-budget-remaining
+	windows   []string           // the burn rates' windows, in page order
+	burnRates map[string]float64 // data-burn-rate by window
+	burnShown map[string]string  // as displayed
+	pairs     []pagePair
+}
+
+type pagePair struct {
+	severity, long, short string
+	factor                float64
+	state                 string
 }
 
 var (
 	rowRe      = regexp.MustCompile(`(?s)<tr class="series[^"]*"(.*?)>(.*?)</tr>`)
-	attrRe     = regexp.MustCompile(`(data-[a-z]+)="([^"]*)"`)
-	shownRe    = regexp.MustCompile(`<span class="value[^"]*">([^<]*)</span>`)
+	attrRe     = regexp.MustCompile(`(data-[a-z-]+)="([^"]*)"`)
+	shownRe    = regexp.MustCompile(`<span class="value[^"]*"[^>]*>([^<]*)</span>`)
+	objRe      = regexp.MustCompile(`<td class="objective-cell">([^<]*) <span class="nodata">([^<]*)</span>`)
+	burnRe     = regexp.MustCompile(`<li class="burn-rate[^"]*" data-window="([^"]*)" data-burn-rate="([^"]*)">[^<]*<b>([^<]*)</b>`)
+	pairRe     = regexp.MustCompile(`<li class="pair" data-severity="([^"]*)" data-long-window="([^"]*)" data-short-window="([^"]*)" data-factor="([^"]*)" data-state="([^"]*)">`)
 	traceRe    = regexp.MustCompile(`<a class="trace" href="([^"]*)" data-trace-id="([0-9a-f]+)"`)
 	scriptRe   = regexp.MustCompile(`(?i)<script|<link|<iframe|\ssrc=`)
 	externalRe = regexp.MustCompile(`(?i)(href|src)="(https?:)?//`)
@@ -183,16 +276,36 @@ func parsePage(t *testing.T, dom string) []pageRow {
 		for _, a := range attrRe.FindAllStringSubmatch(m[1], -1) {
 			attrs[a[1]] = html.UnescapeString(a[2])
 		}
-		row := pageRow{rule: attrs["data-rule"], labels: attrs["data-labels"], state: attrs["data-state"], observations: attrs["data-observations"]}
-		if v, ok := attrs["data-value"]; ok {
+		row := pageRow{rule: attrs["data-rule"], kind: attrs["data-kind"], labels: attrs["data-labels"], state: attrs["data-state"],
+			observations: attrs["data-observations"], burnRates: map[string]float64{}, burnShown: map[string]string{}}
+		num := func(what, v string) float64 {
 			f, err := strconv.ParseFloat(v, 64)
 			if err != nil {
-				t.Fatalf("data-value %q: %v", v, err)
+				t.Fatalf("%s %q: %v", what, v, err)
 			}
+			return f
+		}
+		if v, ok := attrs["data-value"]; ok {
+			f := num("data-value", v)
 			row.value = &f
+		}
+		if v, ok := attrs["data-budget-remaining"]; ok {
+			f := num("data-budget-remaining", v)
+			row.budget = &f
 		}
 		if s := shownRe.FindStringSubmatch(m[2]); s != nil {
 			row.shown = html.UnescapeString(s[1])
+		}
+		if o := objRe.FindStringSubmatch(m[2]); o != nil {
+			row.objective, row.over = html.UnescapeString(o[1]), html.UnescapeString(o[2])
+		}
+		for _, b := range burnRe.FindAllStringSubmatch(m[2], -1) {
+			row.windows = append(row.windows, b[1])
+			row.burnRates[b[1]] = num("data-burn-rate", b[2])
+			row.burnShown[b[1]] = html.UnescapeString(b[3])
+		}
+		for _, p := range pairRe.FindAllStringSubmatch(m[2], -1) {
+			row.pairs = append(row.pairs, pagePair{p[1], p[2], p[3], num("data-factor", p[4]), p[5]})
 		}
 		for _, tr := range traceRe.FindAllStringSubmatch(m[2], -1) {
 			row.traceURLs = append(row.traceURLs, html.UnescapeString(tr[1]))
@@ -233,6 +346,14 @@ func comparePage(t *testing.T, rows []pageRow, api []statusAPIRule) {
 			if row.state != r.State {
 				t.Errorf("%s: state %q, API %q", r.Name, row.state, r.State)
 			}
+			if row.kind != r.Type {
+				t.Errorf("%s: kind %q, API type %q", r.Name, row.kind, r.Type)
+			}
+			if r.Type == "slo" {
+				compareSLORow(t, r.apiRule, s, row)
+				compareExemplars(t, r.Name, s, row)
+				continue
+			}
 			if s.Value == nil {
 				if row.value != nil || row.shown != "no data" {
 					t.Errorf("%s: API value null, page %v %q", r.Name, row.value, row.shown)
@@ -240,27 +361,88 @@ func comparePage(t *testing.T, rows []pageRow, api []statusAPIRule) {
 				continue
 			}
 			if row.value == nil || *row.value != *s.Value {
-				t.Errorf("%s: data-value %v, API %v", r.Name, row.value, *s.Value)
+				t.Errorf("%s: data-value %v, API %v", r.Name, deref(row.value), *s.Value)
 			}
 			shown, err := time.ParseDuration(row.shown)
 			if err != nil || math.Abs(shown.Seconds()-*s.Value) > 1e-3**s.Value {
 				t.Errorf("%s: shows %q, API value %gs", r.Name, row.shown, *s.Value)
 			}
-			if row.observations != strconv.FormatUint(s.Observations, 10) {
-				t.Errorf("%s: observations %s, API %d", r.Name, row.observations, s.Observations)
-			}
-			var ids []string
-			for _, x := range s.Exemplars {
-				ids = append(ids, x.TraceID)
-			}
-			if strings.Join(row.traceIDs, ",") != strings.Join(ids, ",") {
-				t.Errorf("%s: trace links %v, API exemplars %v", r.Name, row.traceIDs, ids)
-			}
-			for j, u := range row.traceURLs {
-				if want := "http://tracing.test/trace/" + row.traceIDs[j]; u != want {
-					t.Errorf("%s: trace link %q, want %q", r.Name, u, want)
-				}
-			}
+			compareExemplars(t, r.Name, s, row)
+		}
+	}
+}
+
+// deref shows an optional number: "none" when it is absent.
+func deref(v *float64) string {
+	if v == nil {
+		return "none"
+	}
+	return strconv.FormatFloat(*v, 'g', -1, 64)
+}
+
+// compareExemplars checks a row's request count and trace links.
+func compareExemplars(t *testing.T, name string, s apiSeries, row pageRow) {
+	t.Helper()
+	if row.observations != strconv.FormatUint(s.Observations, 10) {
+		t.Errorf("%s: observations %s, API %d", name, row.observations, s.Observations)
+	}
+	var ids []string
+	for _, x := range s.Exemplars {
+		ids = append(ids, x.TraceID)
+	}
+	if strings.Join(row.traceIDs, ",") != strings.Join(ids, ",") {
+		t.Errorf("%s: trace links %v, API exemplars %v", name, row.traceIDs, ids)
+	}
+	for j, u := range row.traceURLs {
+		if want := "http://tracing.test/trace/" + row.traceIDs[j]; u != want {
+			t.Errorf("%s: trace link %q, want %q", name, u, want)
+		}
+	}
+}
+
+// compareSLORow checks an SLO's row against its API series: target and
+// period, budget remaining, every window's burn rate, every pair's state.
+func compareSLORow(t *testing.T, r apiRule, s apiSeries, row pageRow) {
+	t.Helper()
+	if row.value != nil {
+		t.Errorf("%s: an SLO row has a latency data-value %v", r.Name, *row.value)
+	}
+	if want := "target " + strconv.FormatFloat(r.Target, 'f', -1, 64) + "%"; row.objective != want {
+		t.Errorf("%s: objective %q, API target %g: want %q", r.Name, row.objective, r.Target, want)
+	}
+	if want := "over " + model.Duration(time.Duration(r.Period*float64(time.Second))).String(); row.over != want {
+		t.Errorf("%s: %q, API period %gs: want %q", r.Name, row.over, r.Period, want)
+	}
+	if s.BudgetRemaining == nil {
+		t.Fatalf("%s: the API has no budgetRemaining", r.Name)
+	}
+	if row.budget == nil || *row.budget != *s.BudgetRemaining {
+		t.Errorf("%s: data-budget-remaining %v, API %v", r.Name, deref(row.budget), *s.BudgetRemaining)
+	}
+	shown, err := strconv.ParseFloat(strings.TrimSuffix(row.shown, "%"), 64)
+	if err != nil || !strings.HasSuffix(row.shown, "%") || math.Abs(shown-*s.BudgetRemaining*100) > 0.005+1e-9 {
+		t.Errorf("%s: shows %q budget remaining, API %v", r.Name, row.shown, *s.BudgetRemaining)
+	}
+	if len(row.burnRates) != len(s.BurnRates) {
+		t.Errorf("%s: burn rates %v, API %v", r.Name, row.burnRates, s.BurnRates)
+	}
+	for w, want := range s.BurnRates {
+		got, ok := row.burnRates[w]
+		if !ok || got != want {
+			t.Errorf("%s: burn rate over %s %v (shown: %v), API %v", r.Name, w, got, ok, want)
+		}
+		shown, err := strconv.ParseFloat(strings.TrimSuffix(row.burnShown[w], "×"), 64)
+		if err != nil || math.Abs(shown-want) > 1e-3*want {
+			t.Errorf("%s: shows %q for the burn rate over %s, API %v", r.Name, row.burnShown[w], w, want)
+		}
+	}
+	if len(row.pairs) != len(s.Pairs) {
+		t.Errorf("%s: %d pairs shown, API %d", r.Name, len(row.pairs), len(s.Pairs))
+		return
+	}
+	for i, p := range s.Pairs {
+		if want := (pagePair{p.Severity, p.LongWindow, p.ShortWindow, p.Factor, p.State}); row.pairs[i] != want {
+			t.Errorf("%s: pair %d shows %+v, API %+v", r.Name, i, row.pairs[i], p)
 		}
 	}
 }
@@ -376,8 +558,8 @@ func TestStatusPageInBrowser(t *testing.T) {
 			t.Fatalf("the browser did not render the page:\n%s", dom)
 		}
 		rows := parsePage(t, dom)
-		if len(rows) != 3 {
-			t.Errorf("the browser shows %d rows, want 3:\n%s", len(rows), dom)
+		if len(rows) != 4 {
+			t.Errorf("the browser shows %d rows, want 4:\n%s", len(rows), dom)
 		}
 		comparePage(t, rows, before)
 		// The chart is in the DOM the browser built, as SVG.
