@@ -245,8 +245,15 @@ func parseRule(d *yamlpos.Decoder, n *yaml.Node, g *Group, interval time.Duratio
 
 	if r.Kind == KindSLO {
 		r.SLO = parseSLO(d, n, f, interval)
-		if r.Source == SourceMetrics && r.SLO.Latency == 0 {
-			d.Errorf(f["objective"].Value, "an availability SLO (no latency) from metrics needs a request counter with a code label, which the metrics source does not read yet; give a latency, or use source: spans")
+		// From metrics, an availability SLO (no latency) reads a request
+		// counter (apiserver_request_total: a 5xx code is failed), a
+		// latency SLO a histogram. The wrong kind would burn 0x forever
+		// (histogram buckets are never failed) or page at once (a
+		// counter's increases have no latency, every one would be slow).
+		if _, histogram := KnownMetricLabels(r.Metric); r.Source == SourceMetrics && r.SLO.Latency == 0 && histogram {
+			d.Errorf(f["metric"].Value, "%s is a latency histogram, whose buckets carry no status code: an availability SLO (no latency) from metrics needs a request counter with a code label (apiserver_request_total); give a latency, or name a counter", r.Metric)
+		} else if r.Source == SourceMetrics && r.SLO.Latency > 0 && strings.HasSuffix(r.Metric, "_total") {
+			d.Errorf(f["objective"].Value, "%s is a counter, whose increases carry no latency: a latency SLO from metrics needs a histogram (apiserver_request_duration_seconds); drop latency for an availability SLO (5xx codes are failed), or name a histogram", r.Metric)
 		}
 	} else {
 		parseLatencyObjective(d, n, f, r, interval, before)

@@ -76,7 +76,6 @@ func TestParseErrors(t *testing.T) {
 		{"slo with window", "groups:\n  - name: g\n    rules:\n      - slo: X\n        objective: {target: 99}\n        window: 5m\n", `f.yaml:6:9: unknown field "window" in rule`},
 		{"slo short >= long", "groups:\n  - name: g\n    rules:\n      - slo: X\n        objective: {target: 99}\n        burn_rate_alerts: [{severity: page, long_window: 1h, short_window: 1h, factor: 2}]\n", "short_window 1h must be shorter than long_window 1h"},
 		{"slo long > period", "groups:\n  - name: g\n    rules:\n      - slo: X\n        objective: {target: 99}\n        period: 1d\n", "long_window 3d is longer than the period 1d"},
-		{"metrics availability", "groups:\n  - name: g\n    rules:\n      - slo: X\n        source: metrics\n        metric: m\n        objective: {target: 99}\n", "an availability SLO (no latency) from metrics"},
 		{"metrics group_by unknown label", "groups:\n  - name: g\n    rules:\n      - alert: X\n        source: metrics\n        metric: apiserver_request_duration_seconds\n        group_by: [verb, zone, job]\n        objective: {quantile: 0.5, threshold: 1s}\n        window: 5m\n", `f.yaml:7:26: group_by "zone" can never have a value: apiserver_request_duration_seconds has no such label`},
 		{"span.kind upper case", "groups:\n  - name: g\n    rules:\n      - alert: X\n        matchers: ['span.kind=\"CLIENT\"']\n        objective: {quantile: 0.5, threshold: 1s}\n        window: 5m\n", `f.yaml:5:20: matcher span.kind="CLIENT" can never match`},
 		{"sub-second @every is exact", "groups:\n  - name: g\n    interval: '@every 1.5s'\n    rules:\n      - alert: X\n        objective: {quantile: 0.5, threshold: 1s}\n        window: 1200ms\n", `f.yaml:7:17: window 1.2s is shorter than the group's evaluation interval 1.5s`},
@@ -97,6 +96,35 @@ func TestParseErrors(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestParseMetricsAvailability: an availability SLO (no latency) from
+// metrics reads a request counter's 5xx codes and is accepted; over a
+// latency histogram (never failed) it is refused, as is a latency SLO over
+// a counter (no latency: every request would be slow).
+func TestParseMetricsAvailability(t *testing.T) {
+	t.Run("metrics availability", func(t *testing.T) {
+		slo := func(metric, objective string) string {
+			return "groups:\n  - name: g\n    rules:\n      - slo: APIServerAvailability\n        source: metrics\n        metric: " + metric + "\n" +
+				"        matchers: ['verb!~\"WATCH|CONNECT\"']\n        group_by: [resource]\n        objective: " + objective + "\n"
+		}
+		groups, err := Parse("f.yaml", []byte(slo("apiserver_request_total", "{target: 99.9}")), Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := groups[0].Rules[0]
+		if r.Kind != KindSLO || r.Source != SourceMetrics || r.Metric != "apiserver_request_total" || r.SLO.Target != 99.9 || r.SLO.Latency != 0 {
+			t.Errorf("rule %+v, slo %+v", r, r.SLO)
+		}
+		for _, c := range []struct{ metric, objective, want string }{
+			{"apiserver_request_duration_seconds", "{target: 99.9}", "f.yaml:6:17: apiserver_request_duration_seconds is a latency histogram"},
+			{"apiserver_request_total", "{target: 99, latency: 1s}", "f.yaml:9:20: apiserver_request_total is a counter"},
+		} {
+			if _, err := Parse("f.yaml", []byte(slo(c.metric, c.objective)), Options{}); err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Errorf("%s %s: error %v, want it to contain %q", c.metric, c.objective, err, c.want)
+			}
+		}
+	})
 }
 
 func TestLoadFiles(t *testing.T) {

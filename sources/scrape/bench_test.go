@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -48,10 +49,45 @@ func apiserverMetricsBody(series int, grow int, openMetrics bool) []byte {
 			n += 26
 		}
 	}
+	writeCounters(&b, grow, openMetrics)
 	if openMetrics {
 		b.WriteString("# EOF\n")
 	}
 	return b.Bytes()
+}
+
+// Counter series appended to the body, as a real apiserver /metrics has
+// them beside its histograms: apiserver_request_total with a code label
+// (what an availability SLO reads) and counters without one.
+const (
+	benchCodeCounters  = 2500
+	benchOtherCounters = 1500
+)
+
+// writeCounters appends benchCodeCounters series of apiserver_request_total
+// (verbs × resources × codes) and benchOtherCounters of
+// apiserver_watch_events_total, each grown by grow.
+func writeCounters(b *bytes.Buffer, grow int, openMetrics bool) {
+	family := func(name string) string {
+		if openMetrics {
+			return strings.TrimSuffix(name, "_total")
+		}
+		return name
+	}
+	fmt.Fprintf(b, "# HELP apiserver_request_total [STABLE] Counter of apiserver requests broken out for each verb, dry run value, group, version, resource, scope, component, and HTTP response code.\n")
+	fmt.Fprintf(b, "# TYPE %s counter\n", family("apiserver_request_total"))
+	verbs := []string{"GET", "LIST", "WATCH", "POST", "PUT", "PATCH", "DELETE", "APPLY"}
+	codes := []string{"200", "201", "404", "409", "500"}
+	for n := 0; n < benchCodeCounters; n++ {
+		verb, code, r := verbs[n%len(verbs)], codes[(n/len(verbs))%len(codes)], n/(len(verbs)*len(codes))
+		fmt.Fprintf(b, "apiserver_request_total{code=%q,component=\"apiserver\",dry_run=\"\",group=\"group%d.example.io\",resource=\"resource%d\",scope=\"namespace\",subresource=\"\",verb=%q,version=\"v1\"} %d\n",
+			code, r%40, r, verb, 100000+n+grow*(n%3))
+	}
+	fmt.Fprintf(b, "# HELP apiserver_watch_events_total [ALPHA] Number of events sent in watch clients\n")
+	fmt.Fprintf(b, "# TYPE %s counter\n", family("apiserver_watch_events_total"))
+	for n := 0; n < benchOtherCounters; n++ {
+		fmt.Fprintf(b, "apiserver_watch_events_total{group=\"group%d.example.io\",kind=\"Kind%d\",version=\"v1\"} %d\n", n%40, n, 5000+n+grow*(n%2))
+	}
 }
 
 const benchSeries = 50_000
@@ -60,7 +96,7 @@ const benchSeries = 50_000
 // compare with the previous scrape, emitting the bucket increases.
 func BenchmarkParseAPIServerMetrics(b *testing.B) {
 	bodies := [2][]byte{apiserverMetricsBody(benchSeries, 0, false), apiserverMetricsBody(benchSeries, 1, false)}
-	h := newHistograms()
+	h := newHistograms(0)
 	tl := newTargetLabels(map[string]string{"job": "apiserver", "instance": "10.0.0.1:6443"})
 	var n int
 	obs := observerFunc(func(*engine.Observation) { n++ })
@@ -117,7 +153,7 @@ func BenchmarkTextparseOnly(b *testing.B) {
 // BenchmarkParseOpenMetrics is the whole path on the OpenMetrics rendering.
 func BenchmarkParseOpenMetrics(b *testing.B) {
 	body := apiserverMetricsBody(benchSeries, 0, true)
-	h := newHistograms()
+	h := newHistograms(0)
 	tl := newTargetLabels(map[string]string{"job": "apiserver", "instance": "10.0.0.1:6443"})
 	obs := observerFunc(func(*engine.Observation) {})
 	b.SetBytes(int64(len(body)))

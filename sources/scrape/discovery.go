@@ -64,23 +64,29 @@ func (d *discoverer) refresh(ctx context.Context) ([]targetSpec, error) {
 	switch d.cfg.Role {
 	case config.RoleNode:
 		var list nodeList
-		if err := d.get(ctx, "/api/v1/nodes", &list); err != nil {
+		if err := d.list(ctx, "/api/v1/nodes", nil, &list); err != nil {
 			return nil, err
 		}
 		return nodeTargets(list), nil
 	case config.RoleEndpoints:
-		if len(d.cfg.Namespaces) == 0 {
-			var ep endpoints
-			if err := d.get(ctx, "/api/v1/namespaces/default/endpoints/kubernetes", &ep); err != nil {
-				return nil, err
-			}
-			return endpointsTargets([]endpoints{ep}), nil
+		// Lists only, never a GET of one object: the ClusterRole grants
+		// list and watch on endpoints, not get. Without namespaces, the
+		// apiserver's own Endpoints (default/kubernetes) are listed by a
+		// field selector.
+		namespaces, query := d.cfg.Namespaces, url.Values(nil)
+		if len(namespaces) == 0 {
+			namespaces, query = []string{"default"}, url.Values{"fieldSelector": {"metadata.name=kubernetes"}}
 		}
 		var all []endpoints
-		for _, ns := range d.cfg.Namespaces {
+		for _, ns := range namespaces {
 			var list endpointsList
-			if err := d.get(ctx, "/api/v1/namespaces/"+url.PathEscape(ns)+"/endpoints", &list); err != nil {
+			if err := d.list(ctx, "/api/v1/namespaces/"+url.PathEscape(ns)+"/endpoints", query, &list); err != nil {
 				return nil, err
+			}
+			for i := range list.Items {
+				if list.Items[i].Metadata.Namespace == "" {
+					list.Items[i].Metadata.Namespace = ns
+				}
 			}
 			all = append(all, list.Items...)
 		}
@@ -89,8 +95,10 @@ func (d *discoverer) refresh(ctx context.Context) ([]targetSpec, error) {
 	return nil, fmt.Errorf("role %q is not supported", d.cfg.Role)
 }
 
-func (d *discoverer) get(ctx context.Context, path string, v any) error {
+// list GETs a collection (the list verb), with query parameters.
+func (d *discoverer) list(ctx context.Context, path string, query url.Values, v any) error {
 	u := d.base.JoinPath(path)
+	u.RawQuery = query.Encode()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), http.NoBody)
 	if err != nil {
 		return err

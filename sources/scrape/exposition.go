@@ -8,10 +8,15 @@ import (
 )
 
 // Exposition turns the successive expositions of one target into
-// observations exactly as a scrape loop does: bucket deltas, first
-// sightings as baselines, counter resets, vanished series forgotten. It is
-// the scrape loop's own code, exported for the rule-test runner, which
-// renders input_series as expositions.
+// observations exactly as a scrape loop does: bucket deltas and request
+// counter increases, first sightings as baselines, counter resets,
+// vanished series forgotten. It is the scrape loop's own code, exported for
+// the rule-test runner, which renders input_series as expositions.
+//
+// It applies no staleness bound: every exposition is a successful scrape,
+// and a loop scraping at the runner's interval, whatever it is, never
+// finds its previous scrape older than its bound (at least three
+// intervals; see staleness).
 type Exposition struct {
 	hists  *histograms
 	target *targetLabels
@@ -20,7 +25,7 @@ type Exposition struct {
 // NewExposition starts with no history; target labels (job, instance) are
 // added to every series, as for a scraped target.
 func NewExposition(target map[string]string) *Exposition {
-	return &Exposition{hists: newHistograms(), target: newTargetLabels(target)}
+	return &Exposition{hists: newHistograms(0), target: newTargetLabels(target)}
 }
 
 // Observe reads one exposition body scraped at now and hands the bucket

@@ -24,17 +24,44 @@ import (
 // the Prometheus text format, which is what a bare exporter serves.
 const fallbackContentType = "text/plain"
 
-// histograms follows the classic histograms of one target from scrape to
-// scrape and turns their bucket increases into observations. It is used by
-// one goroutine at a time.
+// staleAfter is how old the previous successful scrape of a series may be
+// for the next scrape to still turn the series' increase into
+// observations: 5 minutes, Prometheus's default lookback delta
+// (--query.lookback-delta), the age past which Prometheus no longer treats
+// a sample as current. A target that was down longer starts over with a
+// baseline, so that its whole outage's requests are not dumped into the
+// window of the scrape that finds it back (which would page on a burst
+// that never happened, or hide the outage's real timing); a failed scrape
+// or two in between is still covered by the next success, as rate()
+// covers a gap between two samples.
+const staleAfter = 5 * time.Minute
+
+// staleness is the bound for a job scraped every interval: staleAfter, or
+// three intervals when that is longer, so that a job scraped every 5m or
+// more (for which Prometheus too needs a longer lookback delta) is not a
+// baseline at every scrape, and one failed scrape is always covered.
+func staleness(interval time.Duration) time.Duration {
+	return max(staleAfter, 3*interval)
+}
+
+// histograms follows the classic histograms and the counters of one target
+// from scrape to scrape and turns their increases into observations. It is
+// used by one goroutine at a time.
 type histograms struct {
 	series map[uint64]*histState
 	gen    uint64
+	// counters are the request counters (see counter.go).
+	counters map[uint64]*counterState
+	// last is the time of the previous successful scrape (zero before the
+	// first); staleAfter is the staleness bound, 0 for none.
+	last       time.Time
+	staleAfter time.Duration
 
 	// scratch, reused across scrapes
 	symbols *labels.SymbolTable
 	cur     []curSeries
 	curIdx  map[uint64]int
+	curCtr  []curCounter
 	lset    labels.Labels
 	ex      exemplar.Exemplar
 	hashBuf []byte
@@ -81,11 +108,15 @@ type exemplarSeen struct {
 	spanID  [8]byte
 }
 
-func newHistograms() *histograms {
+// newHistograms starts with no history; a scrape after a gap longer than
+// staleAfter (0: never) is a new baseline.
+func newHistograms(staleAfter time.Duration) *histograms {
 	return &histograms{
-		series:  map[uint64]*histState{},
-		symbols: labels.NewSymbolTable(),
-		curIdx:  map[uint64]int{},
+		series:     map[uint64]*histState{},
+		counters:   map[uint64]*counterState{},
+		symbols:    labels.NewSymbolTable(),
+		curIdx:     map[uint64]int{},
+		staleAfter: staleAfter,
 	}
 }
 
@@ -107,6 +138,7 @@ func (h *histograms) parse(body []byte, contentType string) (samples int, err er
 	}
 	h.cur = h.cur[:0]
 	clear(h.curIdx)
+	h.curCtr = h.curCtr[:0]
 
 	var famName []byte
 	famType := model.MetricTypeUnknown
@@ -131,6 +163,10 @@ func (h *histograms) parse(body []byte, contentType string) (samples int, err er
 		samples++
 		series, _, v := p.Series()
 		name := metricName(series)
+		if isCounter(name, famName, famType) {
+			h.addCounter(p, series, v)
+			continue
+		}
 		var base []byte
 		isBucket := false
 		switch {
@@ -241,10 +277,19 @@ func decodeID(dst []byte, s string) {
 }
 
 // apply compares the parsed scrape with the previous one, emits the bucket
-// increases at time now with target's labels, and makes this scrape the
-// new previous one. Series the scrape no longer shows are forgotten.
+// and counter increases at time now with target's labels, and makes this
+// scrape the new previous one. Series the scrape no longer shows are
+// forgotten. When the previous successful scrape is older than the
+// staleness bound, every series is a new baseline.
+//
+// Every series kept from one apply to the next was in the previous
+// successful scrape (the others are forgotten), so h.last is the time of
+// the previous successful scrape of each of them.
 func (h *histograms) apply(now time.Time, target *targetLabels, observer engine.Observer) (observations int) {
 	h.gen++
+	stale := h.staleAfter > 0 && !h.last.IsZero() && now.Sub(h.last) > h.staleAfter
+	h.last = now
+	observations = h.applyCounters(now, stale, target, observer)
 	for i := range h.cur {
 		c := &h.cur[i]
 		if c.malformed || len(c.buckets) == 0 {
@@ -263,7 +308,7 @@ func (h *histograms) apply(now time.Time, target *targetLabels, observer engine.
 			continue // unreadable: the series is forgotten
 		}
 		prev := h.series[c.hash]
-		if prev == nil || prev.base != c.base || !sameBounds(prev.bounds, c.buckets) {
+		if stale || prev == nil || prev.base != c.base || !sameBounds(prev.bounds, c.buckets) {
 			h.baseline(c, prev)
 			continue
 		}

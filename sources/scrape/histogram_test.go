@@ -28,6 +28,7 @@ type recObs struct {
 	TraceID       string
 	SpanID        string
 	End           time.Time
+	Failed        bool
 }
 
 var recordedLabels = []string{"verb", "resource", "code"}
@@ -49,7 +50,7 @@ func (r *recorder) Observe(o *engine.Observation) {
 		}
 	}
 	ro := recObs{Name: name, Labels: strings.Join(ls, ","), Job: job, Instance: inst, LE: o.UpperBound,
-		Count: o.Count, Duration: o.Duration, End: o.End}
+		Count: o.Count, Duration: o.Duration, End: o.End, Failed: o.Failed}
 	if o.TraceID != ([16]byte{}) {
 		ro.TraceID = hex.EncodeToString(o.TraceID[:])
 	}
@@ -169,7 +170,7 @@ func TestHistogramDeltas(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			h := newHistograms()
+			h := newHistograms(0)
 			rec := &recorder{}
 			tl := newTargetLabels(map[string]string{"job": "j", "instance": "i:1"})
 			start := time.Unix(1000, 0)
@@ -241,7 +242,7 @@ func TestHistogramOpenMetricsExemplars(t *testing.T) {
 		{{1, 1, time.Second, "verb=GET", ""}},
 		{{1, 1, 900 * time.Millisecond, "verb=GET", "000000000000000000f067aa0ba902b7"}},
 	}
-	h := newHistograms()
+	h := newHistograms(0)
 	rec := &recorder{}
 	tl := newTargetLabels(map[string]string{"job": "j", "instance": "i:1"})
 	for i, body := range scrapes {
@@ -263,7 +264,7 @@ func TestHistogramOpenMetricsExemplars(t *testing.T) {
 }
 
 func TestLabelView(t *testing.T) {
-	h := newHistograms()
+	h := newHistograms(0)
 	var got map[string]string
 	obs := observerFunc(func(o *engine.Observation) {
 		got = map[string]string{}
@@ -299,7 +300,7 @@ func TestParseErrors(t *testing.T) {
 		"req_seconds_bucket{le=\"1\"} three\n",
 		"# TYPE x histogram\nx_bucket{le=\"1\"} 1\n", // OpenMetrics without # EOF
 	} {
-		h := newHistograms()
+		h := newHistograms(0)
 		ct := "text/plain"
 		if strings.HasPrefix(body, "# TYPE") {
 			ct = "application/openmetrics-text; version=1.0.0"

@@ -222,7 +222,7 @@ func newTarget(j *job, u string, sp targetSpec) *target {
 	m["instance"] = sp.address
 	return &target{
 		job: j, url: u, spec: sp, instance: sp.address,
-		labels: newTargetLabels(m), hists: newHistograms(), health: HealthUnknown,
+		labels: newTargetLabels(m), hists: newHistograms(staleness(j.cfg.ScrapeInterval)), health: HealthUnknown,
 	}
 }
 
