@@ -25,11 +25,14 @@ const (
 // a reference to it, nor to Labels, after Observe returns, so a source may
 // reuse both.
 //
-// A metrics observation says "Count requests took between the previous
-// bucket bound and UpperBound": the engine keeps such counts per bucket and
-// interpolates quantiles linearly inside a bucket, as Prometheus's
-// histogram_quantile does. Its Labels answer "__name__" with the
-// histogram's base name (apiserver_request_duration_seconds, not _bucket).
+// A metrics observation from a histogram says "Count requests took between
+// the previous bucket bound and UpperBound": the engine keeps such counts
+// per bucket and interpolates quantiles linearly inside a bucket, as
+// Prometheus's histogram_quantile does; its Labels answer "__name__" with
+// the histogram's base name (apiserver_request_duration_seconds, not
+// _bucket). One from a request counter (apiserver_request_total) says
+// "Count requests, Failed if the code is 5xx", with UpperBound +Inf and no
+// Bounds: it feeds availability SLOs.
 type Observation struct {
 	Source   Source
 	End      time.Time     // when the request ended (for metrics: the scrape time)
