@@ -78,22 +78,8 @@ groups:
         window: 10s
         labels: {severity: page}
 `
-	d := startSentinelWith(t, rules, fmt.Sprintf(`
-scrape_configs:
-  - job_name: apiserver
-    scrape_interval: 1s
-    scrape_timeout: 500ms
-    static_configs: [{targets: [%q]}]
-`, strings.TrimPrefix(srv.URL, "http://")), am.URL)
-
-	waitFor(t, "a few healthy scrapes", 20*time.Second, func() (bool, bool) {
-		for _, ts := range d.scraper.Targets() {
-			if ts.Health == "up" && ts.Scrapes >= 3 {
-				return true, true
-			}
-		}
-		return false, false
-	})
+	d := startScrapingSentinel(t, rules, srv.URL, am.URL)
+	waitForScrapes(t, d, 3)
 	if got := amAlerts(t, am); len(got) != 0 {
 		t.Fatalf("alerts before the slowdown: %v", got)
 	}
@@ -127,4 +113,30 @@ scrape_configs:
 	if _, err := fmt.Sscanf(alert.Annotations["value"], "%gs", &v); err != nil || v <= 2 || v > 5 {
 		t.Errorf("value %q, want inside the (2s, 5s] bucket", alert.Annotations["value"])
 	}
+}
+
+// startScrapingSentinel runs sentinel with the rules and one scrape job,
+// "apiserver", on the target at targetURL every second.
+func startScrapingSentinel(t *testing.T, rules, targetURL, amURL string) *daemon {
+	t.Helper()
+	return startSentinelWith(t, rules, fmt.Sprintf(`
+scrape_configs:
+  - job_name: apiserver
+    scrape_interval: 1s
+    scrape_timeout: 500ms
+    static_configs: [{targets: [%q]}]
+`, strings.TrimPrefix(targetURL, "http://")), amURL)
+}
+
+// waitForScrapes waits until a target is up and has been scraped n times.
+func waitForScrapes(t *testing.T, d *daemon, n uint64) {
+	t.Helper()
+	waitFor(t, "healthy scrapes", 20*time.Second, func() (bool, bool) {
+		for _, ts := range d.scraper.Targets() {
+			if ts.Health == "up" && ts.Scrapes >= n {
+				return true, true
+			}
+		}
+		return false, false
+	})
 }

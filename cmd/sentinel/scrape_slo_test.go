@@ -77,24 +77,11 @@ groups:
         annotations:
           summary: "namespaces requests burn the availability budget {{ $value }}x too fast"
 `
-	d := startSentinelWith(t, rules, fmt.Sprintf(`
-scrape_configs:
-  - job_name: apiserver
-    scrape_interval: 1s
-    scrape_timeout: 500ms
-    static_configs: [{targets: [%q]}]
-`, strings.TrimPrefix(srv.URL, "http://")), am.URL)
+	d := startScrapingSentinel(t, rules, srv.URL, am.URL)
 
 	// Healthy (and failing WATCHes, which the matchers leave out): no
 	// alert, though the window is full of requests.
-	waitFor(t, "a few healthy scrapes", 20*time.Second, func() (bool, bool) {
-		for _, ts := range d.scraper.Targets() {
-			if ts.Health == "up" && ts.Scrapes >= 6 {
-				return true, true
-			}
-		}
-		return false, false
-	})
+	waitForScrapes(t, d, 6)
 	time.Sleep(2 * time.Second) // a few evaluations over the healthy traffic
 	if got := amAlerts(t, am); len(got) != 0 {
 		t.Fatalf("alerts before any 5xx: %v", alertNames(got))
