@@ -1,10 +1,7 @@
 package otlp
 
 import (
-	"bytes"
 	"math/rand/v2"
-	"net/http"
-	"net/http/httptest"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -33,21 +30,7 @@ func benchEngine(b *testing.B) *engine.Engine {
 func BenchmarkOTLPHTTPEngine(b *testing.B) {
 	body := marshalTraces(b, apiserverTraces(rand.New(rand.NewPCG(1, 2)), benchSpans), false)
 	r, _ := newTestReceiver(b, Options{Observer: benchEngine(b)})
-	h := r.HTTPHandler()
-	rd := bytes.NewReader(body)
-	b.SetBytes(int64(len(body)))
-	b.ReportAllocs()
-	for b.Loop() {
-		rd.Reset(body)
-		req := httptest.NewRequest(http.MethodPost, TracesPath, rd)
-		req.Header.Set("Content-Type", protobufContentType)
-		rec := httptest.NewRecorder()
-		h.ServeHTTP(rec, req)
-		if rec.Code != http.StatusOK {
-			b.Fatalf("status %d: %s", rec.Code, rec.Body.Bytes())
-		}
-	}
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*benchSpans), "ns/span")
+	postLoop(b, r.HTTPHandler(), body, protobufContentType)
 }
 
 // BenchmarkConvertEngine is decoded spans into the engine: conversion and
