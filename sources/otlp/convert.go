@@ -194,7 +194,7 @@ func (v *spanLabels) requestInfo() bool {
 		}
 		path, query := v.urlPath, v.urlQuery
 		if path == "" {
-			path, query = splitTarget(v.target)
+			path, query = v.target, "" // k8s.Parse splits an http.target's query off itself
 		}
 		if v.kind == ptrace.SpanKindServer && method != "" && path != "" {
 			v.info = k8s.Parse(method, path, query, v.contentType)
@@ -224,15 +224,6 @@ func (v *spanLabels) infoField(name string) string {
 	return ""
 }
 
-// splitTarget splits an http.target ("/path?query") into path and query.
-func splitTarget(target string) (path, query string) {
-	for i := 0; i < len(target); i++ {
-		if target[i] == '?' {
-			return target[:i], target[i+1:]
-		}
-	}
-	return target, ""
-}
 
 func kindName(k ptrace.SpanKind) string {
 	switch k {
