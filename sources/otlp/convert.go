@@ -224,7 +224,6 @@ func (v *spanLabels) infoField(name string) string {
 	return ""
 }
 
-
 func kindName(k ptrace.SpanKind) string {
 	switch k {
 	case ptrace.SpanKindServer:
