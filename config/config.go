@@ -154,7 +154,7 @@ func checkLabelNames(d *yamlpos.Decoder, n *yaml.Node) {
 		return
 	}
 	for i := 0; i+1 < len(n.Content); i += 2 {
-		if name := n.Content[i].Value; !model.LabelName(name).IsValidLegacy() {
+		if name := n.Content[i].Value; !model.LegacyValidation.IsValidLabelName(name) {
 			d.Errorf(n.Content[i], "label name %q is not valid", name)
 		}
 	}

@@ -199,7 +199,7 @@ func parseRule(d *yamlpos.Decoder, n *yaml.Node, g *Group, interval time.Duratio
 	switch {
 	case r.Source == SourceMetrics && r.Metric == "":
 		d.Errorf(n, "a metrics rule needs metric: (the histogram's base name)")
-	case r.Source == SourceMetrics && !model.IsValidLegacyMetricName(r.Metric):
+	case r.Source == SourceMetrics && !model.LegacyValidation.IsValidMetricName(r.Metric):
 		d.Errorf(f["metric"].Value, "metric %q is not a valid metric name", r.Metric)
 	case r.Source == SourceSpans && r.Metric != "":
 		d.Errorf(f["metric"].Key, "metric: only applies to source: metrics")
@@ -263,7 +263,7 @@ func parseRule(d *yamlpos.Decoder, n *yaml.Node, g *Group, interval time.Duratio
 	r.Labels = d.StringMap(f["labels"].Value, "labels")
 	if ln := f["labels"].Value; ln != nil && ln.Kind == yaml.MappingNode {
 		for i := 0; i+1 < len(ln.Content); i += 2 {
-			if name := ln.Content[i].Value; !model.LabelName(name).IsValidLegacy() {
+			if name := ln.Content[i].Value; !model.LegacyValidation.IsValidLabelName(name) {
 				d.Errorf(ln.Content[i], "label name %q is not valid", name)
 			}
 		}

@@ -53,13 +53,13 @@ func tokenize(s string) []token {
 // item is one term of promtool's expansion notation before it is expanded:
 // base (with its offset), an optional "+step"/"-step", an optional "x N".
 type item struct {
-	base, step    string
-	baseOff       int
-	stepOff       int
-	stepNeg       bool
-	hasCount      bool
-	count         int64
-	countOff, end int
+	base, step string
+	baseOff    int
+	stepOff    int
+	stepNeg    bool
+	hasCount   bool
+	count      int64
+	countOff   int
 }
 
 // scanItems splits s into items. A repetition may be written "AxN",

@@ -205,19 +205,6 @@ func runTest(ctx context.Context, tf *testFile, i int, tc *testCase, set *rules.
 	return failures, nil
 }
 
-// feeds reports whether a series of metric name feeds a metrics rule on
-// histogram base: the histogram's own series or its _bucket, _count, _sum.
-func feeds(name, base string) bool {
-	if name == base {
-		return true
-	}
-	for _, suffix := range []string{"_bucket", "_count", "_sum"} {
-		if strings.TrimSuffix(name, suffix) == base && strings.HasSuffix(name, suffix) {
-			return true
-		}
-	}
-	return false
-}
 
 func plural(n int, what string) string {
 	if n == 1 {
