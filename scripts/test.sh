@@ -39,6 +39,9 @@ go vet ./...
 (cd e2e && go vet ./...)
 (cd deploy && go vet ./...)
 
+echo "== staticcheck"
+go run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
+
 echo "== go test -race"
 go test -race -count=1 -timeout 12m ./...
 
