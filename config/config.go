@@ -175,3 +175,21 @@ func CheckAlertmanagerURL(raw string) error {
 	}
 	return nil
 }
+
+// RulePatternsOf reads only rule_files from a config file that may be
+// invalid otherwise, resolved against its directory, so that
+// `sentinel check config` can report the rule files' errors too.
+func RulePatternsOf(path string) []string {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil
+	}
+	var lenient struct {
+		RuleFiles []string `yaml:"rule_files"`
+	}
+	if yaml.Unmarshal(data, &lenient) != nil {
+		return nil
+	}
+	c := &Config{File: path, RuleFiles: lenient.RuleFiles}
+	return c.RulePatterns()
+}

@@ -17,6 +17,12 @@ func checkConfig(args []string, stdout, stderr io.Writer) int {
 	cfg, err := config.Load(args[0])
 	if err != nil {
 		fmt.Fprintln(stderr, err)
+		// Report the rule files' errors as well, as far as they can be found.
+		if patterns := config.RulePatternsOf(args[0]); len(patterns) > 0 {
+			if _, err := rules.LoadFiles(patterns, rules.Options{}); err != nil {
+				fmt.Fprintln(stderr, err)
+			}
+		}
 		return 1
 	}
 	set, err := rules.LoadFiles(cfg.RulePatterns(), rules.Options{DefaultInterval: cfg.EvaluationInterval, TargetLabels: cfg.TargetLabelNames()})
