@@ -205,7 +205,6 @@ func runTest(ctx context.Context, tf *testFile, i int, tc *testCase, set *rules.
 	return failures, nil
 }
 
-
 func plural(n int, what string) string {
 	if n == 1 {
 		return "1 " + what
