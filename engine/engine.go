@@ -114,7 +114,9 @@ func (e *Engine) Load(set *rules.Set) {
 			if g.schedule.IsZero() {
 				g.schedule = rules.Every(e.opts.DefaultInterval)
 			}
-			g.interval = g.schedule.Period(e.opts.Clock.Now())
+			// At a fixed instant: a cron spec with uneven gaps must give
+			// the same slot width after a restart, or snapshots would not fit.
+			g.interval = g.schedule.Period(time.Unix(0, 0).UTC())
 			e.metrics.evaluations.WithLabelValues(g.name) // exported from the start, at 0
 			for _, rd := range gd.Rules {
 				key := gd.Name + "\x00" + rd.Name

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bytes"
 	"context"
 	"encoding/hex"
 	"fmt"
@@ -495,4 +496,88 @@ func TestConcurrentObserveEvaluateLoad(t *testing.T) {
 	}
 	close(stop)
 	wg.Wait()
+}
+
+// Regression tests from review.
+
+func TestMetricsRuleChecksItsMetric(t *testing.T) {
+	const twoRules = `
+groups:
+  - name: m
+    interval: 15s
+    rules:
+      - alert: NamespacesP99
+        source: metrics
+        metric: apiserver_request_duration_seconds
+        matchers: ['resource="namespaces"']
+        objective: {quantile: 0.99, threshold: 1s}
+        window: 5m
+      - alert: PodsP99
+        source: metrics
+        metric: apiserver_request_duration_seconds
+        matchers: ['resource="pods"']
+        objective: {quantile: 0.99, threshold: 1s}
+        window: 5m
+`
+	e, clock, _ := newTestEngine(t, twoRules, Options{})
+	clock.t = t0.Add(time.Minute)
+	e.Observe(&Observation{Source: SourceMetrics, End: t0.Add(50 * time.Second), Count: 100, UpperBound: 0.1,
+		Bounds: []float64{0.1, 1, 60}, Labels: mapLabels{"__name__": "apiserver_request_duration_seconds", "resource": "namespaces"}})
+	// Another metric with the same labels: a request counter.
+	e.Observe(&Observation{Source: SourceMetrics, End: t0.Add(50 * time.Second), Count: 100, UpperBound: math.Inf(1),
+		Labels: mapLabels{"__name__": "apiserver_request_total", "resource": "namespaces", "code": "200"}})
+	e.Evaluate(context.Background(), clock.t)
+	if st := e.Status()[0].Rules[0]; len(st.Series) != 1 || st.Series[0].Observations != 100 || st.State != StateInactive {
+		t.Fatalf("another metric leaked into the rule: %+v", st)
+	}
+}
+
+func TestFutureSkewKeepsTheWindow(t *testing.T) {
+	e, clock, _ := newTestEngine(t, namespacesRule, Options{})
+	clock.t = t0.Add(time.Minute)
+	get := apiserverSpan("GET", "/api/v1/namespaces/a")
+	feed(e, get, 0, time.Minute, time.Second, constant(2*time.Second))
+	// A node whose clock runs 59s ahead: accepted, and it must not push
+	// the oldest slots of the window out.
+	e.Observe(&Observation{End: clock.t.Add(59 * time.Second), Duration: time.Millisecond, Labels: get})
+	e.Evaluate(context.Background(), clock.t)
+	if n := e.Status()[0].Rules[0].Series[0].Observations; n != 60 {
+		t.Fatalf("%d observations in the window, want 60", n)
+	}
+}
+
+func TestRepeatedAlternativeCountsOnce(t *testing.T) {
+	rule := strings.Replace(namespacesRule, `'verb=~"GET|LIST"'`, `'verb=~"GET|LIST|GET"'`, 1)
+	e, clock, _ := newTestEngine(t, rule, Options{})
+	e.Observe(&Observation{End: t0.Add(time.Second), Duration: time.Second, Labels: apiserverSpan("GET", "/api/v1/namespaces/a")})
+	clock.t = t0.Add(15 * time.Second)
+	e.Evaluate(context.Background(), clock.t)
+	if n := e.Status()[0].Rules[0].Series[0].Observations; n != 1 {
+		t.Fatalf("one span counted %d times", n)
+	}
+}
+
+func TestUnevenCronRestoresAfterRestart(t *testing.T) {
+	const rule = `
+groups:
+  - name: cron
+    interval: "0,45 * * * * *"
+    rules:
+      - alert: P99
+        matchers: ['service.name="apiserver"']
+        objective: {quantile: 0.99, threshold: 1s}
+        window: 5m
+`
+	e1, clock1, _ := newTestEngine(t, rule, Options{})
+	feed(e1, mapLabels{"service.name": "apiserver", "span.kind": "server"}, 0, time.Minute, time.Second, constant(time.Second))
+	clock1.t = t0.Add(time.Minute)
+	var buf bytes.Buffer
+	if err := e1.WriteSnapshot(&buf); err != nil {
+		t.Fatal(err)
+	}
+	e2, clock2, _ := newTestEngine(t, rule, Options{})
+	clock2.t = t0.Add(time.Minute + 50*time.Second) // another gap of the cron spec is next
+	if n, err := e2.RestoreSnapshot(&buf); err != nil || n != 1 {
+		t.Fatalf("restored %d: %v", n, err)
+	}
 }

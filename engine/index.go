@@ -126,7 +126,9 @@ func literalAlternation(expr string) ([]string, bool) {
 		if s.Op != syntax.OpLiteral || s.Flags&syntax.FoldCase != 0 {
 			return nil, false
 		}
-		out = append(out, string(s.Rune))
+		if lit := string(s.Rune); !containsString(out, lit) { // "GET|LIST|GET" files the rule once
+			out = append(out, lit)
+		}
 	}
 	if len(out) == 0 || hasEmpty(out) {
 		return nil, false

@@ -108,6 +108,13 @@ func (r *ruleState) observe(o *Observation, skip int, m *metrics) {
 			return
 		}
 	}
+	if r.metric != "" {
+		// The index may have filed the rule under another label (say
+		// resource); other metrics carry that label too.
+		if name, _ := o.Labels.Get(metricNameLabel); name != r.metric {
+			return
+		}
+	}
 	for i := range r.matchers {
 		if i == skip {
 			continue
@@ -225,7 +232,10 @@ func (r *ruleState) evaluate(ts time.Time, g *groupState, e *Engine) []Alert {
 		if !a.needsSending(ts, e.opts.ResendDelay) {
 			return
 		}
-		if muted {
+		// A maintenance window holds back new notifications; an alert
+		// Alertmanager already has keeps being refreshed (or resolved), so
+		// that it neither expires during the window nor pages anew after.
+		if muted && a.lastSentAt.IsZero() {
 			e.metrics.muted.Inc()
 			return
 		}
@@ -392,6 +402,7 @@ func (r *ruleState) resolveAll(ts time.Time, e *Engine) []Alert {
 			if a.state == StateFiring {
 				a.state = StateInactive
 				a.resolvedAt = ts
+				a.lastSentAt = ts // sent here, once: an evaluation still running must not send it again
 				out = append(out, r.toAlert(s, a, pairs[i], ts, 0, e))
 			}
 		}

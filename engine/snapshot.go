@@ -172,6 +172,8 @@ func snapAlert(a *alertState) alertSnap {
 // their state back. A snapshot that is corrupt, foreign or inconsistent
 // is refused whole with an error, and nothing is changed.
 func (e *Engine) RestoreSnapshot(rd io.Reader) (restored int, err error) {
+	e.loadMu.Lock() // no reload may swap the rules or their definitions meanwhile
+	defer e.loadMu.Unlock()
 	data, err := io.ReadAll(rd)
 	if err != nil {
 		return 0, fmt.Errorf("reading snapshot: %w", err)
@@ -207,6 +209,10 @@ func (e *Engine) RestoreSnapshot(rd io.Reader) (restored int, err error) {
 			continue
 		}
 		series, err := r.restore(s)
+		if errors.Is(err, errGeometry) {
+			e.logger.Warn("a rule's windows changed shape; it starts fresh", "group", s.Group, "rule", s.Name, "err", err)
+			continue
+		}
 		if err != nil {
 			return 0, fmt.Errorf("snapshot of rule %s/%s: %w", s.Group, s.Name, err)
 		}
@@ -257,9 +263,14 @@ func (r *ruleState) restore(s ruleSnap) (out map[string]*series, err error) {
 	return out, nil
 }
 
+// errGeometry says a rule's windows have another shape than when the
+// snapshot was written (another build's slot sizes): that rule starts
+// fresh, the others are restored.
+var errGeometry = errors.New("window geometry changed")
+
 func restoreRing(r *ring, s ringSnap, slots int) error {
 	if s.Width != r.width || s.N != r.n || int64(slots) != r.n {
-		return fmt.Errorf("window geometry changed (%d×%dns, now %d×%dns)", s.N, s.Width, r.n, r.width)
+		return fmt.Errorf("%w (%d×%dns, now %d×%dns)", errGeometry, s.N, s.Width, r.n, r.width)
 	}
 	r.newest = s.Newest
 	return nil
@@ -293,7 +304,7 @@ func restoreWindow(w *window, s windowSnap) error {
 
 func restoreSLO(s *sloSeries, snap *sloSnap) error {
 	if len(snap.Rings) != len(s.rings) || len(snap.Pairs) != len(s.pairs) {
-		return errors.New("SLO windows changed")
+		return fmt.Errorf("%w: SLO windows", errGeometry)
 	}
 	for i, rs := range snap.Rings {
 		c := &s.rings[i]
@@ -320,6 +331,11 @@ func restoreSLO(s *sloSeries, snap *sloSnap) error {
 func restoreAlert(a alertSnap) (alertState, error) {
 	if a.State < int(StateInactive) || a.State > int(StateFiring) {
 		return alertState{}, fmt.Errorf("alert state %d", a.State)
+	}
+	if AlertState(a.State) == StatePending {
+		// Downtime must not count toward `for`: a pending alert goes
+		// through it again once sentinel is back.
+		return alertState{}, nil
 	}
 	return alertState{state: AlertState(a.State), activeAt: a.ActiveAt, firedAt: a.FiredAt, resolvedAt: a.ResolvedAt,
 		keepFiringSince: a.KeepFiringSince, value: a.Value, annotations: a.Annotations}, nil

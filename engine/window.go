@@ -111,8 +111,12 @@ type ring struct {
 	newest int64 // the newest epoch written
 }
 
+// newRing holds the window, a slot for the one being filled, and room for
+// observations up to maxFutureSkew ahead, so that a node whose clock runs
+// ahead never pushes the oldest slots of the window out.
 func newRing(length, slotWidth time.Duration) ring {
-	return ring{width: int64(slotWidth), n: int64(length/slotWidth) + 2, newest: minEpoch}
+	ahead := int64((maxFutureSkew + slotWidth - 1) / slotWidth)
+	return ring{width: int64(slotWidth), n: int64(length/slotWidth) + 2 + ahead, newest: minEpoch}
 }
 
 const minEpoch = -1 << 63

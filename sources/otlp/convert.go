@@ -66,8 +66,10 @@ func (c *converter) convert(td ptrace.Traces, o engine.Observer) (accepted, reje
 func (c *converter) observe(span ptrace.Span, o engine.Observer) bool {
 	start, end := span.StartTimestamp(), span.EndTimestamp()
 	// A timestamp past MaxInt64 ns (year 2262) or a negative duration is
-	// not a measurement; a zero end time means the exporter never set it.
-	if end == 0 || end < start || uint64(end) > math.MaxInt64 {
+	// not a measurement; a zero start or end means the exporter never set
+	// it (a missing start would make a span 55 years long, the slowest
+	// exemplar of every window and a budget-burning outlier).
+	if start == 0 || end == 0 || end < start || uint64(end) > math.MaxInt64 {
 		return false
 	}
 	c.obs.End = end.AsTime()
