@@ -38,6 +38,8 @@ type daemonOptions struct {
 	LoadRules func(cfg *config.Config) (*rules.Set, error)
 	// Notifiers are extra destinations besides the configured Alertmanagers.
 	Notifiers []engine.Notifier
+	// MaxGroupsPerRule caps each rule's groups (--rules.max-groups-per-rule); 0 is the engine's default.
+	MaxGroupsPerRule int
 	// AlertmanagerURLs, when set, replace the config's (the --alertmanager.url flag).
 	AlertmanagerURLs []string
 }
@@ -141,6 +143,7 @@ func buildDaemon(opts daemonOptions, ln net.Listener) (*daemon, error) {
 		ResendDelay:      cfg.ResendDelay,
 		DefaultInterval:  cfg.EvaluationInterval,
 		TraceURLTemplate: cfg.TraceURLTemplate,
+		MaxGroupsPerRule: opts.MaxGroupsPerRule,
 	})
 	if err != nil {
 		return nil, err

@@ -74,6 +74,7 @@ func runDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	grpcAddr := fs.String("otlp.grpc-address", ":4317", "OTLP/gRPC listen address (overrides otlp.grpc.listen_address)")
 	httpAddr := fs.String("otlp.http-address", ":4318", "OTLP/HTTP listen address (overrides otlp.http.listen_address)")
 	storagePath := fs.String("storage.path", "data/", "where state snapshots are kept (overrides storage.path)")
+	maxGroups := fs.Int("rules.max-groups-per-rule", 1000, "most groups (distinct group_by values) a rule tracks; observations beyond are dropped and counted")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -109,6 +110,7 @@ func runDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		Config:           cfg,
 		ConfigFile:       *configFile,
 		ConfigOverrides:  overrides,
+		MaxGroupsPerRule: *maxGroups,
 		WebAddress:       common.webAddress,
 		ExternalURL:      common.externalURLFor(common.webAddress),
 		Logger:           logger,
