@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/common/model"
 	"gopkg.in/yaml.v3"
 
+	"github.com/kube-sentinel/sentinel/internal/tlsreload"
 	"github.com/kube-sentinel/sentinel/internal/yamlpos"
 )
 
@@ -24,6 +25,10 @@ type Config struct {
 	OTLPGRPCAddress     string
 	OTLPHTTPAddress     string
 	OTLPMaxRequestBytes int64
+	// OTLPGRPCTLS and OTLPHTTPTLS are otlp.grpc.tls and otlp.http.tls,
+	// nil when the transport is plain; file names are resolved against
+	// the config file's directory.
+	OTLPGRPCTLS, OTLPHTTPTLS *tlsreload.Files
 	ScrapeConfigs       []ScrapeConfig
 	Alertmanagers       []string
 	ResendDelay         time.Duration
@@ -94,11 +99,13 @@ func Parse(file string, data []byte) (*Config, error) {
 	}
 
 	o := d.Mapping(top["otlp"].Value, "otlp", "grpc", "http")
-	og := d.Mapping(o["grpc"].Value, "otlp.grpc", "listen_address")
+	og := d.Mapping(o["grpc"].Value, "otlp.grpc", "listen_address", "tls")
 	if n := og["listen_address"].Value; n != nil {
 		c.OTLPGRPCAddress = d.String(n, "listen_address")
 	}
-	oh := d.Mapping(o["http"].Value, "otlp.http", "listen_address", "max_request_bytes")
+	c.OTLPGRPCTLS = parseServerTLS(d, og["tls"].Value, "otlp.grpc.tls")
+	oh := d.Mapping(o["http"].Value, "otlp.http", "listen_address", "max_request_bytes", "tls")
+	c.OTLPHTTPTLS = parseServerTLS(d, oh["tls"].Value, "otlp.http.tls")
 	if n := oh["listen_address"].Value; n != nil {
 		c.OTLPHTTPAddress = d.String(n, "listen_address")
 	}
@@ -147,6 +154,48 @@ func Parse(file string, data []byte) (*Config, error) {
 		return nil, err
 	}
 	return c, nil
+}
+
+// parseServerTLS reads a receiver's tls settings (nil: none), with the
+// Collector's names, and loads the files once so that a missing or
+// mismatched one is an error at check time rather than at the first
+// handshake.
+func parseServerTLS(d *yamlpos.Decoder, n *yaml.Node, what string) *tlsreload.Files {
+	if n == nil {
+		return nil
+	}
+	f := d.Mapping(n, what, "cert_file", "key_file", "client_ca_file", "min_version")
+	before := len(d.Errs)
+	files := &tlsreload.Files{
+		CertFile:     d.String(f["cert_file"].Value, what+".cert_file"),
+		KeyFile:      d.String(f["key_file"].Value, what+".key_file"),
+		ClientCAFile: d.String(f["client_ca_file"].Value, what+".client_ca_file"),
+	}
+	if v := f["min_version"].Value; v != nil {
+		s := d.String(v, what+".min_version")
+		if files.MinVersion = tlsreload.Versions[s]; files.MinVersion == 0 {
+			d.Errorf(v, "%s.min_version must be \"1.2\" or \"1.3\", not %q", what, s)
+		}
+	}
+	for key, p := range map[string]*string{"cert_file": &files.CertFile, "key_file": &files.KeyFile, "client_ca_file": &files.ClientCAFile} {
+		if *p == "" {
+			continue
+		}
+		if d.File != "" && !filepath.IsAbs(*p) {
+			*p = filepath.Join(filepath.Dir(d.File), *p)
+		}
+		if _, err := os.Stat(*p); err != nil {
+			d.Errorf(f[key].Value, "%s.%s: %v", what, key, err)
+		}
+	}
+	if len(d.Errs) > before {
+		return nil
+	}
+	if err := files.Check(); err != nil {
+		d.Errorf(n, "%s: %v", what, err)
+		return nil
+	}
+	return files
 }
 
 func checkLabelNames(d *yamlpos.Decoder, n *yaml.Node) {
