@@ -29,12 +29,12 @@ type Config struct {
 	// nil when the transport is plain; file names are resolved against
 	// the config file's directory.
 	OTLPGRPCTLS, OTLPHTTPTLS *tlsreload.Files
-	ScrapeConfigs       []ScrapeConfig
-	Alertmanagers       []string
-	ResendDelay         time.Duration
-	TraceURLTemplate    string
-	StoragePath         string
-	SnapshotInterval    time.Duration
+	ScrapeConfigs            []ScrapeConfig
+	Alertmanagers            []string
+	ResendDelay              time.Duration
+	TraceURLTemplate         string
+	StoragePath              string
+	SnapshotInterval         time.Duration
 }
 
 // Defaults are what an empty file means.

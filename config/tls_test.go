@@ -17,9 +17,9 @@ func TestOTLPTLS(t *testing.T) {
 	ca.Server(t, "sentinel").WriteFiles(t, dir, "server", ca)
 	ca.Server(t, "other").WriteFiles(t, dir, "other", ca)
 	cases := []struct {
-		name string
-		yaml string
-		want string // an error's text; "" means valid
+		name       string
+		yaml       string
+		want       string // an error's text; "" means valid
 		grpc, http bool
 	}{
 		{"none", `otlp: {grpc: {listen_address: ":4317"}}`, "", false, false},
