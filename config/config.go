@@ -25,16 +25,17 @@ type Config struct {
 	OTLPGRPCAddress     string
 	OTLPHTTPAddress     string
 	OTLPMaxRequestBytes int64
+	ScrapeConfigs       []ScrapeConfig
+	Alertmanagers       []string
+	ResendDelay         time.Duration
+	TraceURLTemplate    string
+	StoragePath         string
+	SnapshotInterval    time.Duration
+
 	// OTLPGRPCTLS and OTLPHTTPTLS are otlp.grpc.tls and otlp.http.tls,
 	// nil when the transport is plain; file names are resolved against
 	// the config file's directory.
 	OTLPGRPCTLS, OTLPHTTPTLS *tlsreload.Files
-	ScrapeConfigs            []ScrapeConfig
-	Alertmanagers            []string
-	ResendDelay              time.Duration
-	TraceURLTemplate         string
-	StoragePath              string
-	SnapshotInterval         time.Duration
 }
 
 // Defaults are what an empty file means.
