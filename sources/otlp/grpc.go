@@ -9,6 +9,7 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	grpcencoding "google.golang.org/grpc/encoding"
 	_ "google.golang.org/grpc/encoding/gzip" // clients may compress with gzip
 	grpcproto "google.golang.org/grpc/encoding/proto"
@@ -99,11 +100,15 @@ func (rawCodec) Name() string { return grpcproto.Name }
 type grpcTraceService struct{ r *Receiver }
 
 func (r *Receiver) newGRPCServer() *grpc.Server {
-	s := grpc.NewServer(
+	opts := []grpc.ServerOption{
 		grpc.ForceServerCodecV2(rawCodec{proto: grpcencoding.GetCodecV2(grpcproto.Name)}),
 		grpc.MaxRecvMsgSize(int(min(r.opts.MaxRequestBytes, int64(maxInt)))),
 		grpc.InTapHandle(r.grpcTap),
-	)
+	}
+	if r.opts.GRPCTLS != nil {
+		opts = append(opts, grpc.Creds(credentials.NewTLS(r.opts.GRPCTLS)))
+	}
+	s := grpc.NewServer(opts...)
 	s.RegisterService(&traceServiceDesc, grpcTraceService{r})
 	return s
 }

@@ -2,6 +2,7 @@ package otlp
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -44,6 +45,11 @@ type Options struct {
 	Logger *slog.Logger
 	// Registerer, when set, gets the receiver's metrics.
 	Registerer prometheus.Registerer
+
+	// GRPCTLS and HTTPTLS, when set, make that transport serve TLS with
+	// them (client certificates are theirs to ask for and verify); nil
+	// serves plain text.
+	GRPCTLS, HTTPTLS *tls.Config
 }
 
 // Receiver serves OTLP trace exports over gRPC and HTTP.
@@ -156,10 +162,15 @@ func (r *Receiver) Start(ctx context.Context) error {
 			IdleTimeout:       2 * time.Minute,
 			ErrorLog:          slog.NewLogLogger(r.log.Handler(), slog.LevelWarn),
 		}
+		serve := r.httpServer.Serve
+		if r.opts.HTTPTLS != nil {
+			r.httpServer.TLSConfig = r.opts.HTTPTLS.Clone()
+			serve = func(ln net.Listener) error { return r.httpServer.ServeTLS(ln, "", "") }
+		}
 		r.serving.Add(1)
 		go func() {
 			defer r.serving.Done()
-			if err := r.httpServer.Serve(r.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			if err := serve(r.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				r.log.Error("OTLP HTTP server stopped", "address", r.httpLn.Addr().String(), "err", err)
 			}
 		}()
