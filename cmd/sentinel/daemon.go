@@ -42,6 +42,12 @@ type daemonOptions struct {
 	MaxGroupsPerRule int
 	// AlertmanagerURLs, when set, replace the config's (the --alertmanager.url flag).
 	AlertmanagerURLs []string
+	// WebConfigFile is --web.config.file: TLS, client certificates and
+	// basic auth on the web port ("" serves plain HTTP).
+	WebConfigFile string
+	// EnableLifecycle is --web.enable-lifecycle: without it POST /-/reload
+	// is refused (SIGHUP still reloads).
+	EnableLifecycle bool
 }
 
 // daemon wires sources → engine → notifiers and serves the HTTP API.
@@ -64,6 +70,7 @@ type daemon struct {
 	reloadTime       prometheus.Gauge
 	ready            atomic.Bool
 	history          *statusHistory // the status page's charts
+	lifecycleRefused *prometheus.CounterVec
 }
 
 // fanout sends every alert to several notifiers.
@@ -117,6 +124,10 @@ func buildDaemon(opts daemonOptions, ln net.Listener) (*daemon, error) {
 		Name: "sentinel_snapshot_errors_total",
 		Help: "State snapshots that could not be written.",
 	})
+	d.lifecycleRefused = f.NewCounterVec(prometheus.CounterOpts{
+		Name: "sentinel_web_lifecycle_refused_total",
+		Help: "Requests to lifecycle endpoints (POST /-/reload) refused, by reason (disabled, cross_origin, form_post).",
+	}, []string{"reason"})
 	f.NewGaugeFunc(prometheus.GaugeOpts{Name: "sentinel_build_info", Help: "Always 1.",
 		ConstLabels: prometheus.Labels{"version": version}}, func() float64 { return 1 })
 
@@ -158,7 +169,13 @@ func buildDaemon(opts daemonOptions, ln net.Listener) (*daemon, error) {
 	d.reloadSuccessful.Set(1)
 	d.reloadTime.SetToCurrentTime()
 
+	grpcTLS, httpTLS, err := otlpTLS(cfg, d.logger.With("component", "otlp"), d.registry)
+	if err != nil {
+		return nil, err
+	}
 	d.receiver, err = otlp.New(otlp.Options{
+		GRPCTLS:         grpcTLS,
+		HTTPTLS:         httpTLS,
 		GRPCAddress:     cfg.OTLPGRPCAddress,
 		HTTPAddress:     cfg.OTLPHTTPAddress,
 		MaxRequestBytes: cfg.OTLPMaxRequestBytes,
@@ -198,7 +215,7 @@ func (d *daemon) run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	webErr := make(chan error, 1)
 	go func() {
-		if err := d.web.Serve(d.webLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := d.serveWeb(); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			webErr <- err
 		}
 	}()
@@ -290,6 +307,10 @@ func (d *daemon) reloadLocked() error {
 			d.logger.Warn("listen addresses, alertmanagers, external labels and storage take effect on restart only; the running ones stay")
 			next.OTLPGRPCAddress, next.OTLPHTTPAddress, next.Alertmanagers = cfg.OTLPGRPCAddress, cfg.OTLPHTTPAddress, cfg.Alertmanagers
 			next.ExternalLabels, next.StoragePath, next.SnapshotInterval = cfg.ExternalLabels, cfg.StoragePath, cfg.SnapshotInterval
+		}
+		if fmt.Sprint(next.OTLPGRPCTLS, next.OTLPHTTPTLS) != fmt.Sprint(cfg.OTLPGRPCTLS, cfg.OTLPHTTPTLS) {
+			d.logger.Warn("otlp TLS settings take effect on restart only (the files they name are reloaded when they change)")
+			next.OTLPGRPCTLS, next.OTLPHTTPTLS = cfg.OTLPGRPCTLS, cfg.OTLPHTTPTLS
 		}
 		cfg = next
 	}

@@ -28,7 +28,7 @@ func httpDo(t *testing.T, method, url string) (int, string) {
 }
 
 func TestReload(t *testing.T) {
-	d := startSentinel(t, e2eRules)
+	d := startSentinelOpts(t, e2eRules, "", func(o *daemonOptions) { o.EnableLifecycle = true })
 	base := "http://" + d.webLn.Addr().String()
 	rulesFile := filepath.Join(filepath.Dir(d.opts.ConfigFile), "rules.yaml")
 	ruleNames := func() string {

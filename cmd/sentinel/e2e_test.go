@@ -50,20 +50,30 @@ func startSentinel(t *testing.T, ruleText string, alertmanagers ...string) *daem
 // startSentinelWith is startSentinel with more config appended.
 func startSentinelWith(t *testing.T, ruleText, extraConfig string, alertmanagers ...string) *daemon {
 	t.Helper()
+	return startSentinelOpts(t, ruleText, extraConfig, nil, alertmanagers...)
+}
+
+// startSentinelOpts is startSentinelWith whose daemon options edit can
+// change (the web flags).
+func startSentinelOpts(t *testing.T, ruleText, extraConfig string, edit func(*daemonOptions), alertmanagers ...string) *daemon {
+	t.Helper()
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "rules.yaml"), []byte(ruleText), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	otlpLine := "otlp: {grpc: {listen_address: \"127.0.0.1:0\"}, http: {listen_address: \"127.0.0.1:0\"}}\n"
+	if strings.HasPrefix(extraConfig, "otlp:") { // extraConfig brings its own
+		otlpLine = ""
+	}
 	cfgText := fmt.Sprintf(`
 global: {evaluation_interval: 1s, external_labels: {cluster: e2e}}
 rule_files: [rules.yaml]
-otlp: {grpc: {listen_address: "127.0.0.1:0"}, http: {listen_address: "127.0.0.1:0"}}
-storage: {path: %q, snapshot_interval: 1s}
+%sstorage: {path: %q, snapshot_interval: 1s}
 alerting:
   alertmanagers: [%s]
   resend_delay: 2s
   trace_url_template: "http://tracing.test/trace/{{ .TraceID }}"
-`, filepath.Join(dir, "data"), amList(alertmanagers)) + extraConfig
+`, otlpLine, filepath.Join(dir, "data"), amList(alertmanagers)) + extraConfig
 	cfgFile := filepath.Join(dir, "sentinel.yaml")
 	if err := os.WriteFile(cfgFile, []byte(cfgText), 0o644); err != nil {
 		t.Fatal(err)
@@ -72,7 +82,11 @@ alerting:
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := newDaemon(daemonOptions{Config: cfg, ConfigFile: cfgFile, WebAddress: "127.0.0.1:0"})
+	opts := daemonOptions{Config: cfg, ConfigFile: cfgFile, WebAddress: "127.0.0.1:0"}
+	if edit != nil {
+		edit(&opts)
+	}
+	d, err := newDaemon(opts)
 	if err != nil {
 		t.Fatal(err)
 	}

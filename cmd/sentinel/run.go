@@ -74,6 +74,8 @@ func runDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	grpcAddr := fs.String("otlp.grpc-address", ":4317", "OTLP/gRPC listen address (overrides otlp.grpc.listen_address)")
 	httpAddr := fs.String("otlp.http-address", ":4318", "OTLP/HTTP listen address (overrides otlp.http.listen_address)")
 	storagePath := fs.String("storage.path", "data/", "where state snapshots are kept (overrides storage.path)")
+	webConfig := fs.String("web.config.file", "", "exporter-toolkit web config file: TLS, client certificates and basic auth on the web port (see docs/security.md)")
+	lifecycle := fs.Bool("web.enable-lifecycle", false, "allow POST /-/reload (SIGHUP reloads either way)")
 	maxGroups := fs.Int("rules.max-groups-per-rule", 1000, "most groups (distinct group_by values) a rule tracks; observations beyond are dropped and counted")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -85,6 +87,10 @@ func runDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 2
+	}
+	if err := checkWebConfig(*webConfig); err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
 	}
 	cfg, err := config.Load(*configFile)
 	if err != nil {
@@ -115,6 +121,8 @@ func runDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		ExternalURL:      common.externalURLFor(common.webAddress),
 		Logger:           logger,
 		AlertmanagerURLs: common.alertmanager,
+		WebConfigFile:    *webConfig,
+		EnableLifecycle:  *lifecycle,
 	})
 	if err != nil {
 		fmt.Fprintln(stderr, err)

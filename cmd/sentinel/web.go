@@ -26,13 +26,13 @@ func (d *daemon) routes() http.Handler {
 		}
 		w.Write([]byte("Sentinel is Ready.\n"))
 	})
-	mux.HandleFunc("POST /-/reload", func(w http.ResponseWriter, _ *http.Request) {
+	mux.HandleFunc("POST /-/reload", d.lifecycle(func(w http.ResponseWriter, _ *http.Request) {
 		if err := d.reload(); err != nil {
 			http.Error(w, "reload rejected, the running rules stay in force: "+err.Error(), http.StatusBadRequest)
 			return
 		}
 		w.Write([]byte("reloaded\n"))
-	})
+	}))
 	mux.HandleFunc("GET /api/v1/rules", d.apiRules)
 	mux.HandleFunc("GET /api/v1/alerts", d.apiAlerts)
 	mux.Handle("GET /api/v1/targets", d.scraper.TargetsHandler())
