@@ -48,6 +48,9 @@ func otlpTLS(cfg *config.Config, logger *slog.Logger, reg prometheus.Registerer)
 // basic auth when --web.config.file names an exporter-toolkit web config
 // (re-read as it changes, as Prometheus does).
 func (d *daemon) serveWeb() error {
+	if d.web.ErrorLog == nil { // handshake errors and the like, in our log rather than on stderr
+		d.web.ErrorLog = slog.NewLogLogger(d.logger.With("component", "web").Handler(), slog.LevelWarn)
+	}
 	file := d.opts.WebConfigFile
 	if file == "" {
 		return d.web.Serve(d.webLn)

@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"sync"
 	"testing"
@@ -302,5 +303,44 @@ func TestMaskingFloodMutualTLS(t *testing.T) {
 				return true, counterSum(t, d.registry, "sentinel_spans_received_total", nil) > seen
 			})
 		})
+	}
+}
+
+// TestOTLPCertRotation: replacing the OTLP server certificate files on
+// disk (as cert-manager renewing a Secret does) changes what new
+// handshakes see, on both transports, without a restart or reload.
+func TestOTLPCertRotation(t *testing.T) {
+	dir := t.TempDir()
+	ca := testcerts.NewCA(t, "ca")
+	files := ca.Server(t, "first").WriteFiles(t, dir, "server", ca)
+	tlsYAML := fmt.Sprintf("{cert_file: %q, key_file: %q}", files.Cert, files.Key)
+	d := startSentinelWith(t, e2eRules, fmt.Sprintf("otlp: {grpc: {listen_address: \"127.0.0.1:0\", tls: %s}, http: {listen_address: \"127.0.0.1:0\", tls: %s}}\n", tlsYAML, tlsYAML))
+	served := func(addr string) string {
+		t.Helper()
+		c := testcerts.ClientTLS(ca, nil)
+		c.NextProtos = []string{"h2"}
+		conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 10 * time.Second}, "tcp", addr, c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		return conn.ConnectionState().PeerCertificates[0].Subject.CommonName
+	}
+	addrs := map[string]string{"grpc": d.receiver.GRPCAddr().String(), "http": d.receiver.HTTPAddr().String()}
+	for name, addr := range addrs {
+		if got := served(addr); got != "first" {
+			t.Fatalf("%s serves %q", name, got)
+		}
+	}
+	next := ca.Server(t, "renewed")
+	testcerts.WriteFile(t, files.Key, next.KeyPEM)
+	testcerts.WriteFile(t, files.Cert, next.CertPEM)
+	for name, addr := range addrs {
+		if got := served(addr); got != "renewed" {
+			t.Errorf("%s serves %q after the files changed", name, got)
+		}
+	}
+	if got := counterSum(t, d.registry, "sentinel_tls_certificate_reloads_total", map[string]string{"result": "success"}); got != 2 {
+		t.Errorf("%v successful reloads, want one per listener", got)
 	}
 }
