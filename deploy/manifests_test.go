@@ -40,6 +40,8 @@ type objects struct {
 	netpols         []networkingv1.NetworkPolicy
 	clusterRoles    []rbacv1.ClusterRole
 	bindings        []rbacv1.ClusterRoleBinding
+	certificates    []certificate // cert-manager's
+	issuers         []issuer
 }
 
 // build runs kustomize on dir of fsys as `kubectl apply -k` would, and
@@ -92,6 +94,8 @@ func build(t *testing.T, fsys filesys.FileSystem, dir string) *objects {
 		case "ClusterRoleBinding":
 			o.bindings = append(o.bindings, rbacv1.ClusterRoleBinding{})
 			target = &o.bindings[len(o.bindings)-1]
+		case "Certificate", "Issuer":
+			target = o.certManagerTarget(t, res.GetApiVersion(), res.GetKind())
 		default:
 			t.Fatalf("%s: no test decodes kind %s (%s)", dir, res.GetKind(), res.GetName())
 		}
@@ -379,11 +383,14 @@ func checkCommon(t *testing.T, o *objects) {
 	if volumes[cfgMount.Name].ConfigMap.Name != cm.Name {
 		t.Errorf("config volume mounts %s, not %s", volumes[cfgMount.Name].ConfigMap.Name, cm.Name)
 	}
-	cfg, err := config.Parse(args["config.file"], []byte(cm.Data[cfgFile]))
+	// Its otlp.*.tls files are a Secret's, which cert-manager writes in
+	// the cluster: certificates made here stand in for them.
+	cfgText, certDir := withOTLPCerts(t, pod, c, cm.Data[cfgFile])
+	cfg, err := config.Parse(args["config.file"], []byte(cfgText))
 	if err != nil {
 		t.Fatalf("sentinel rejects the ConfigMap's %s: %v", cfgFile, err)
 	}
-	checkScrapeConfigs(t, o, args["config.file"], cm.Data[cfgFile], cfg)
+	checkScrapeConfigs(t, o, args["config.file"], cfgText, cfg)
 
 	// The rule pack's ConfigMap is deploy/rules/, byte for byte, and it is
 	// mounted where the config's rule_files look.
@@ -456,6 +463,7 @@ func checkCommon(t *testing.T, o *objects) {
 		t.Errorf("PodDisruptionBudget %+v does not select the Deployment's pods", o.pdbs)
 	}
 	checkNetworkPolicy(t, o, d)
+	checkSentinelTLS(t, o, cfg, certDir)
 }
 
 // checkScrapeConfigs: the control plane's scrape jobs (commented out while
@@ -589,6 +597,9 @@ func checkVolumes(t *testing.T, o *objects, name string, pod corev1.PodSpec) {
 	}
 	for _, s := range o.secrets {
 		have["secret/"+s.Name] = true
+	}
+	for _, c := range o.certificates { // cert-manager writes its Secret
+		have["secret/"+c.Spec.SecretName] = true
 	}
 	for _, v := range pod.Volumes {
 		switch {
