@@ -224,7 +224,8 @@ func (r *Reloader) load() *material {
 //
 // The client certificate is verified here rather than by crypto/tls
 // (ClientAuth RequireAndVerifyClientCert with a fixed ClientCAs) so that a
-// new CA bundle applies to the next handshake and a refusal is counted.
+// new CA bundle applies to the next handshake, resumed or not, and a
+// refusal is counted.
 func (r *Reloader) TLSConfig() *tls.Config {
 	c := &tls.Config{
 		MinVersion: r.files.MinVersion,
@@ -236,28 +237,24 @@ func (r *Reloader) TLSConfig() *tls.Config {
 		c.MinVersion = tls.VersionTLS12
 	}
 	if r.files.ClientCAFile != "" {
-		c.ClientAuth = tls.RequestClientCert // verified below; VerifyPeerCertificate runs even without one
-		c.VerifyPeerCertificate = r.verifyClient
+		// Verified below. VerifyConnection runs at every handshake, with a
+		// certificate or without, resumed ones too, so a session that began
+		// under a CA since removed from the bundle does not resume.
+		c.ClientAuth = tls.RequestClientCert
+		c.VerifyConnection = r.verifyClient
 	}
 	return c
 }
 
-func (r *Reloader) verifyClient(rawCerts [][]byte, _ [][]*x509.Certificate) error {
+func (r *Reloader) verifyClient(cs tls.ConnectionState) error {
 	refuse := func(reason string, err error) error {
 		r.opts.Metrics.refused.WithLabelValues(r.opts.Listener, reason).Inc()
 		r.opts.Logger.Debug("TLS handshake refused", "listener", r.opts.Listener, "reason", reason, "err", err)
 		return err
 	}
-	if len(rawCerts) == 0 {
+	certs := cs.PeerCertificates
+	if len(certs) == 0 {
 		return refuse(ReasonNoClientCertificate, errors.New("tls: a client certificate is required"))
-	}
-	certs := make([]*x509.Certificate, 0, len(rawCerts))
-	for _, raw := range rawCerts {
-		c, err := x509.ParseCertificate(raw)
-		if err != nil {
-			return refuse(ReasonUntrustedClientCertificate, fmt.Errorf("tls: client certificate: %w", err))
-		}
-		certs = append(certs, c)
 	}
 	inter := x509.NewCertPool()
 	for _, c := range certs[1:] {

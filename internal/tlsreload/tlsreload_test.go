@@ -222,3 +222,41 @@ func TestCheck(t *testing.T) {
 		})
 	}
 }
+
+// TestResumptionAfterCARotation: a client admitted under a CA since
+// removed from client_ca_file cannot come back by resuming its session.
+func TestResumptionAfterCARotation(t *testing.T) {
+	dir := t.TempDir()
+	oldCA, newCA := testcerts.NewCA(t, "old"), testcerts.NewCA(t, "new")
+	files := oldCA.Server(t, "sentinel").WriteFiles(t, dir, "server", oldCA)
+	r, err := New(Files{CertFile: files.Cert, KeyFile: files.Key, ClientCAFile: files.CA}, Options{Listener: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := serve(t, r.TLSConfig())
+	client := testcerts.ClientTLS(oldCA, oldCA.Client(t, "collector"))
+	client.ClientSessionCache = tls.NewLRUClientSessionCache(4)
+	resumed := func() (bool, error) {
+		c, err := tls.DialWithDialer(&net.Dialer{Timeout: 10 * time.Second}, "tcp", addr, client)
+		if err != nil {
+			return false, err
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		b, err := io.ReadAll(c) // also takes the session ticket
+		if err == nil && string(b) != "ok" {
+			err = io.ErrUnexpectedEOF
+		}
+		return c.ConnectionState().DidResume, err
+	}
+	if _, err := resumed(); err != nil {
+		t.Fatal(err)
+	}
+	if did, err := resumed(); err != nil || !did {
+		t.Fatalf("the control resumption: resumed %v, %v", did, err)
+	}
+	testcerts.WriteFile(t, files.CA, newCA.CertPEM)
+	if did, err := resumed(); err == nil {
+		t.Fatalf("admitted (resumed %v) after its CA was removed", did)
+	}
+}
