@@ -164,9 +164,9 @@ func parseGroup(d *yamlpos.Decoder, n *yaml.Node, opts Options) *Group {
 
 var (
 	alertFields = []string{"alert", "source", "metric", "matchers", "group_by", "objective",
-		"window", "for", "keep_firing_for", "labels", "annotations", "mute"}
+		"window", "for", "keep_firing_for", "min_observations", "no_data_timeout", "labels", "annotations", "mute"}
 	sloFields = []string{"slo", "source", "metric", "matchers", "group_by", "objective",
-		"period", "burn_rate_alerts", "labels", "annotations", "mute"}
+		"period", "burn_rate_alerts", "min_observations", "no_data_timeout", "labels", "annotations", "mute"}
 )
 
 // parseRule parses one rule; it reports false when the rule has errors
@@ -258,6 +258,7 @@ func parseRule(d *yamlpos.Decoder, n *yaml.Node, g *Group, interval time.Duratio
 	} else {
 		parseLatencyObjective(d, n, f, r, interval, before)
 	}
+	parseNoData(d, f, r)
 	r.Mute = parseMutes(d, f["mute"].Value)
 
 	r.Labels = d.StringMap(f["labels"].Value, "labels")
@@ -307,6 +308,7 @@ func fingerprint(r *Rule, g *Group) string {
 	w("|")
 	w(r.GroupBy...)
 	w(string(r.Kind), fmt.Sprint(r.Objective.Quantile, r.Objective.Threshold, r.Window, r.For, r.KeepFiringFor))
+	w(fmt.Sprint(r.MinObservations, r.NoDataTimeout))
 	if r.SLO != nil {
 		w(fmt.Sprint(r.SLO.Target, r.SLO.Latency, r.SLO.Period))
 		for _, b := range r.SLO.BurnRateAlerts {
@@ -498,6 +500,47 @@ func parseSLO(d *yamlpos.Decoder, n *yaml.Node, f map[string]yamlpos.Field, inte
 		}
 	}
 	return slo
+}
+
+// maxMinObservations bounds min_observations: a window that needs more
+// requests than this is a typo, not a design.
+const maxMinObservations = 1_000_000_000
+
+// maxNoDataTimeout bounds no_data_timeout: an alert kept firing for longer
+// on no data is an alert nobody can trust.
+const maxNoDataTimeout = 30 * 24 * time.Hour
+
+// parseNoData reads min_observations and no_data_timeout, which decide
+// when a series is no_data and how long a firing alert outlives its data.
+func parseNoData(d *yamlpos.Decoder, f map[string]yamlpos.Field, r *Rule) {
+	r.MinObservations = DefaultMinObservations
+	if n := f["min_observations"].Value; n != nil {
+		before := len(d.Errs)
+		v := d.Int(n, "min_observations")
+		switch {
+		case len(d.Errs) > before:
+		case v < 1:
+			d.Errorf(n, "min_observations %d must be at least 1 (a window with no observations is always no_data)", v)
+		case v > maxMinObservations:
+			d.Errorf(n, "min_observations %d is over the limit of %d", v, maxMinObservations)
+		default:
+			r.MinObservations = uint64(v)
+		}
+	}
+	r.NoDataTimeout = DefaultNoDataTimeout
+	if n := f["no_data_timeout"].Value; n != nil {
+		before := len(d.Errs)
+		v := d.Duration(n, "no_data_timeout")
+		switch {
+		case len(d.Errs) > before:
+		case v < 0:
+			d.Errorf(n, "no_data_timeout must not be negative")
+		case v > maxNoDataTimeout:
+			d.Errorf(n, "no_data_timeout %s is over the limit of %s", FormatDuration(v), FormatDuration(maxNoDataTimeout))
+		default:
+			r.NoDataTimeout = v
+		}
+	}
 }
 
 var muteParser = cron.NewParser(cron.SecondOptional | cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)

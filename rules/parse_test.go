@@ -86,6 +86,13 @@ func TestParseErrors(t *testing.T) {
 		{"quantile zero", "groups:\n  - name: g\n    rules:\n      - alert: X\n        objective: {quantile: 0, threshold: 1s}\n        window: 5m\n", "f.yaml:5:31: quantile 0 must be between 0 and 1"},
 		{"spans with metric", "groups:\n  - name: g\n    rules:\n      - alert: X\n        metric: foo\n        objective: {quantile: 0.5, threshold: 1s}\n        window: 5m\n", "f.yaml:5:9: metric: only applies"},
 		{"bad cron", "groups:\n  - name: g\n    interval: '* * *'\n    rules: []\n", `f.yaml:3:15: interval "* * *" is neither a duration nor a cron spec`},
+		{"min_observations zero", "groups:\n  - name: g\n    rules:\n      - alert: X\n        objective: {quantile: 0.5, threshold: 1s}\n        window: 5m\n        min_observations: 0\n", "f.yaml:7:27: min_observations 0 must be at least 1"},
+		{"min_observations not a number", "groups:\n  - name: g\n    rules:\n      - alert: X\n        objective: {quantile: 0.5, threshold: 1s}\n        window: 5m\n        min_observations: many\n", `f.yaml:7:27: min_observations: "many" is not an integer`},
+		{"min_observations too large", "groups:\n  - name: g\n    rules:\n      - alert: X\n        objective: {quantile: 0.5, threshold: 1s}\n        window: 5m\n        min_observations: 10000000000\n", "f.yaml:7:27: min_observations 10000000000 is over the limit of 1000000000"},
+		{"no_data_timeout not a duration", "groups:\n  - name: g\n    rules:\n      - alert: X\n        objective: {quantile: 0.5, threshold: 1s}\n        window: 5m\n        no_data_timeout: soon\n", `f.yaml:7:26: no_data_timeout: "soon" is not a duration`},
+		{"no_data_timeout negative", "groups:\n  - name: g\n    rules:\n      - alert: X\n        objective: {quantile: 0.5, threshold: 1s}\n        window: 5m\n        no_data_timeout: -1h\n", `f.yaml:7:26: no_data_timeout: "-1h": a duration cannot be negative`},
+		{"no_data_timeout too long", "groups:\n  - name: g\n    rules:\n      - alert: X\n        objective: {quantile: 0.5, threshold: 1s}\n        window: 5m\n        no_data_timeout: 60d\n", "f.yaml:7:26: no_data_timeout 60d is over the limit of 30d"},
+		{"slo min_observations zero", "groups:\n  - name: g\n    rules:\n      - slo: X\n        objective: {target: 99}\n        min_observations: -3\n", "f.yaml:6:27: min_observations -3 must be at least 1"},
 		{"duplicate group_by", "groups:\n  - name: g\n    rules:\n      - alert: X\n        group_by: [a.b, a_b]\n        objective: {quantile: 0.5, threshold: 1s}\n        window: 5m\n", `f.yaml:5:25: group_by names "a_b" twice`},
 	}
 	for _, c := range cases {
@@ -94,6 +101,41 @@ func TestParseErrors(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("error %v, want it to contain %q", err, c.want)
 			}
+		})
+	}
+}
+
+// TestParseNoDataFields: min_observations and no_data_timeout default to
+// 1 and 1h on both kinds of rule, take explicit values (0s included), and
+// change the fingerprint, so a reload starts the rule afresh.
+func TestParseNoDataFields(t *testing.T) {
+	const base = "groups:\n  - name: g\n    rules:\n      - alert: X\n        objective: {quantile: 0.5, threshold: 1s}\n        window: 5m\n"
+	const slo = "groups:\n  - name: g\n    rules:\n      - slo: X\n        objective: {target: 99}\n"
+	cases := []struct {
+		name, text string
+		wantMin    uint64
+		wantTO     time.Duration
+	}{
+		{"alert defaults", base, 1, time.Hour},
+		{"slo defaults", slo, 1, time.Hour},
+		{"alert explicit", base + "        min_observations: 20\n        no_data_timeout: 2h30m\n", 20, 150 * time.Minute},
+		{"slo explicit", slo + "        min_observations: 5\n        no_data_timeout: 0s\n", 5, 0},
+	}
+	fingerprints := map[string]string{}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			groups, err := Parse("f.yaml", []byte(c.text), Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := groups[0].Rules[0]
+			if r.MinObservations != c.wantMin || r.NoDataTimeout != c.wantTO {
+				t.Errorf("min_observations %d, no_data_timeout %v; want %d, %v", r.MinObservations, r.NoDataTimeout, c.wantMin, c.wantTO)
+			}
+			if prev, ok := fingerprints[r.Fingerprint]; ok {
+				t.Errorf("fingerprint equals that of %q", prev)
+			}
+			fingerprints[r.Fingerprint] = c.name
 		})
 	}
 }

@@ -106,6 +106,14 @@ type Rule struct {
 	Window        time.Duration
 	For           time.Duration
 	KeepFiringFor time.Duration
+	// MinObservations is how many observations a window needs to be judged;
+	// with fewer, the series is no_data (neither breach nor clear) and a
+	// firing alert keeps its last known state. Default 1.
+	MinObservations uint64
+	// NoDataTimeout is how long a firing alert whose series is no_data keeps
+	// firing before it resolves; 0 resolves it at once (after
+	// keep_firing_for), as an empty window did before. Default 1h.
+	NoDataTimeout time.Duration
 	Labels        map[string]string
 	Annotations   map[string]*Template
 	SLO           *SLO   // for KindSLO
@@ -116,6 +124,12 @@ type Rule struct {
 	// fingerprint evaluate the same way, so state may carry over a reload.
 	Fingerprint string
 }
+
+// Defaults of the no-data fields.
+const (
+	DefaultMinObservations = 1
+	DefaultNoDataTimeout   = time.Hour
+)
 
 // NamesLabel reports whether any matcher of the rule selects on name.
 func (r *Rule) NamesLabel(name string) bool {
