@@ -31,6 +31,21 @@ type Options struct {
 	MaxGroupsPerRule int
 	// TraceURLTemplate renders exemplar_trace_urls from {{ .TraceID }} and {{ .SpanID }}.
 	TraceURLTemplate string
+	// NoDataSources configures SentinelNoData per span source (service.name).
+	NoDataSources NoDataSourceOptions
+}
+
+// NoDataSourceOptions configure SentinelNoData{service_name=…}.
+type NoDataSourceOptions struct {
+	// Timeout is how long a source that has sent for at least as long must
+	// be silent before it is no_data. Default 10m.
+	Timeout time.Duration
+	// ForgetAfter is how long a silent source is remembered (its alert
+	// firing) before it is forgotten and its alert resolves. Default 24h.
+	ForgetAfter time.Duration
+	// MaxSources caps the service.name values tracked; spans of names beyond
+	// it are counted in sentinel_nodata_sources_overflow_total. Default 1000.
+	MaxSources int
 }
 
 // Engine evaluates a rule set over the observations it is given.
@@ -39,6 +54,7 @@ type Engine struct {
 	logger   *slog.Logger
 	traceURL *template.Template
 	metrics  *metrics
+	sources  *sourceTracker
 
 	current  atomic.Pointer[ruleSet]
 	loadMu   sync.Mutex
@@ -79,7 +95,18 @@ func New(opts Options) (*Engine, error) {
 	if opts.MaxGroupsPerRule <= 0 {
 		opts.MaxGroupsPerRule = 1000
 	}
+	if opts.NoDataSources.Timeout <= 0 {
+		opts.NoDataSources.Timeout = 10 * time.Minute
+	}
+	if opts.NoDataSources.ForgetAfter <= 0 {
+		opts.NoDataSources.ForgetAfter = 24 * time.Hour
+	}
+	opts.NoDataSources.ForgetAfter = max(opts.NoDataSources.ForgetAfter, 2*opts.NoDataSources.Timeout)
+	if opts.NoDataSources.MaxSources <= 0 {
+		opts.NoDataSources.MaxSources = 1000
+	}
 	e := &Engine{opts: opts, logger: opts.Logger, reloaded: make(chan struct{}, 1)}
+	e.sources = newSourceTracker(opts.NoDataSources.MaxSources, opts.NoDataSources.Timeout, opts.NoDataSources.ForgetAfter, opts.Clock.Now())
 	if opts.TraceURLTemplate != "" {
 		t, err := template.New("trace_url_template").Option("missingkey=error").Parse(opts.TraceURLTemplate)
 		if err != nil {
@@ -165,6 +192,9 @@ func (e *Engine) Observe(o *Observation) {
 	rs := e.current.Load()
 	ix := &rs.index[o.Source&1]
 	e.metrics.observations[o.Source&1].Add(1)
+	if o.Source == SourceSpans {
+		e.sources.seen(o.Labels)
+	}
 	for i, name := range ix.names {
 		v, ok := o.Labels.Get(name)
 		if !ok {
@@ -211,6 +241,7 @@ func (e *Engine) evaluateGroup(g *groupState, ts time.Time) {
 	for _, r := range g.rules {
 		out = append(out, r.evaluate(ts, g, e)...)
 	}
+	out = append(out, e.sources.evaluate(ts, e)...)
 	g.lastEval = ts
 	g.lastDuration = time.Since(start)
 	e.metrics.evaluated(g.name, g.lastDuration, ts)

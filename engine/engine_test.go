@@ -246,7 +246,12 @@ func TestKeepFiringFor(t *testing.T) {
 	e, clock, rec := newTestEngine(t, rule, Options{})
 	get := apiserverSpan("GET", "/api/v1/namespaces/default")
 	feed(e, get, 0, 60*time.Second, time.Second, constant(2*time.Second))
+	fedTo := 60 * time.Second
 	eval := func(at time.Duration) AlertState {
+		if at > fedTo {
+			feed(e, get, fedTo, at, time.Second, constant(10*time.Millisecond))
+			fedTo = at
+		}
 		clock.t = t0.Add(at)
 		e.Evaluate(context.Background(), clock.t)
 		return e.Status()[0].Rules[0].State
@@ -254,7 +259,9 @@ func TestKeepFiringFor(t *testing.T) {
 	if s := eval(60 * time.Second); s != StateFiring {
 		t.Fatalf("for: 0s should fire at once, got %v", s)
 	}
-	// The window empties at 120s: no breach, but it keeps firing for 45s.
+	// Fast requests from 60s on: the slow ones have left the window at
+	// 120s, no breach, but it keeps firing for 45s.
+
 	for _, at := range []time.Duration{135, 150, 165} {
 		if s := eval(at * time.Second); s != StateFiring {
 			t.Fatalf("at %ds: %v, want still firing", at, s)
@@ -269,17 +276,29 @@ func TestKeepFiringFor(t *testing.T) {
 	}
 }
 
-func TestEmptyWindowIsNoBreach(t *testing.T) {
-	e, clock, rec := newTestEngine(t, namespacesRule, Options{})
+// TestNeverFedRuleIsBlind: a rule that sees nothing never alerts itself
+// (an empty window is no breach) but, one window after it was loaded, says
+// it is blind with SentinelNoData, resent like any firing alert.
+func TestNeverFedRuleIsBlind(t *testing.T) {
+	e, clock, rec := newTestEngine(t, namespacesRule, Options{ExternalLabels: map[string]string{"cluster": "c"}})
+	var sentAt []time.Duration
 	for at := 15 * time.Second; at <= 5*time.Minute; at += 15 * time.Second {
 		clock.t = t0.Add(at)
 		e.Evaluate(context.Background(), clock.t)
+		for _, a := range rec.take() {
+			want := map[string]string{"alertname": "SentinelNoData", "rule": "NamespacesP99", "rule_group": "apiserver", "severity": "ticket", "cluster": "c"}
+			if fmt.Sprint(a.Labels) != fmt.Sprint(want) || a.Resolved(clock.t) {
+				t.Fatalf("at %v: sent %+v, want only a firing %v", at, a, want)
+			}
+			sentAt = append(sentAt, at)
+		}
 	}
-	if st := e.Status()[0].Rules[0]; st.State != StateInactive || len(st.Series) != 0 {
+	if want := []time.Duration{time.Minute, 2 * time.Minute, 3 * time.Minute, 4 * time.Minute, 5 * time.Minute}; fmt.Sprint(sentAt) != fmt.Sprint(want) {
+		t.Errorf("SentinelNoData sent at %v, want %v (one window after load, then every resend_delay)", sentAt, want)
+	}
+	st := e.Status()[0].Rules[0]
+	if st.State != StateInactive || len(st.Series) != 0 || !st.NoData || !st.NoDataSince.Equal(t0.Add(time.Minute)) {
 		t.Fatalf("status %+v", st)
-	}
-	if sent := rec.take(); len(sent) != 0 {
-		t.Fatalf("sent %v", sent)
 	}
 }
 

@@ -45,6 +45,14 @@ func newMetrics(reg prometheus.Registerer, e *Engine) *metrics {
 		Name: "sentinel_rule_groups_overflow_total",
 		Help: "Observations dropped because their rule already tracks its maximum number of groups.",
 	}, []string{"rule_group", "rule"})
+	f.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "sentinel_nodata_sources",
+		Help: "Span sources (service.name values) whose last-seen time is tracked for SentinelNoData.",
+	}, func() float64 { return float64(e.sources.tracked()) })
+	f.NewCounterFunc(prometheus.CounterOpts{
+		Name: "sentinel_nodata_sources_overflow_total",
+		Help: "Spans whose service.name was not tracked for SentinelNoData because the tracker was full.",
+	}, func() float64 { return float64(e.sources.overflow.Load()) })
 	m.muted = f.NewCounter(prometheus.CounterOpts{
 		Name: "sentinel_alerts_muted_total",
 		Help: "Alert notifications held back because a maintenance window (mute) was active.",

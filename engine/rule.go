@@ -34,6 +34,7 @@ type ruleState struct {
 
 	mu       sync.Mutex
 	series   map[string]*series
+	blind    blindState // SentinelNoData for this rule
 	scratch  merged
 	lastEval time.Time
 	evalTime time.Duration
@@ -50,6 +51,8 @@ type series struct {
 	slo         *sloSeries // SLO rules: counters and one alert per burn-rate pair
 
 	// as of the last evaluation
+	noData       bool      // too few observations to judge
+	noDataSince  time.Time // when noData began
 	value        float64
 	observations uint64
 	failed       uint64
@@ -72,6 +75,7 @@ func (e *Engine) newRuleState(group string, rd *rules.Rule, g *groupState) *rule
 		scratch:     merged{sketch: newSketch()},
 		clock:       e.opts.Clock,
 		overflow:    e.metrics.overflow.WithLabelValues(group, rd.Name),
+		blind:       blindState{loadedAt: e.opts.Clock.Now()},
 	}
 	if rd.Source == rules.SourceMetrics {
 		r.source = SourceMetrics
@@ -228,6 +232,7 @@ func (r *ruleState) evaluate(ts time.Time, g *groupState, e *Engine) []Alert {
 	defer r.mu.Unlock()
 	muted := r.muted(ts, g.mutes)
 	var out []Alert
+	live := false // some series had enough observations
 	send := func(s *series, a *alertState, pair int) {
 		if !a.needsSending(ts, e.opts.ResendDelay) {
 			return
@@ -249,12 +254,16 @@ func (r *ruleState) evaluate(ts time.Time, g *groupState, e *Engine) []Alert {
 		} else {
 			empty = r.evaluateLatency(ts, s, send, e)
 		}
+		if !s.noData {
+			live = true
+		}
 		// A group that has seen nothing for a whole window and has no alert
 		// to remember is forgotten, so memory follows live groups only.
 		if empty && s.quiet(ts, e.opts.ResendDelay) {
 			delete(r.series, key)
 		}
 	}
+	r.evaluateBlind(ts, live, muted, &out, e)
 	r.lastEval = ts
 	r.evalTime = time.Since(start)
 	return out
@@ -278,7 +287,8 @@ func (s *series) quiet(ts time.Time, resend time.Duration) bool {
 }
 
 // evaluateLatency computes the rule's quantile over the window and steps
-// the alert; it reports whether the window held nothing at all.
+// the alert; it reports whether the window held nothing at all. A window
+// with fewer than min_observations is no_data: neither breach nor clear.
 func (r *ruleState) evaluateLatency(ts time.Time, s *series, send func(*series, *alertState, int), e *Engine) (empty bool) {
 	sum := s.win.merge(ts, r.def.Window, &r.scratch)
 	s.observations, s.failed = sum.total, sum.failed
@@ -291,11 +301,16 @@ func (r *ruleState) evaluateLatency(ts time.Time, s *series, send func(*series, 
 		s.value = math.NaN()
 		s.exemplars = nil
 	}
-	s.alert.step(ts, breach, r.def.For, r.def.KeepFiringFor)
+	v := verdictOf(breach)
+	if s.setNoData(ts, sum.total < r.minObservations()) {
+		v, breach = verdictNoData, false
+	}
+	s.alert.step(ts, v, r.def.For, r.def.KeepFiringFor, r.def.NoDataTimeout)
 	if breach {
 		s.alert.value = s.value
 		s.alert.annotations = r.latencyAnnotations(s, e)
 	}
+	r.annotateNoData(&s.alert, v, "the "+rules.FormatDuration(r.def.Window)+" window")
 	send(s, &s.alert, -1)
 	return sum.total == 0 && (sum.latest == minEpoch || (sum.latest+1)*s.win.width <= ts.UnixNano()-int64(r.def.Window))
 }

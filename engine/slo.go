@@ -108,12 +108,13 @@ type sloSeries struct {
 
 	// as of the last evaluation
 	burnRates       []float64 // parallel to sloRule.windows
+	totals          []uint64  // requests per window, parallel to sloRule.windows
 	budgetRemaining float64
 }
 
 func (r *ruleState) newSLOSeries() *sloSeries {
 	s := &sloSeries{pairs: make([]alertState, len(r.slo.def.BurnRateAlerts)),
-		burnRates: make([]float64, len(r.slo.windows)), budgetRemaining: 1}
+		burnRates: make([]float64, len(r.slo.windows)), totals: make([]uint64, len(r.slo.windows)), budgetRemaining: 1}
 	for _, w := range r.slo.windows {
 		s.rings = append(s.rings, newCounterRing(w))
 	}
@@ -163,6 +164,7 @@ func (r *ruleState) evaluateSLO(ts time.Time, s *series, send func(*series, *ale
 	slo, ss := r.slo, s.slo
 	for i, w := range slo.windows {
 		total, bad := ss.rings[i].sum(ts, w)
+		ss.totals[i] = total
 		ss.burnRates[i] = 0
 		if total > 0 {
 			ss.burnRates[i] = float64(bad) / float64(total) / slo.budget
@@ -178,15 +180,24 @@ func (r *ruleState) evaluateSLO(ts time.Time, s *series, send func(*series, *ale
 	ex := ss.exemplars.merge(ts, slo.windows[0], &r.scratch)
 	s.exemplars = ex.top.list()
 	s.value = ss.burnRates[0]
+	// The series is no_data when its shortest window is; a pair when
+	// either of its windows is.
+	minObs := r.minObservations()
+	s.setNoData(ts, ss.totals[0] < minObs)
 	for p, pair := range slo.def.BurnRateAlerts {
 		long, short := ss.burnRates[slo.long[p]], ss.burnRates[slo.short[p]]
 		breach := long > pair.Factor && short > pair.Factor
+		v := verdictOf(breach)
+		if ss.totals[slo.long[p]] < minObs || ss.totals[slo.short[p]] < minObs {
+			v, breach = verdictNoData, false
+		}
 		a := &ss.pairs[p]
-		a.step(ts, breach, pair.For, 0)
+		a.step(ts, v, pair.For, 0, r.def.NoDataTimeout)
 		if breach {
 			a.value = long
 			a.annotations = r.sloAnnotations(s, p, r.labelsFor(s, p, e), e)
 		}
+		r.annotateNoData(a, v, "the "+rules.FormatDuration(pair.LongWindow)+" or "+rules.FormatDuration(pair.ShortWindow)+" window")
 		send(s, a, p)
 	}
 	return s.observations == 0

@@ -157,7 +157,14 @@ func TestBudgetAndAlertShape(t *testing.T) {
 	rec.take()
 	sloTraffic(e, clock, 103*time.Minute, 125*time.Minute, 100, 1)
 	evalEvery(e, clock, 103*time.Minute, 125*time.Minute)
-	sent := rec.take()
+	// Fed ahead of the evaluations, the 5m ring holds only the last
+	// minutes at first: the rule is blind until then (SentinelNoData).
+	var sent []Alert
+	for _, a := range rec.take() {
+		if a.Labels["alertname"] == "NamespacesBudget" {
+			sent = append(sent, a)
+		}
+	}
 	if len(sent) == 0 {
 		t.Fatal("no alert")
 	}

@@ -26,6 +26,9 @@ type RuleStatus struct {
 	Target         float64       // SLOs: percent
 	Period         time.Duration // SLOs
 	State          AlertState    // the most severe of its series
+	NoData         bool          // blind: every series is no_data (SentinelNoData fires)
+	NoDataSince    time.Time     // when it became blind
+	NoDataAlert    *AlertStatus  // the rule's SentinelNoData, while pending or firing
 	LastEvaluation time.Time
 	EvaluationTime time.Duration
 	Series         []SeriesStatus
@@ -38,6 +41,8 @@ type SeriesStatus struct {
 	Value        float64 // seconds; NaN when the window was empty
 	Observations uint64
 	Failed       uint64
+	NoData       bool      // fewer than min_observations: neither breach nor clear
+	NoDataSince  time.Time // when NoData began
 	Exemplars    []Exemplar
 	SLO          *SLOStatus // SLO rules: budget and burn rates; Value is then the shortest window's burn rate
 }
@@ -73,13 +78,19 @@ func (r *ruleState) status(e *Engine) RuleStatus {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	st := RuleStatus{Name: r.def.Name, Kind: string(r.def.Kind), Quantile: r.def.Objective.Quantile, Threshold: r.def.Objective.Threshold,
-		Window: r.def.Window, LastEvaluation: r.lastEval, EvaluationTime: r.evalTime}
+		Window: r.def.Window, LastEvaluation: r.lastEval, EvaluationTime: r.evalTime,
+		NoData: !r.blind.since.IsZero(), NoDataSince: r.blind.since}
+	if a := &r.blind.alert; a.state != StateInactive && r.blind.labels != nil {
+		st.NoDataAlert = &AlertStatus{Labels: r.blind.labels, Annotations: a.annotations, State: a.state,
+			ActiveAt: a.activeAt, FiredAt: a.firedAt, Value: a.value}
+	}
 	if r.slo != nil {
 		st.Target, st.Period = r.slo.def.Target, r.slo.def.Period
 	}
 	for _, s := range r.series {
 		ss := SeriesStatus{Labels: s.labels, Value: s.value,
-			Observations: s.observations, Failed: s.failed, Exemplars: s.exemplars}
+			Observations: s.observations, Failed: s.failed, Exemplars: s.exemplars,
+			NoData: s.noData, NoDataSince: s.noDataSince}
 		if s.slo != nil {
 			ss.SLO = r.sloStatus(s)
 		}
@@ -100,15 +111,19 @@ func (r *ruleState) status(e *Engine) RuleStatus {
 	return st
 }
 
-// Alerts returns every pending and firing alert.
+// Alerts returns every pending and firing alert, the built-in
+// SentinelNoData alerts included.
 func (e *Engine) Alerts() []AlertStatus {
 	var out []AlertStatus
 	for _, g := range e.Status() {
 		for _, r := range g.Rules {
 			out = append(out, r.Alerts...)
+			if r.NoDataAlert != nil {
+				out = append(out, *r.NoDataAlert)
+			}
 		}
 	}
-	return out
+	return append(out, e.sources.alerts()...)
 }
 
 func (e *Engine) countAlerts(state AlertState) int {
@@ -117,6 +132,9 @@ func (e *Engine) countAlerts(state AlertState) int {
 	for _, g := range rs.groups {
 		for _, r := range g.rules {
 			r.mu.Lock()
+			if r.blind.alert.state == state {
+				n++
+			}
 			for _, s := range r.series {
 				states, _ := s.alerts()
 				for _, a := range states {
@@ -128,7 +146,7 @@ func (e *Engine) countAlerts(state AlertState) int {
 			r.mu.Unlock()
 		}
 	}
-	return n
+	return n + e.sources.countAlerts(state)
 }
 
 func labelsLess(a, b map[string]string) bool {
