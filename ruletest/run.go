@@ -11,6 +11,7 @@ import (
 
 	"github.com/prometheus/common/model"
 
+	"github.com/kube-sentinel/sentinel/engine"
 	"github.com/kube-sentinel/sentinel/internal/yamlpos"
 	"github.com/kube-sentinel/sentinel/rules"
 )
@@ -171,7 +172,7 @@ func runTest(ctx context.Context, tf *testFile, i int, tc *testCase, set *rules.
 	if err != nil {
 		return nil, err
 	}
-	names := map[string]bool{}
+	names := map[string]bool{engine.NoDataAlertName: true} // the built-in alert can be tested too
 	for _, g := range set.Groups {
 		for _, r := range g.Rules {
 			names[r.Name] = true

@@ -242,7 +242,7 @@ func TestGapsCountSlots(t *testing.T) {
 		attributes: []attribute{{"service.name", "apiserver"}, {"http.method", "GET"}, {"http.target", "/api/v1/namespaces/default"}},
 		durations:  runs, slots: total,
 	}}}
-	tf, _, set := loadTest(t, "testdata/passing.yaml", "gaps empty the window")
+	tf, _, set := loadTest(t, "testdata/passing.yaml", "gaps keep the last known state")
 	// The first slow span ends at 5m, so with for: 1m the page fires at 6m.
 	got := firingAt(t, tf, tc, set, "KubeAPINamespacesLatencyP99", 5*time.Minute+59*time.Second, 6*time.Minute, 8*time.Minute)
 	if len(got[0]) != 0 {
