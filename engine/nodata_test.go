@@ -417,7 +417,7 @@ func gaugeOf(t *testing.T, reg *prometheus.Registry, name string) prometheus.Col
 
 type collectorFunc func(chan<- prometheus.Metric)
 
-func (f collectorFunc) Describe(chan<- *prometheus.Desc)  {}
+func (f collectorFunc) Describe(chan<- *prometheus.Desc)    {}
 func (f collectorFunc) Collect(ch chan<- prometheus.Metric) { f(ch) }
 
 // TestSourceTrackingIsBounded: 10⁵ distinct service.name values keep the
