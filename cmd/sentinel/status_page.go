@@ -140,6 +140,7 @@ type statusPageData struct {
 	Now                     time.Time
 	Version                 string
 	Firing, Pending, Series int
+	NoData                  int // rules that are blind (SentinelNoData)
 	Groups                  []statusGroup
 }
 
@@ -160,6 +161,8 @@ type statusRule struct {
 	Target         float64 // SLOs: percent
 	Period         time.Duration
 	LastEvaluation time.Time
+	NoData         bool // blind: every series is no_data
+	NoDataSince    time.Time
 	Series         []statusSeries
 }
 
@@ -171,6 +174,8 @@ type statusSeries struct {
 	Ratio        float64 // value / threshold, for the bar
 	Observations uint64
 	Failed       uint64 // SLOs: the bad requests (failed or slow) over the period
+	NoData       bool   // too few observations to judge: a firing alert keeps firing
+	NoDataSince  time.Time
 	Chart        template.HTML
 	Exemplars    []statusExemplar
 	SLO          *statusSLO // SLO rules only
@@ -231,7 +236,11 @@ func buildStatusPage(groups []engine.GroupStatus, h *statusHistory, traceURL *te
 	for _, g := range groups {
 		sg := statusGroup{Name: g.Name, File: g.File, Interval: g.Interval, LastEvaluation: g.LastEvaluation}
 		for _, r := range g.Rules {
-			sr := statusRule{Name: r.Name, Kind: r.Kind, State: r.State.String(), LastEvaluation: r.LastEvaluation}
+			sr := statusRule{Name: r.Name, Kind: r.Kind, State: r.State.String(), LastEvaluation: r.LastEvaluation,
+				NoData: r.NoData, NoDataSince: r.NoDataSince}
+			if r.NoData {
+				data.NoData++
+			}
 			if r.Kind == string(rules.KindSLO) {
 				sr.Target, sr.Period = r.Target, r.Period
 				sr.Objective = "target " + strconv.FormatFloat(r.Target, 'f', -1, 64) + "%"
@@ -243,7 +252,7 @@ func buildStatusPage(groups []engine.GroupStatus, h *statusHistory, traceURL *te
 			}
 			for _, s := range r.Series {
 				ss := statusSeries{Labels: labelString(s.Labels), State: seriesState(s, r.Alerts).String(),
-					Observations: s.Observations, Failed: s.Failed}
+					Observations: s.Observations, Failed: s.Failed, NoData: s.NoData, NoDataSince: s.NoDataSince}
 				pts := h.points(historyKey(g.Name, r.Name, s.Labels))
 				if s.SLO != nil {
 					var factor float64
@@ -455,6 +464,7 @@ th{font-size:12px;color:#667;font-weight:600;background:#fafbfc}
 tr:last-child td{border-bottom:0}
 .rule{font-weight:600}.labels{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:12px;color:#445}
 .state{display:inline-block;padding:1px 8px;border-radius:10px;font-size:12px;font-weight:600}
+.badge.no-data{display:inline-block;padding:1px 6px;margin-left:4px;border-radius:10px;font-size:11px;font-weight:600;background:#e4e6eb;color:#3d4350;border:1px dashed #8a90a0}
 .state.firing{background:#fde2e1;color:#b3261e}.state.pending{background:#fff1d6;color:#8a5a00}.state.inactive{background:#e3f4e6;color:#1e6b34}
 .value{font-variant-numeric:tabular-nums;font-weight:600;white-space:nowrap}
 .bar{height:4px;background:#eef0f4;border-radius:2px;margin-top:3px;width:90px}
@@ -474,7 +484,7 @@ footer{color:#889;font-size:12px;padding:0 24px 24px}
 </style></head>
 <body>
 <header><h1>sentinel</h1>
-<span class="counts"><span id="count-firing">{{.Firing}} firing</span><span id="count-pending">{{.Pending}} pending</span><span>{{.Series}} series</span></span>
+<span class="counts"><span id="count-firing">{{.Firing}} firing</span><span id="count-pending">{{.Pending}} pending</span><span>{{.Series}} series</span>{{if .NoData}}<span id="count-no-data" class="badge no-data">{{.NoData}} without data</span>{{end}}</span>
 <span class="meta">version {{.Version}} · rendered {{rfc3339 .Now}} · refreshes every 30s · <a href="/api/v1/rules" style="color:#aab3c5">/api/v1/rules</a> · <a href="/api/v1/alerts" style="color:#aab3c5">/api/v1/alerts</a> · <a href="/metrics" style="color:#aab3c5">/metrics</a></span>
 </header>
 <main>
@@ -484,10 +494,10 @@ footer{color:#889;font-size:12px;padding:0 24px 24px}
 <table>
 <tr><th>rule</th><th>group</th><th>state</th><th>value</th><th>objective</th><th>last hour</th><th class="num">requests</th><th>slowest traces</th></tr>
 {{range .Rules}}{{$r := .}}{{range $i, $s := .Series}}
-<tr class="series"{{if eq $i 0}} id="rule-{{$r.Name}}"{{end}} data-rule="{{$r.Name}}" data-kind="{{$r.Kind}}" data-labels="{{.Labels}}" data-state="{{.State}}"{{if .SLO}} data-budget-remaining="{{secs .SLO.BudgetRemaining}}" data-target="{{secs $r.Target}}" data-period="{{pdur $r.Period}}"{{else}}{{if .HasValue}} data-value="{{secs .Value}}"{{end}} data-threshold="{{secs $r.Threshold}}"{{end}} data-observations="{{.Observations}}">
+<tr class="series"{{if eq $i 0}} id="rule-{{$r.Name}}"{{end}} data-rule="{{$r.Name}}" data-kind="{{$r.Kind}}" data-labels="{{.Labels}}" data-state="{{.State}}"{{if .NoData}} data-no-data="true"{{end}}{{if .SLO}} data-budget-remaining="{{secs .SLO.BudgetRemaining}}" data-target="{{secs $r.Target}}" data-period="{{pdur $r.Period}}"{{else}}{{if .HasValue}} data-value="{{secs .Value}}"{{end}} data-threshold="{{secs $r.Threshold}}"{{end}} data-observations="{{.Observations}}">
 <td class="rule">{{$r.Name}}{{if .SLO}}<span class="kind">SLO</span>{{end}}</td>
 <td class="labels">{{if .Labels}}{{.Labels}}{{else}}—{{end}}</td>
-<td><span class="state {{.State}}">{{.State}}</span></td>
+<td><span class="state {{.State}}">{{.State}}</span>{{if .NoData}}<span class="badge no-data" title="fewer than min_observations in the window since {{rfc3339 .NoDataSince}}: {{if eq .State "firing"}}keeps firing until data returns or no_data_timeout passes{{else}}neither breach nor clear{{end}}">no data</span>{{end}}</td>
 {{if .SLO}}<td><span class="value budget" title="error budget remaining over the period">{{budget .SLO.BudgetRemaining}}</span> <span class="nodata">budget left</span><div class="bar" title="{{budget .SLO.BudgetRemaining}} of the budget left"><i class="{{if le .SLO.BudgetRemaining 0.0}}over{{end}}" style="width:{{if le .SLO.BudgetRemaining 0.0}}100{{else}}{{pct .SLO.BudgetRemaining}}{{end}}%"></i></div>
 <ul class="burn-rates" title="burn rate by window: 1× spends exactly the budget over the period">{{range .SLO.BurnRates}}<li class="burn-rate{{if .Over}} over{{end}}" data-window="{{.Window}}" data-burn-rate="{{secs .Rate}}">{{.Window}} <b>{{burn .Rate}}</b></li>{{end}}</ul></td>
 <td class="objective-cell">{{$r.Objective}} <span class="nodata">{{$r.Over}}</span>
@@ -498,14 +508,15 @@ footer{color:#889;font-size:12px;padding:0 24px 24px}
 <td class="num">{{.Observations}}{{if .Failed}} <span class="nodata">({{.Failed}} {{if .SLO}}bad{{else}}failed{{end}})</span>{{end}}</td>
 <td class="exemplars">{{range .Exemplars}}<div>{{if .URL}}<a class="trace" href="{{.URL}}" data-trace-id="{{.TraceID}}">{{.TraceID}}</a>{{else}}<code class="trace" data-trace-id="{{.TraceID}}">{{.TraceID}}</code>{{end}} {{.Duration}}</div>{{else}}<span class="nodata">none</span>{{end}}</td>
 </tr>{{else}}
-<tr class="series empty" id="rule-{{$r.Name}}" data-rule="{{$r.Name}}" data-kind="{{$r.Kind}}" data-state="{{$r.State}}">
-<td class="rule">{{$r.Name}}{{if eq $r.Kind "slo"}}<span class="kind">SLO</span>{{end}}</td><td class="labels">—</td><td><span class="state {{$r.State}}">{{$r.State}}</span></td>
+<tr class="series empty" id="rule-{{$r.Name}}" data-rule="{{$r.Name}}" data-kind="{{$r.Kind}}" data-state="{{$r.State}}"{{if $r.NoData}} data-no-data="true"{{end}}>
+<td class="rule">{{$r.Name}}{{if eq $r.Kind "slo"}}<span class="kind">SLO</span>{{end}}</td><td class="labels">—</td><td><span class="state {{$r.State}}">{{$r.State}}</span>{{if $r.NoData}}<span class="badge no-data" title="blind since {{rfc3339 $r.NoDataSince}}: SentinelNoData fires">no data</span>{{end}}</td>
 <td><span class="value nodata">no data</span></td><td class="objective-cell">{{$r.Objective}} <span class="nodata">{{$r.Over}}</span></td>
 <td colspan="3" class="nodata">no matching request yet</td></tr>{{end}}{{end}}
 </table></section>
 {{else}}<section><h2>No rules loaded</h2><p style="padding:0 14px">Add rule files to the config's rule_files and reload.</p></section>{{end}}
 </main>
 <footer>Latency rules: the value is the objective's quantile of request latency over the rule's window at the last evaluation; the chart's dashed line is the objective.
+A "no data" badge marks a series whose window holds fewer than the rule's min_observations: it neither breaches nor clears, and a firing alert keeps firing (annotated no_data) until data returns or no_data_timeout passes; a rule whose every series has no data is blind, and SentinelNoData says so.
 SLOs: the error budget left over the period (negative once it is spent), the burn rate over each window (1× spends exactly the budget over the period; red above a pair's factor), and each burn-rate pair, which fires when both its windows burn faster than its factor; the chart is the burn rate over the shortest window, its dashed line that window's factor.</footer>
 </body></html>
 `))

@@ -149,6 +149,61 @@ func TestStatusPageSLO(t *testing.T) {
 	}
 }
 
+// TestStatusPageNoData: a firing series without data keeps its state and
+// shows a "no data" badge, as does a blind rule without series; the API
+// says noData with since-when, and the header counts the blind rules.
+func TestStatusPageNoData(t *testing.T) {
+	now := time.Date(2025, 1, 1, 12, 0, 0, 0, time.UTC)
+	since := now.Add(-10 * time.Minute)
+	groups := []engine.GroupStatus{{Name: "g", Interval: 15 * time.Second, LastEvaluation: now, Rules: []engine.RuleStatus{
+		{Name: "Stalled", Kind: "alerting", Quantile: 0.99, Threshold: time.Second, Window: 5 * time.Minute, State: engine.StateFiring,
+			LastEvaluation: now, NoData: true, NoDataSince: since,
+			Series: []engine.SeriesStatus{{Labels: map[string]string{"verb": "GET"}, Value: math.NaN(), NoData: true, NoDataSince: since}},
+			Alerts: []engine.AlertStatus{{Labels: map[string]string{"alertname": "Stalled", "verb": "GET"}, State: engine.StateFiring,
+				Annotations: map[string]string{"no_data": "since 2025-01-01T11:50:00Z"}}}},
+		{Name: "Live", Kind: "alerting", Quantile: 0.99, Threshold: time.Second, Window: 5 * time.Minute, LastEvaluation: now,
+			Series: []engine.SeriesStatus{{Labels: map[string]string{"verb": "LIST"}, Value: 0.2, Observations: 300}}},
+		{Name: "NeverFed", Kind: "alerting", Quantile: 0.9, Threshold: time.Second, Window: 5 * time.Minute, LastEvaluation: now,
+			NoData: true, NoDataSince: since},
+	}}}
+	var b strings.Builder
+	if err := statusTemplate.Execute(&b, buildStatusPage(groups, newStatusHistory(), nil, now)); err != nil {
+		t.Fatal(err)
+	}
+	page := b.String()
+	rows := parsePage(t, page)
+	want := map[string]struct {
+		state  string
+		noData bool
+	}{"Stalled": {"firing", true}, "Live": {"inactive", false}, "NeverFed": {"inactive", true}}
+	if len(rows) != len(want) {
+		t.Fatalf("%d rows", len(rows))
+	}
+	for _, r := range rows {
+		if w := want[r.rule]; r.state != w.state || r.noData != w.noData {
+			t.Errorf("%s: state %q no data %v, want %q %v", r.rule, r.state, r.noData, w.state, w.noData)
+		}
+	}
+	if !strings.Contains(page, `<span id="count-no-data" class="badge no-data">2 without data</span>`) {
+		t.Errorf("the header does not count the 2 blind rules")
+	}
+
+	body, err := json.Marshal(rulesData(groups))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, frag := range []string{
+		`"name":"Stalled","type":"alerting","state":"firing"`,
+		`"noData":true,"noDataSince":"2025-01-01T11:50:00Z","series":[{"labels":{"verb":"GET"},"value":null`,
+		`"failed":0,"noData":true,"noDataSince":"2025-01-01T11:50:00Z","exemplars":[]`,
+		`"labels":{"verb":"LIST"},"value":0.2,"threshold":1,"observations":300,"failed":0,"noData":false,"exemplars":[]`,
+	} {
+		if !strings.Contains(string(body), frag) {
+			t.Errorf("/api/v1/rules lacks %s:\n%s", frag, body)
+		}
+	}
+}
+
 // The test's rules: one that fires (slow namespaces GETs), one with data
 // under its objective, and one that never matches anything.
 const statusRules = `
@@ -241,6 +296,7 @@ type pageRow struct {
 	shown                     string   // the value (SLOs: the budget remaining) as displayed
 	objective, over           string   // "p99 ≤ 1s", "over 2m"; "target 99%", "over 1h"
 	observations              string
+	noData                    bool // data-no-data, with a visible "no data" badge
 	traceIDs, traceURLs       []string
 	// SLOs
 	budget    *float64           // data-budget-remaining
@@ -277,7 +333,11 @@ func parsePage(t *testing.T, dom string) []pageRow {
 			attrs[a[1]] = html.UnescapeString(a[2])
 		}
 		row := pageRow{rule: attrs["data-rule"], kind: attrs["data-kind"], labels: attrs["data-labels"], state: attrs["data-state"],
-			observations: attrs["data-observations"], burnRates: map[string]float64{}, burnShown: map[string]string{}}
+			observations: attrs["data-observations"], burnRates: map[string]float64{}, burnShown: map[string]string{},
+			noData: attrs["data-no-data"] == "true"}
+		if badge := strings.Contains(m[2], `<span class="badge no-data"`); badge != row.noData {
+			t.Errorf("row %s: data-no-data %v but badge shown %v", row.rule, row.noData, badge)
+		}
 		num := func(what, v string) float64 {
 			f, err := strconv.ParseFloat(v, 64)
 			if err != nil {
@@ -329,7 +389,7 @@ func comparePage(t *testing.T, rows []pageRow, api []statusAPIRule) {
 	for _, r := range api {
 		got := byRule[r.Name]
 		if len(r.Series) == 0 {
-			if len(got) != 1 || got[0].value != nil || got[0].shown != "no data" || got[0].state != r.State {
+			if len(got) != 1 || got[0].value != nil || got[0].shown != "no data" || got[0].state != r.State || got[0].noData != r.NoData {
 				t.Errorf("%s: API has no series, page shows %+v", r.Name, got)
 			}
 			continue
@@ -345,6 +405,9 @@ func comparePage(t *testing.T, rows []pageRow, api []statusAPIRule) {
 			}
 			if row.state != r.State {
 				t.Errorf("%s: state %q, API %q", r.Name, row.state, r.State)
+			}
+			if row.noData != s.NoData {
+				t.Errorf("%s: no data %v, API noData %v", r.Name, row.noData, s.NoData)
 			}
 			if row.kind != r.Type {
 				t.Errorf("%s: kind %q, API type %q", r.Name, row.kind, r.Type)

@@ -67,6 +67,8 @@ type apiRule struct {
 	Period         float64     `json:"period,omitempty"` // SLOs: seconds
 	LastEvaluation string      `json:"lastEvaluation"`
 	EvaluationTime float64     `json:"evaluationTime"`
+	NoData         bool        `json:"noData"`                // blind: every series is no_data, SentinelNoData fires
+	NoDataSince    string      `json:"noDataSince,omitempty"` // RFC 3339
 	Series         []apiSeries `json:"series"`
 	Alerts         []apiAlert  `json:"alerts"`
 }
@@ -77,6 +79,8 @@ type apiSeries struct {
 	Threshold    float64           `json:"threshold,omitempty"` // seconds; absent for SLOs
 	Observations uint64            `json:"observations"`
 	Failed       uint64            `json:"failed"`
+	NoData       bool              `json:"noData"`                // fewer than min_observations: neither breach nor clear
+	NoDataSince  string            `json:"noDataSince,omitempty"` // RFC 3339
 	Exemplars    []apiExemplar     `json:"exemplars"`
 	// SLOs only.
 	BudgetRemaining *float64           `json:"budgetRemaining,omitempty"`
@@ -134,9 +138,15 @@ func rulesData(groups []engine.GroupStatus) map[string]any {
 				Target: r.Target, Period: r.Period.Seconds(),
 				LastEvaluation: rfc3339(r.LastEvaluation), EvaluationTime: r.EvaluationTime.Seconds(),
 				Series: []apiSeries{}, Alerts: []apiAlert{}}
+			if r.NoData {
+				ar.NoData, ar.NoDataSince = true, rfc3339(r.NoDataSince)
+			}
 			for _, s := range r.Series {
 				as := apiSeries{Labels: s.Labels, Value: engine.Seconds(s.Value), Threshold: r.Threshold.Seconds(),
 					Observations: s.Observations, Failed: s.Failed, Exemplars: []apiExemplar{}}
+				if s.NoData {
+					as.NoData, as.NoDataSince = true, rfc3339(s.NoDataSince)
+				}
 				if slo := s.SLO; slo != nil {
 					// An SLO's series carry burn rates and the budget instead.
 					as.Value, as.Threshold = nil, 0
