@@ -25,6 +25,7 @@ const (
 	NoDataAnnotation = "no_data"
 
 	noDataSeverity   = "ticket"
+	noDataRunbook    = "https://github.com/kube-sentinel/sentinel/blob/main/docs/runbooks/SentinelNoData.md"
 	serviceNameLabel = "service.name"
 )
 
@@ -122,6 +123,7 @@ func (r *ruleState) evaluateBlind(ts time.Time, live, muted bool, out *[]Alert, 
 				r.def.Name, r.group, r.minObservations(), b.since.UTC().Format(time.RFC3339)),
 			"description": "The rule cannot tell a breach from a stalled input: its firing alerts keep their last known state " +
 				"(annotated no_data) for no_data_timeout, then resolve. Check that the rule's source still sends.",
+			"runbook_url": noDataRunbook,
 		}
 	}
 	if !b.alert.needsSending(ts, e.opts.ResendDelay) {
@@ -260,6 +262,7 @@ func (t *sourceTracker) evaluate(ts time.Time, e *Engine) []Alert {
 				"summary": fmt.Sprintf("no spans from service.name %q since %s", name, since),
 				"description": "Rules over this source's spans are blind: their firing alerts keep their last known state " +
 					"(annotated no_data) for no_data_timeout, then resolve. Check the source's tracing and the Collector.",
+				"runbook_url": noDataRunbook,
 			}
 		}
 		if s.alert.needsSending(ts, e.opts.ResendDelay) {
