@@ -442,3 +442,19 @@ func TestSourceTrackingIsBounded(t *testing.T) {
 		t.Errorf("overflow %v after a tracked name and a metric, want %d", got, n-500)
 	}
 }
+
+// TestRemovedRuleResolvesItsNoData: a reload that removes (or changes) a
+// blind rule resolves its SentinelNoData at once rather than leaving it to
+// expire at Alertmanager.
+func TestRemovedRuleResolvesItsNoData(t *testing.T) {
+	r := newNoDataRun(t, namespacesRule, Options{})
+	r.until(2*time.Minute, none, nil)
+	if blind := r.rec.take(NoDataAlertName); len(blind) == 0 || blind[0].resolve() {
+		t.Fatalf("no firing SentinelNoData for a rule that never saw data: %+v", blind)
+	}
+	r.e.Load(loadRules(t, strings.Replace(namespacesRule, "threshold: 1s", "threshold: 5s", 1)))
+	got := r.rec.take(NoDataAlertName)
+	if len(got) != 1 || !got[0].resolve() || got[0].Labels["rule"] != "NamespacesP99" {
+		t.Fatalf("want the old rule's SentinelNoData resolved on reload, got %+v", got)
+	}
+}

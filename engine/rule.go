@@ -422,6 +422,10 @@ func (r *ruleState) resolveAll(ts time.Time, e *Engine) []Alert {
 			}
 		}
 	}
+	if b := &r.blind; b.alert.state == StateFiring && b.labels != nil {
+		b.alert.state, b.alert.resolvedAt, b.alert.lastSentAt = StateInactive, ts, ts
+		out = append(out, noDataAlert(&b.alert, b.labels, ts, e.generatorURL(r), e))
+	}
 	return out
 }
 
