@@ -39,13 +39,10 @@ func rulePack(t *testing.T) (ruleFiles, testFiles []string) {
 
 // TestRulePack runs the rule pack's unit tests, as `sentinel test rules
 // deploy/rules/*_test.yaml` does in CI, and requires every one to pass,
-// each file in well under a second.
+// logging how long each took (a timing claim belongs in a benchmark, not in
+// a test that shares the machine with others).
 func TestRulePack(t *testing.T) {
 	_, testFiles := rulePack(t)
-	limit := time.Second / 2
-	if raceEnabled {
-		limit = 10 * time.Second // the race detector slows everything ~10x
-	}
 	for _, f := range testFiles {
 		t.Run(filepath.Base(f), func(t *testing.T) {
 			var out bytes.Buffer
@@ -54,9 +51,6 @@ func TestRulePack(t *testing.T) {
 			took := time.Since(start)
 			if code != ExitSuccess {
 				t.Fatalf("sentinel test rules %s: exit %d, want %d:\n%s", f, code, ExitSuccess, out.String())
-			}
-			if took > limit {
-				t.Errorf("%s took %s, want under %s", f, took, limit)
 			}
 			t.Logf("%s: %s", f, took)
 		})

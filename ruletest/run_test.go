@@ -311,8 +311,8 @@ func TestTraceID(t *testing.T) {
 }
 
 // TestDayOfInput: a day of input at one span per second (two entries,
-// 172,802 spans, 86,400 evaluations of a 1s group) runs in well under a
-// second, and the incident at noon pages.
+// 172,802 spans, 86,400 evaluations of a 1s group) runs through, and the
+// incident at noon pages. How fast is BenchmarkDayOfInput's to say.
 func TestDayOfInput(t *testing.T) {
 	start := time.Now()
 	var out bytes.Buffer
@@ -321,14 +321,7 @@ func TestDayOfInput(t *testing.T) {
 	if code != ExitSuccess {
 		t.Fatalf("exit %d:\n%s", code, out.String())
 	}
-	limit := time.Second / 2
-	if raceEnabled {
-		limit = 10 * time.Second // the race detector slows everything ~10x
-	}
-	if took > limit {
-		t.Errorf("a day of input took %s, want under %s", took, limit)
-	}
-	t.Logf("a day of input took %s", took)
+	t.Logf("a day of input took %s (BenchmarkDayOfInput measures it)", took)
 }
 
 func BenchmarkDayOfInput(b *testing.B) {

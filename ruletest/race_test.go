@@ -1,5 +1,0 @@
-//go:build race
-
-package ruletest
-
-const raceEnabled = true
