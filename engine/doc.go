@@ -3,7 +3,10 @@
 // relative-error quantile sketch and the slowest exemplars, evaluates the
 // rule's objective over its window and runs the alert state machine
 // (inactive → pending → firing → resolved) the way Prometheus's rule manager
-// does.
+// does, except that no data is not good news: a window with too few
+// observations is no_data, a firing alert keeps its last known state, and
+// the built-in SentinelNoData says which rule or span source is blind
+// (nodata.go).
 //
 // The engine knows nothing of where observations come from (sources call
 // Observe) nor of where alerts go (it hands them to a Notifier). It takes a
