@@ -140,8 +140,28 @@ type statusPageData struct {
 	Now                     time.Time
 	Version                 string
 	Firing, Pending, Series int
-	NoData                  int // rules that are blind (SentinelNoData)
+	NoData                  int            // rules that are blind (SentinelNoData)
+	SilentSources           []silentSource // span sources with a SentinelNoData
 	Groups                  []statusGroup
+}
+
+// silentSource is a service.name that stopped sending spans.
+type silentSource struct {
+	Name    string
+	Since   time.Time // when its SentinelNoData fired
+	Summary string
+}
+
+// silentSources lists the span sources whose SentinelNoData fires.
+func silentSources(alerts []engine.AlertStatus) []silentSource {
+	var out []silentSource
+	for _, a := range alerts {
+		if name, ok := a.Labels["service_name"]; ok && a.Labels["alertname"] == engine.NoDataAlertName && a.State == engine.StateFiring {
+			out = append(out, silentSource{Name: name, Since: a.FiredAt, Summary: a.Annotations["summary"]})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
 }
 
 type statusGroup struct {
@@ -220,6 +240,7 @@ func (d *daemon) statusPage(w http.ResponseWriter, _ *http.Request) {
 		traceURL, _ = template.New("trace_url_template").Option("missingkey=error").Parse(text)
 	}
 	data := buildStatusPage(groups, h, traceURL, now)
+	data.SilentSources = silentSources(d.engine.Alerts())
 	var b bytes.Buffer
 	if err := statusTemplate.Execute(&b, data); err != nil {
 		d.logger.Warn("status page", "err", err)
@@ -489,6 +510,10 @@ footer{color:#889;font-size:12px;padding:0 24px 24px}
 </header>
 <main>
 {{$now := .Now}}
+{{if .SilentSources}}<section class="silent-sources"><h2>Span sources without data <span class="meta">SentinelNoData: rules over their spans are blind</span></h2>
+<table><tr><th>service.name</th><th>since</th><th>summary</th></tr>
+{{range .SilentSources}}<tr class="silent-source" data-service-name="{{.Name}}"><td class="labels">{{.Name}}<span class="badge no-data">no data</span></td><td>{{rfc3339 .Since}}</td><td>{{.Summary}}</td></tr>{{end}}
+</table></section>{{end}}
 {{range .Groups}}<section class="group" data-group="{{.Name}}">
 <h2>{{.Name}} <span class="meta">{{.File}} · every {{pdur .Interval}}{{if not .LastEvaluation.IsZero}} · evaluated {{ago $now .LastEvaluation}}{{else}} · not evaluated yet{{end}}</span></h2>
 <table>

@@ -166,11 +166,21 @@ func TestStatusPageNoData(t *testing.T) {
 		{Name: "NeverFed", Kind: "alerting", Quantile: 0.9, Threshold: time.Second, Window: 5 * time.Minute, LastEvaluation: now,
 			NoData: true, NoDataSince: since},
 	}}}
+	data := buildStatusPage(groups, newStatusHistory(), nil, now)
+	data.SilentSources = silentSources([]engine.AlertStatus{
+		{Labels: map[string]string{"alertname": "SentinelNoData", "service_name": "etcd"}, State: engine.StateFiring, FiredAt: since,
+			Annotations: map[string]string{"summary": `no spans from service.name "etcd" since 2025-01-01T11:40:00Z`}},
+		{Labels: map[string]string{"alertname": "SentinelNoData", "rule": "Stalled"}, State: engine.StateFiring},
+		{Labels: map[string]string{"alertname": "Stalled", "service_name": "apiserver"}, State: engine.StateFiring},
+	})
 	var b strings.Builder
-	if err := statusTemplate.Execute(&b, buildStatusPage(groups, newStatusHistory(), nil, now)); err != nil {
+	if err := statusTemplate.Execute(&b, data); err != nil {
 		t.Fatal(err)
 	}
 	page := b.String()
+	if !strings.Contains(page, `<tr class="silent-source" data-service-name="etcd">`) || strings.Count(page, `class="silent-source"`) != 1 {
+		t.Errorf("the page should list etcd, and only etcd, as a silent span source")
+	}
 	rows := parsePage(t, page)
 	want := map[string]struct {
 		state  string
