@@ -55,14 +55,23 @@ func (r *ruleState) annotateNoData(a *alertState, v verdict, where string) {
 	_, marked := a.annotations[NoDataAnnotation]
 	switch {
 	case v == verdictNoData && a.state == StateFiring && !a.noDataSince.IsZero():
-		text := fmt.Sprintf("since %s: fewer than %d observations in %s; keeps firing until data returns or for %s",
-			a.noDataSince.UTC().Format(time.RFC3339), r.minObservations(), where, rules.FormatDuration(r.def.NoDataTimeout))
+		text := fmt.Sprintf("since %s: %s in %s; keeps firing until data returns or for %s",
+			a.noDataSince.UTC().Format(time.RFC3339), tooFew(r.minObservations()), where, rules.FormatDuration(r.def.NoDataTimeout))
 		if a.annotations[NoDataAnnotation] != text {
 			a.annotations = withAnnotation(a.annotations, NoDataAnnotation, text)
 		}
 	case v != verdictNoData && marked:
 		a.annotations = withAnnotation(a.annotations, NoDataAnnotation, "")
 	}
+}
+
+// tooFew says what no_data means for a rule: "no observations", or "fewer
+// than 20 observations".
+func tooFew(minObservations uint64) string {
+	if minObservations <= 1 {
+		return "no observations"
+	}
+	return fmt.Sprintf("fewer than %d observations", minObservations)
 }
 
 // withAnnotation returns a copy of m with name set to text, or removed
@@ -119,8 +128,8 @@ func (r *ruleState) evaluateBlind(ts time.Time, live, muted bool, out *[]Alert, 
 	if b.alert.state == StateFiring && !wasFiring {
 		b.alert.value = float64(len(r.series))
 		b.alert.annotations = map[string]string{
-			"summary": fmt.Sprintf("rule %s (group %s) is blind: fewer than %d observations in every series since %s",
-				r.def.Name, r.group, r.minObservations(), b.since.UTC().Format(time.RFC3339)),
+			"summary": fmt.Sprintf("rule %s (group %s) is blind: %s in any of its series since %s",
+				r.def.Name, r.group, tooFew(r.minObservations()), b.since.UTC().Format(time.RFC3339)),
 			"description": "The rule cannot tell a breach from a stalled input: its firing alerts keep their last known state " +
 				"(annotated no_data) for no_data_timeout, then resolve. Check that the rule's source still sends.",
 			"runbook_url": noDataRunbook,

@@ -160,7 +160,7 @@ func TestStalledInputKeepsAlertFiring(t *testing.T) {
 			if !last.StartsAt.Equal(startsAt) {
 				t.Errorf("startsAt moved from %v to %v", startsAt, last.StartsAt)
 			}
-			const wantNoData = "since 2026-01-01T00:03:00Z: fewer than 1 observations in the 1m window; keeps firing until data returns or for 35m"
+			const wantNoData = "since 2026-01-01T00:03:00Z: no observations in the 1m window; keeps firing until data returns or for 35m"
 			if got := last.Annotations[NoDataAnnotation]; got != wantNoData {
 				t.Errorf("no_data annotation %q, want %q", got, wantNoData)
 			}
