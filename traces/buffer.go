@@ -1,0 +1,697 @@
+package traces
+
+import (
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"log/slog"
+	"math/bits"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unsafe"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Defaults of [Options].
+const (
+	DefaultMaxBytes         = 256 << 20
+	DefaultMaxAge           = 2 * time.Minute
+	DefaultMaxPinnedTraces  = 1000
+	DefaultMaxPinnedBytes   = 64 << 20
+	DefaultMaxSpansPerTrace = 1000
+	DefaultPinGrace         = 30 * time.Second
+	DefaultMaxValueBytes    = 128
+
+	// MinPinGrace is the shortest grace period a pin gets: exporters batch
+	// for 5 s by default, and a trace's etcd or webhook spans may come a
+	// batch later than its root.
+	MinPinGrace = 10 * time.Second
+	// MinMaxBytes is the smallest buffer New accepts.
+	MinMaxBytes = 256 << 10
+)
+
+// Options configure a [Buffer]. Zero values take the defaults.
+type Options struct {
+	Logger     *slog.Logger          // default slog.Default()
+	Registerer prometheus.Registerer // may be nil
+	// Now is the clock (receive times, retention, pins). Default time.Now.
+	Now func() time.Time
+
+	// MaxBytes caps the span buffer: fixed-size records, their index and a
+	// string arena, allocated once by New (untouched pages cost nothing
+	// until spans fill them). When it is full the oldest spans are evicted.
+	MaxBytes int64
+	// MaxAge is how long an unpinned span stays visible after it arrived.
+	MaxAge time.Duration
+	// MaxPinnedTraces and MaxPinnedBytes cap the pinned store.
+	MaxPinnedTraces int
+	MaxPinnedBytes  int64
+	// MaxSpansPerTrace caps the spans kept of one trace, buffered or
+	// pinned (at most 65535).
+	MaxSpansPerTrace int
+	// PinGrace is the least time a pin lasts, whatever its until, so that
+	// spans exported a batch later still join the trace. At least MinPinGrace.
+	PinGrace time.Duration
+	// MaxValueBytes caps the service name, span name and each attribute
+	// value (UTF-8 safe truncation). At most 255.
+	MaxValueBytes int
+}
+
+func (o *Options) setDefaults() error {
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	def := func(v *int64, d int64) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	def(&o.MaxBytes, DefaultMaxBytes)
+	def((*int64)(&o.MaxAge), int64(DefaultMaxAge))
+	def(&o.MaxPinnedBytes, DefaultMaxPinnedBytes)
+	def((*int64)(&o.PinGrace), int64(DefaultPinGrace))
+	if o.MaxPinnedTraces == 0 {
+		o.MaxPinnedTraces = DefaultMaxPinnedTraces
+	}
+	if o.MaxSpansPerTrace == 0 {
+		o.MaxSpansPerTrace = DefaultMaxSpansPerTrace
+	}
+	if o.MaxValueBytes == 0 {
+		o.MaxValueBytes = DefaultMaxValueBytes
+	}
+	var errs []error
+	if o.MaxBytes < MinMaxBytes {
+		errs = append(errs, fmt.Errorf("trace buffer: max bytes %d is under the minimum %d", o.MaxBytes, MinMaxBytes))
+	}
+	if o.MaxAge < 0 {
+		errs = append(errs, fmt.Errorf("trace buffer: negative max age %v", o.MaxAge))
+	}
+	if o.PinGrace < MinPinGrace {
+		errs = append(errs, fmt.Errorf("trace buffer: pin grace %v is under the minimum %v", o.PinGrace, MinPinGrace))
+	}
+	if o.MaxPinnedTraces < 0 || o.MaxPinnedBytes < 0 {
+		errs = append(errs, errors.New("trace buffer: negative pinned-store cap"))
+	}
+	if o.MaxSpansPerTrace < 1 || o.MaxSpansPerTrace > 65535 {
+		errs = append(errs, fmt.Errorf("trace buffer: max spans per trace %d is not in [1, 65535]", o.MaxSpansPerTrace))
+	}
+	if o.MaxValueBytes < 1 || o.MaxValueBytes > 255 {
+		errs = append(errs, fmt.Errorf("trace buffer: max value bytes %d is not in [1, 255]", o.MaxValueBytes))
+	}
+	return errors.Join(errs...)
+}
+
+// shardBits: spans are spread over 1<<shardBits shards by trace ID, each
+// with its own lock, ring, index and arena, so that receivers on several
+// cores rarely wait for one another, and a trace lives in one shard.
+const shardBits = 3
+
+// spanBudget is the average bytes per span the buffer is sized for: a
+// record (80 B), its share of the index (≤ 64 B) and ~112 B of names and
+// attribute values. Spans with longer strings fill the arena first; either
+// way the oldest spans make room.
+const spanBudget = 256
+
+// maxSpanStrings bounds the arena bytes of one span: service and span
+// names and MaxAttributes values, each with a key byte and a length byte.
+const maxSpanStrings = 2*255 + MaxAttributes*(2+255)
+
+// Buffer holds recent spans by trace ID, and the pinned traces.
+// It is safe for concurrent use.
+type Buffer struct {
+	opts   Options
+	log    *slog.Logger
+	seed   maphash.Seed
+	keys   []string
+	shards [1 << shardBits]shard
+	m      metrics
+
+	pinnedTraces atomic.Int64
+	pinnedBytes  atomic.Int64
+}
+
+// record is a buffered span: fixed size, its strings in the shard's arena
+// at off (service, name, then per attribute a key index, a length and the
+// value).
+type record struct {
+	traceID    TraceID
+	spanID     SpanID
+	parentID   SpanID
+	start, end int64
+	recv       int64
+	prev       uint64 // seq of the trace's previous span, 0 for none
+	off        uint64 // absolute arena position
+	size       uint16 // arena bytes
+	svcLen     uint8
+	nameLen    uint8
+	kind       Kind
+	status     Status
+	nattr      uint8
+	detached   bool // its trace was pinned: no index entry refers to it
+}
+
+// slot is an index entry: open addressing with linear probing, keyed by
+// the trace ID of the record at head (the trace's newest span).
+type slot struct {
+	head    uint64 // 0: empty
+	tag     uint32 // low bits of the trace ID's hash: its home slot
+	count   uint16 // spans of the trace in the ring
+	dropped uint16 // spans refused over MaxSpansPerTrace (saturating)
+}
+
+type shard struct {
+	mu sync.Mutex
+	// recs is a ring: the span numbered seq is recs[seq%len]; live spans
+	// are tail ≤ seq < head (seqs start at 1, so 0 means none).
+	recs       []record
+	head, tail uint64
+	// arena is a byte ring: live strings are aTail ≤ pos < aHead.
+	arena        []byte
+	aHead, aTail uint64
+	index        []slot
+	mask         uint32
+	pinned       map[TraceID]*pinnedTrace
+	_            [64]byte // keep shards' locks on separate cache lines
+}
+
+type pinnedTrace struct {
+	until   int64
+	spans   []Span
+	bytes   int64
+	dropped int
+}
+
+// New returns an empty buffer.
+func New(opts Options) (*Buffer, error) {
+	if err := opts.setDefaults(); err != nil {
+		return nil, err
+	}
+	b := &Buffer{opts: opts, log: opts.Logger, seed: maphash.MakeSeed(), keys: attrKeys()}
+	perShard := opts.MaxBytes >> shardBits
+	nrec := perShard / spanBudget
+	nslot := uint64(1) << bits.Len64(uint64(2*nrec-1)) // ≥ 2 slots per record: load ≤ ½
+	arena := perShard - nrec*int64(unsafe.Sizeof(record{})) - int64(nslot)*int64(unsafe.Sizeof(slot{}))
+	for i := range b.shards {
+		sh := &b.shards[i]
+		sh.recs = make([]record, nrec)
+		sh.head, sh.tail = 1, 1
+		sh.arena = make([]byte, arena)
+		sh.index = make([]slot, nslot)
+		sh.mask = uint32(nslot - 1)
+		sh.pinned = make(map[TraceID]*pinnedTrace)
+	}
+	if arena < maxSpanStrings {
+		return nil, fmt.Errorf("trace buffer: max bytes %d leaves no room for strings", opts.MaxBytes)
+	}
+	b.m.register(opts.Registerer, b)
+	return b, nil
+}
+
+func (b *Buffer) hash(id *TraceID) (*shard, uint32) {
+	h := maphash.Bytes(b.seed, id[:])
+	return &b.shards[h>>(64-shardBits)], uint32(h)
+}
+
+// kept is one attribute Add keeps: its index in the caller's slice, and
+// its key's index in the allowlist.
+type kept struct {
+	attr int
+	key  uint8
+}
+
+// Add buffers a span, or adds it to its pinned trace. The span's strings
+// are copied: the caller may reuse its memory (a decode buffer) at once.
+// Spans with all-zero IDs or no valid time are refused and counted.
+func (b *Buffer) Add(sp *Span) {
+	switch {
+	case sp.TraceID.IsZero():
+		b.m.drop(dropZeroTraceID)
+		return
+	case sp.SpanID.IsZero():
+		b.m.drop(dropZeroSpanID)
+		return
+	case sp.Start <= 0 || sp.End < sp.Start:
+		b.m.drop(dropBadTime)
+		return
+	}
+	sh, tag := b.hash(&sp.TraceID)
+	now := b.opts.Now().UnixNano()
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if len(sh.pinned) > 0 {
+		if p, ok := sh.pinned[sp.TraceID]; ok {
+			if now <= p.until {
+				b.addPinned(p, sp)
+				return
+			}
+			b.unpin(sh, sp.TraceID, p)
+		}
+	}
+	sh.expire(b, now-int64(b.opts.MaxAge))
+
+	// What will be kept, and its arena size.
+	maxv := b.opts.MaxValueBytes
+	var keep [MaxAttributes]kept
+	nkeep := 0
+	truncated := 0
+	svc, cut1 := truncate(sp.Service, maxv)
+	name, cut2 := truncate(sp.Name, maxv)
+	if cut1 {
+		truncated++
+	}
+	if cut2 {
+		truncated++
+	}
+	size := len(svc) + len(name)
+	for i := range sp.Attributes {
+		a := &sp.Attributes[i]
+		k := attrIndex(a.Key)
+		if k < 0 {
+			continue
+		}
+		if nkeep == MaxAttributes {
+			truncated++
+			continue
+		}
+		keep[nkeep] = kept{attr: i, key: uint8(k)}
+		nkeep++
+		if a.IsInt {
+			size += 2 + intLen(a.Int)
+		} else {
+			size += 2 + min(len(a.Value), maxv)
+		}
+	}
+
+	i := sh.find(&sp.TraceID, tag)
+	if s := &sh.index[i]; s.head != 0 && int(s.count) >= b.opts.MaxSpansPerTrace {
+		if s.dropped < 65535 {
+			s.dropped++
+		}
+		b.m.drop(dropTraceFull)
+		return
+	}
+	pos := sh.makeRoom(b, size)
+	i = sh.find(&sp.TraceID, tag) // making room may have moved or removed it
+
+	seq := sh.head
+	r := &sh.recs[seq%uint64(len(sh.recs))]
+	*r = record{
+		traceID: sp.TraceID, spanID: sp.SpanID, parentID: sp.ParentSpanID,
+		start: sp.Start, end: sp.End, recv: now,
+		off: pos, size: uint16(size), svcLen: uint8(len(svc)), nameLen: uint8(len(name)),
+		kind: sp.Kind, status: sp.Status, nattr: uint8(nkeep),
+	}
+	w := sh.arena[pos%uint64(len(sh.arena)):]
+	n := copy(w, svc)
+	n += copy(w[n:], name)
+	for _, k := range keep[:nkeep] {
+		a := &sp.Attributes[k.attr]
+		w[n] = k.key
+		if a.IsInt {
+			l := len(strconv.AppendInt(w[n+2:n+2], a.Int, 10))
+			w[n+1] = uint8(l)
+			n += 2 + l
+			continue
+		}
+		v, cut := truncate(a.Value, maxv)
+		if cut {
+			truncated++
+		}
+		w[n+1] = uint8(len(v))
+		n += 2 + copy(w[n+2:], v)
+	}
+	sh.head++
+	sh.aHead = pos + uint64(size)
+
+	if s := &sh.index[i]; s.head != 0 {
+		r.prev = s.head
+		s.head = seq
+		s.count++
+	} else {
+		*s = slot{head: seq, tag: tag, count: 1}
+	}
+	b.m.buffered.Add(1)
+	if truncated > 0 {
+		b.m.truncated.Add(uint64(truncated))
+	}
+}
+
+func intLen(v int64) int {
+	n := 1
+	if v < 0 {
+		n++ // the sign; -MinInt64 overflows, but its digits are counted below as unsigned
+	}
+	u := uint64(v)
+	if v < 0 {
+		u = -u
+	}
+	for u >= 10 {
+		u /= 10
+		n++
+	}
+	return n
+}
+
+// find returns the index slot of the trace, or the empty slot where it
+// would go.
+func (sh *shard) find(id *TraceID, tag uint32) uint32 {
+	i := tag & sh.mask
+	for {
+		s := &sh.index[i]
+		if s.head == 0 {
+			return i
+		}
+		if s.tag == tag && sh.recs[s.head%uint64(len(sh.recs))].traceID == *id {
+			return i
+		}
+		i = (i + 1) & sh.mask
+	}
+}
+
+// remove empties slot i, shifting later entries of its probe run back so
+// that lookups need no tombstones.
+func (sh *shard) remove(i uint32) {
+	j := i
+	for {
+		j = (j + 1) & sh.mask
+		s := sh.index[j]
+		if s.head == 0 {
+			break
+		}
+		home := s.tag & sh.mask
+		// Leave s where it is if its home lies cyclically in (i, j].
+		if i <= j {
+			if i < home && home <= j {
+				continue
+			}
+		} else if i < home || home <= j {
+			continue
+		}
+		sh.index[i] = s
+		i = j
+	}
+	sh.index[i] = slot{}
+}
+
+// expire evicts the spans that arrived before cutoff.
+func (sh *shard) expire(b *Buffer, cutoff int64) {
+	for sh.tail < sh.head && sh.recs[sh.tail%uint64(len(sh.recs))].recv < cutoff {
+		sh.evictOldest(b, evictAge)
+	}
+}
+
+// makeRoom evicts the oldest spans until a record and size contiguous
+// arena bytes are free, and returns the arena position for them.
+func (sh *shard) makeRoom(b *Buffer, size int) uint64 {
+	a := uint64(len(sh.arena))
+	for {
+		pos := sh.aHead
+		if off := pos % a; off+uint64(size) > a {
+			pos += a - off // never split a span's strings over the arena's end
+		}
+		if sh.head-sh.tail < uint64(len(sh.recs)) && pos+uint64(size)-sh.aTail <= a {
+			return pos
+		}
+		sh.evictOldest(b, evictSpace)
+	}
+}
+
+func (sh *shard) evictOldest(b *Buffer, why evictReason) {
+	n := uint64(len(sh.recs))
+	r := &sh.recs[sh.tail%n]
+	if !r.detached {
+		_, tag := b.hash(&r.traceID)
+		if i := sh.find(&r.traceID, tag); sh.index[i].head != 0 {
+			if sh.index[i].head == sh.tail {
+				sh.remove(i) // its newest span: the trace is gone
+			} else {
+				sh.index[i].count--
+			}
+		}
+	}
+	sh.tail++
+	if sh.tail < sh.head {
+		sh.aTail = sh.recs[sh.tail%n].off
+	} else {
+		sh.aTail = sh.aHead
+	}
+	b.m.evicted[why].Add(1)
+}
+
+// chain calls f for each live span of the trace in the ring, newest first.
+func (sh *shard) chain(head uint64, f func(r *record)) {
+	n := uint64(len(sh.recs))
+	for seq := head; seq != 0 && seq >= sh.tail; {
+		r := &sh.recs[seq%n]
+		f(r)
+		if r.prev >= seq {
+			return // cannot happen: a chain only goes back in time
+		}
+		seq = r.prev
+	}
+}
+
+// decode copies a record out of the ring.
+func (b *Buffer) decode(sh *shard, r *record) Span {
+	a := uint64(len(sh.arena))
+	w := sh.arena[r.off%a : r.off%a+uint64(r.size)]
+	sp := Span{
+		TraceID: r.traceID, SpanID: r.spanID, ParentSpanID: r.parentID,
+		Kind: r.kind, Status: r.status, Start: r.start, End: r.end,
+	}
+	n := int(r.svcLen)
+	sp.Service = string(w[:n])
+	sp.Name = string(w[n : n+int(r.nameLen)])
+	n += int(r.nameLen)
+	if r.nattr > 0 {
+		sp.Attributes = make([]Attribute, r.nattr)
+		for i := range sp.Attributes {
+			l := int(w[n+1])
+			sp.Attributes[i] = Attribute{Key: b.keys[w[n]], Value: string(w[n+2 : n+2+l])}
+			n += 2 + l
+		}
+	}
+	return sp
+}
+
+// owned is the copy of sp a pinned trace keeps: the same filtering and
+// truncation as the ring, in memory of its own.
+func (b *Buffer) owned(sp *Span) (Span, int64) {
+	maxv := b.opts.MaxValueBytes
+	o := Span{
+		TraceID: sp.TraceID, SpanID: sp.SpanID, ParentSpanID: sp.ParentSpanID,
+		Kind: sp.Kind, Status: sp.Status, Start: sp.Start, End: sp.End,
+	}
+	var truncated uint64
+	cp := func(s string) string {
+		t, cut := truncate(s, maxv)
+		if cut {
+			truncated++
+		}
+		return string([]byte(t))
+	}
+	o.Service, o.Name = cp(sp.Service), cp(sp.Name)
+	size := int64(unsafe.Sizeof(Span{})) + int64(len(o.Service)+len(o.Name))
+	for i := range sp.Attributes {
+		a := &sp.Attributes[i]
+		k := attrIndex(a.Key)
+		if k < 0 {
+			continue
+		}
+		if len(o.Attributes) == MaxAttributes {
+			truncated++
+			continue
+		}
+		v := strconv.FormatInt(a.Int, 10)
+		if !a.IsInt {
+			v = cp(a.Value)
+		}
+		o.Attributes = append(o.Attributes, Attribute{Key: b.keys[k], Value: v})
+		size += int64(unsafe.Sizeof(Attribute{})) + int64(len(v))
+	}
+	if truncated > 0 {
+		b.m.truncated.Add(truncated)
+	}
+	return o, size
+}
+
+func (b *Buffer) addPinned(p *pinnedTrace, sp *Span) {
+	if len(p.spans) >= b.opts.MaxSpansPerTrace {
+		p.dropped++
+		b.m.drop(dropPinnedFull)
+		return
+	}
+	o, size := b.owned(sp)
+	if b.pinnedBytes.Add(size) > b.opts.MaxPinnedBytes {
+		b.pinnedBytes.Add(-size)
+		p.dropped++
+		b.m.drop(dropPinnedBytes)
+		return
+	}
+	p.spans = append(p.spans, o)
+	p.bytes += size
+	b.m.pinned.Add(1)
+}
+
+func (b *Buffer) unpin(sh *shard, id TraceID, p *pinnedTrace) {
+	delete(sh.pinned, id)
+	b.pinnedTraces.Add(-1)
+	b.pinnedBytes.Add(-p.bytes)
+}
+
+// Pin keeps the trace until until, and at least PinGrace from now: the
+// spans already buffered move to the pinned store, and spans of the trace
+// that arrive while it is pinned join them there. Pinning again extends
+// the pin; it never shortens it. Pin reports false when it refused (an
+// all-zero ID, or MaxPinnedTraces reached), which is counted.
+func (b *Buffer) Pin(id TraceID, until time.Time) bool {
+	if id.IsZero() {
+		b.m.refused[pinZeroTraceID].Add(1)
+		return false
+	}
+	sh, tag := b.hash(&id)
+	now := b.opts.Now().UnixNano()
+	deadline := max(until.UnixNano(), now+int64(b.opts.PinGrace))
+	if b.pinnedTraces.Load() >= int64(b.opts.MaxPinnedTraces) {
+		b.sweep(now)
+	}
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if p, ok := sh.pinned[id]; ok && now <= p.until {
+		p.until = max(p.until, deadline)
+		return true
+	} else if ok {
+		b.unpin(sh, id, p)
+	}
+	if b.pinnedTraces.Add(1) > int64(b.opts.MaxPinnedTraces) {
+		b.pinnedTraces.Add(-1)
+		b.m.refused[pinTooMany].Add(1)
+		b.log.Debug("trace pin refused: pinned store full", "trace_id", id, "max_pinned_traces", b.opts.MaxPinnedTraces)
+		return false
+	}
+	p := &pinnedTrace{until: deadline}
+	sh.pinned[id] = p
+	sh.expire(b, now-int64(b.opts.MaxAge))
+	i := sh.find(&id, tag)
+	if s := sh.index[i]; s.head != 0 {
+		p.dropped = int(s.dropped)
+		var spans []Span
+		sh.chain(s.head, func(r *record) {
+			spans = append(spans, b.decode(sh, r))
+			r.detached = true
+		})
+		sh.remove(i)
+		for j := len(spans) - 1; j >= 0; j-- { // oldest first, as they arrived
+			size := spanSize(&spans[j])
+			if b.pinnedBytes.Add(size) > b.opts.MaxPinnedBytes {
+				b.pinnedBytes.Add(-size)
+				p.dropped++
+				b.m.drop(dropPinnedBytes)
+				continue
+			}
+			p.spans = append(p.spans, spans[j])
+			p.bytes += size
+		}
+	}
+	return true
+}
+
+// sweep drops the expired pins of every shard (one lock at a time).
+func (b *Buffer) sweep(now int64) {
+	for i := range b.shards {
+		sh := &b.shards[i]
+		sh.mu.Lock()
+		for id, p := range sh.pinned {
+			if now > p.until {
+				b.unpin(sh, id, p)
+			}
+		}
+		sh.mu.Unlock()
+	}
+}
+
+func spanSize(sp *Span) int64 {
+	n := int64(unsafe.Sizeof(Span{})) + int64(len(sp.Service)+len(sp.Name))
+	for _, a := range sp.Attributes {
+		n += int64(unsafe.Sizeof(Attribute{})) + int64(len(a.Value))
+	}
+	return n
+}
+
+// Pinned reports whether the trace is pinned now.
+func (b *Buffer) Pinned(id TraceID) bool {
+	sh, _ := b.hash(&id)
+	now := b.opts.Now().UnixNano()
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	p, ok := sh.pinned[id]
+	return ok && now <= p.until
+}
+
+// Trace assembles the trace from what the buffer holds: its pinned spans
+// if it is pinned, else those still buffered. It reports false for a trace
+// it holds no span of (unknown, expired or evicted).
+func (b *Buffer) Trace(id TraceID) (Trace, bool) {
+	if id.IsZero() {
+		return Trace{}, false
+	}
+	sh, tag := b.hash(&id)
+	now := b.opts.Now().UnixNano()
+	var spans []Span
+	dropped := 0
+	sh.mu.Lock()
+	if p, ok := sh.pinned[id]; ok && now <= p.until {
+		spans = append([]Span(nil), p.spans...)
+		dropped = p.dropped
+	} else {
+		if ok {
+			b.unpin(sh, id, p)
+		}
+		cutoff := now - int64(b.opts.MaxAge)
+		if s := sh.index[sh.find(&id, tag)]; s.head != 0 {
+			dropped = int(s.dropped)
+			sh.chain(s.head, func(r *record) {
+				if r.recv >= cutoff {
+					spans = append(spans, b.decode(sh, r))
+				}
+			})
+			slices.Reverse(spans) // as they arrived
+		}
+	}
+	sh.mu.Unlock()
+	if len(spans) == 0 {
+		return Trace{}, false
+	}
+	t := Assemble(spans)
+	t.Dropped += dropped
+	return t, true
+}
+
+// Stats is what the buffer holds now.
+type Stats struct {
+	Spans         int   // in the ring
+	CapacityBytes int64 // records, index and arena, as allocated
+	PinnedTraces  int
+	PinnedBytes   int64
+}
+
+// Stats counts what the buffer holds.
+func (b *Buffer) Stats() Stats {
+	st := Stats{PinnedTraces: int(b.pinnedTraces.Load()), PinnedBytes: b.pinnedBytes.Load()}
+	for i := range b.shards {
+		sh := &b.shards[i]
+		sh.mu.Lock()
+		st.Spans += int(sh.head - sh.tail)
+		st.CapacityBytes += int64(len(sh.recs))*int64(unsafe.Sizeof(record{})) +
+			int64(len(sh.index))*int64(unsafe.Sizeof(slot{})) + int64(len(sh.arena))
+		sh.mu.Unlock()
+	}
+	return st
+}
