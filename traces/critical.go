@@ -32,7 +32,8 @@ type Path struct {
 	// Start to End (unix nanoseconds).
 	Sections []Section
 	// Spans are the spans on the path (index into Trace.Spans) with their
-	// path time, in trace order.
+	// path time, in trace order. A span the path goes through whose time
+	// its children cover wholly is there with no time of its own.
 	Spans []SpanTime
 	// Services and Operations sum path time by service.name and by
 	// "service/span name", largest first.
@@ -106,8 +107,10 @@ func CriticalPath(t Trace) Path {
 		}
 		sections = append(sections, Section{Span: int(span), Start: start, End: end})
 	}
+	var entered []int32
 	push := func(span int32, start, end int64) {
 		visited[span] = true
+		entered = append(entered, span)
 		lo := len(kids)
 		for _, c := range t.children(int(span)) {
 			if visited[c] {
@@ -150,7 +153,10 @@ func CriticalPath(t Trace) Path {
 	slices.Reverse(sections)
 	p.Sections = sections
 
-	perSpan := make(map[int]time.Duration)
+	perSpan := make(map[int]time.Duration, len(entered))
+	for _, i := range entered {
+		perSpan[int(i)] = 0
+	}
 	for _, s := range sections {
 		perSpan[s.Span] += time.Duration(s.End - s.Start)
 	}
@@ -159,6 +165,9 @@ func CriticalPath(t Trace) Path {
 	ops := make(map[string]time.Duration)
 	for i, d := range perSpan {
 		p.Spans = append(p.Spans, SpanTime{Span: i, Time: d})
+		if d == 0 {
+			continue
+		}
 		svc := serviceName(&t.Spans[i])
 		services[svc] += d
 		ops[svc+"/"+t.Spans[i].Name] += d
