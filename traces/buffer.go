@@ -670,7 +670,10 @@ func (b *Buffer) Trace(id TraceID) (Trace, bool) {
 		return Trace{}, false
 	}
 	t := Assemble(spans)
-	t.Dropped += dropped
+	if dropped > 0 {
+		t.Dropped += dropped
+		t.Complete = false
+	}
 	return t, true
 }
 

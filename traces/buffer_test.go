@@ -1,0 +1,376 @@
+package traces
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+func TestNewOptions(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		o    Options
+		err  string
+	}{
+		{"defaults", Options{}, ""},
+		{"small", Options{MaxBytes: 1 << 10}, "under the minimum"},
+		{"grace", Options{PinGrace: time.Second}, "pin grace 1s is under the minimum 10s"},
+		{"spans", Options{MaxSpansPerTrace: 70000}, "max spans per trace 70000"},
+		{"values", Options{MaxValueBytes: 300}, "max value bytes 300"},
+		{"age", Options{MaxAge: -time.Second}, "negative max age"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if c.o.MaxBytes == 0 {
+				c.o.MaxBytes = MinMaxBytes
+			}
+			_, err := New(c.o)
+			if c.err == "" && err != nil || c.err != "" && (err == nil || !strings.Contains(err.Error(), c.err)) {
+				t.Fatalf("New: %v, want %q", err, c.err)
+			}
+		})
+	}
+}
+
+func TestAttributeAllowlist(t *testing.T) {
+	keys := attrKeys()
+	if len(keys) > 256 {
+		t.Fatalf("%d keys do not fit a byte", len(keys))
+	}
+	for i, k := range keys {
+		if got := attrIndex(k); got != i {
+			t.Errorf("attrIndex(%q) = %d, want %d", k, got, i)
+		}
+	}
+	if KeptAttribute("http.request.body") {
+		t.Error("an attribute off the allowlist is kept")
+	}
+}
+
+// What a buffered span keeps: IDs, times, kind, status, the allowlisted
+// attributes (integers formatted), every string cut to the cap.
+func TestAddKeepsCompactSpan(t *testing.T) {
+	b, reg, _ := newBuffer(t, Options{MaxValueBytes: 16})
+	attrs := []Attribute{
+		{Key: "k8s.node.name", Value: "cp-2"},
+		{Key: "http.request.body", Value: "secret"},
+		{Key: "http.status_code", Int: 200, IsInt: true},
+		{Key: "rpc.grpc.status_code", Int: -1, IsInt: true},
+		{Key: "http.target", Value: "/api/v1/namespaces/default?limit=500"},
+		{Key: "user_agent.original", Value: "kubectl/ééééééééé"}, // cut inside a rune
+	}
+	in := Span{
+		TraceID: traceID(1), SpanID: spanID(2), ParentSpanID: spanID(1),
+		Service: "apiserver", Name: "GET /api/v1/namespaces/{:name}", Kind: KindServer, Status: StatusError,
+		Start: ms(0), End: ms(12), Attributes: attrs,
+	}
+	b.Add(&in)
+	// the caller reuses its memory at once
+	attrs[0].Value = "overwritten"
+	tr, ok := b.Trace(traceID(1))
+	if !ok || len(tr.Spans) != 1 {
+		t.Fatalf("Trace: %v %+v", ok, tr)
+	}
+	got := tr.Spans[0]
+	want := Span{
+		TraceID: traceID(1), SpanID: spanID(2), ParentSpanID: spanID(1),
+		Service: "apiserver", Name: "GET /api/v1/name", Kind: KindServer, Status: StatusError,
+		Start: ms(0), End: ms(12), Attributes: []Attribute{
+			{Key: "k8s.node.name", Value: "cp-2"},
+			{Key: "http.status_code", Value: "200"},
+			{Key: "rpc.grpc.status_code", Value: "-1"},
+			{Key: "http.target", Value: "/api/v1/namespac"},
+			{Key: "user_agent.original", Value: "kubectl/éééé"},
+		},
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("kept\n%+v\nwant\n%+v", got, want)
+	}
+	if tr.Complete || tr.Orphans != 1 {
+		t.Errorf("a span whose parent is missing: complete=%v orphans=%d", tr.Complete, tr.Orphans)
+	}
+	if n := metric(t, reg, "sentinel_trace_span_fields_truncated_total", "", ""); n != 3 {
+		t.Errorf("truncated = %v, want 3", n)
+	}
+}
+
+func TestAttributesPerSpanCapped(t *testing.T) {
+	b, reg, _ := newBuffer(t, Options{})
+	var attrs []Attribute
+	for i := range 1000 {
+		attrs = append(attrs, Attribute{Key: "verb", Value: fmt.Sprint(i)})
+	}
+	sp := build(1, s{1, 0, apis, get, KindServer, 0, 1, attrs})
+	b.Add(&sp[0])
+	tr, _ := b.Trace(traceID(1))
+	if n := len(tr.Spans[0].Attributes); n != MaxAttributes {
+		t.Errorf("kept %d attributes, want %d", n, MaxAttributes)
+	}
+	if n := metric(t, reg, "sentinel_trace_span_fields_truncated_total", "", ""); n != 1000-MaxAttributes {
+		t.Errorf("truncated = %v, want %d", n, 1000-MaxAttributes)
+	}
+}
+
+func TestEvictionBySpace(t *testing.T) {
+	b, reg, _ := newBuffer(t, Options{})
+	attrs := []Attribute{{Key: "http.target", Value: strings.Repeat("x", 100)}}
+	const traces = 20000
+	for i := range traces {
+		sp := build(uint64(i+1), s{1, 0, apis, get, KindServer, 0, 1, attrs})
+		b.Add(&sp[0])
+	}
+	checkInvariants(t, b)
+	st := b.Stats()
+	if st.CapacityBytes > MinMaxBytes {
+		t.Errorf("buffer allocated %d bytes, cap %d", st.CapacityBytes, MinMaxBytes)
+	}
+	evicted := metric(t, reg, "sentinel_trace_spans_evicted_total", "reason", "space")
+	if evicted == 0 || int(evicted)+st.Spans != traces {
+		t.Errorf("evicted %v + held %d != added %d", evicted, st.Spans, traces)
+	}
+	if _, ok := b.Trace(traceID(1)); ok {
+		t.Error("the oldest trace is still there")
+	}
+	if _, ok := b.Trace(traceID(traces)); !ok {
+		t.Error("the newest trace is gone")
+	}
+}
+
+func TestEvictionByAge(t *testing.T) {
+	b, reg, c := newBuffer(t, Options{MaxAge: time.Minute})
+	sp := build(1, s{1, 0, apis, get, KindServer, 0, 1, nil})
+	b.Add(&sp[0])
+	c.Advance(59 * time.Second)
+	if _, ok := b.Trace(traceID(1)); !ok {
+		t.Fatal("gone before its time")
+	}
+	c.Advance(2 * time.Second)
+	if _, ok := b.Trace(traceID(1)); ok {
+		t.Fatal("still there after MaxAge")
+	}
+	// Adding to the same shard evicts it: find a trace in the same shard.
+	sh, _ := b.hash(&sp[0].TraceID)
+	for i := uint64(2); ; i++ {
+		id := traceID(i)
+		if s2, _ := b.hash(&id); s2 == sh {
+			sp2 := build(i, s{1, 0, apis, get, KindServer, 0, 1, nil})
+			b.Add(&sp2[0])
+			break
+		}
+	}
+	if n := metric(t, reg, "sentinel_trace_spans_evicted_total", "reason", "age"); n != 1 {
+		t.Errorf("evicted by age = %v, want 1", n)
+	}
+	checkInvariants(t, b)
+}
+
+func TestPin(t *testing.T) {
+	b, reg, c := newBuffer(t, Options{PinGrace: 10 * time.Second})
+	spans := build(7,
+		s{1, 0, apis, get, KindServer, 0, 100, nil},
+		s{2, 1, apis, inner, KindInternal, 5, 95, nil},
+		s{3, 2, apis, rng, KindClient, 10, 90, nil},
+		s{4, 3, etcd, rng, KindServer, 12, 88, nil},
+	)
+	for i := range spans[:3] {
+		b.Add(&spans[i])
+	}
+	if !b.Pin(traceID(7), c.now.Add(time.Minute)) {
+		t.Fatal("Pin refused")
+	}
+	// Flood the buffer: the pinned trace survives.
+	for i := range 20000 {
+		sp := build(uint64(100+i), s{1, 0, apis, get, KindServer, 0, 1, nil})
+		b.Add(&sp[0])
+	}
+	c.Advance(30 * time.Second)
+	b.Add(&spans[3]) // etcd's later export
+	tr, ok := b.Trace(traceID(7))
+	if !ok || len(tr.Spans) != 4 || !tr.Complete {
+		t.Fatalf("pinned trace: ok=%v spans=%d complete=%v", ok, len(tr.Spans), tr.Complete)
+	}
+	if n := metric(t, reg, "sentinel_trace_pinned_traces", "", ""); n != 1 {
+		t.Errorf("pinned traces = %v", n)
+	}
+	// Pinning again extends; it never shortens.
+	b.Pin(traceID(7), c.now.Add(-time.Hour))
+	c.Advance(29 * time.Second)
+	if !b.Pinned(traceID(7)) {
+		t.Fatal("unpinned before until")
+	}
+	c.Advance(2 * time.Second)
+	if b.Pinned(traceID(7)) {
+		t.Fatal("still pinned after until")
+	}
+	if _, ok := b.Trace(traceID(7)); ok {
+		t.Error("an expired pin's trace is still there")
+	}
+	if n := metric(t, reg, "sentinel_trace_pinned_traces", "", ""); n != 0 {
+		t.Errorf("pinned traces = %v after expiry", n)
+	}
+	checkInvariants(t, b)
+}
+
+// A pin whose until has passed still takes spans for the grace period.
+func TestPinGrace(t *testing.T) {
+	b, _, c := newBuffer(t, Options{PinGrace: 10 * time.Second})
+	spans := build(7, s{1, 0, apis, get, KindServer, 0, 100, nil}, s{2, 1, etcd, rng, KindServer, 10, 90, nil})
+	b.Add(&spans[0])
+	b.Pin(traceID(7), c.now.Add(-time.Minute))
+	c.Advance(9 * time.Second)
+	b.Add(&spans[1])
+	if tr, _ := b.Trace(traceID(7)); len(tr.Spans) != 2 {
+		t.Fatalf("within the grace period: %d spans", len(tr.Spans))
+	}
+	c.Advance(2 * time.Second)
+	if b.Pinned(traceID(7)) {
+		t.Fatal("pinned past the grace period")
+	}
+}
+
+// A trace pinned before any of its spans arrived collects them.
+func TestPinBeforeSpans(t *testing.T) {
+	b, reg, c := newBuffer(t, Options{})
+	b.Pin(traceID(7), c.now.Add(time.Minute))
+	if _, ok := b.Trace(traceID(7)); ok {
+		t.Fatal("a trace without spans is found")
+	}
+	sp := build(7, s{1, 0, apis, get, KindServer, 0, 100, nil})
+	b.Add(&sp[0])
+	if tr, ok := b.Trace(traceID(7)); !ok || len(tr.Spans) != 1 {
+		t.Fatal("pinned span missing")
+	}
+	if n := metric(t, reg, "sentinel_trace_spans_pinned_total", "", ""); n != 1 {
+		t.Errorf("pinned spans = %v", n)
+	}
+}
+
+func TestPinCaps(t *testing.T) {
+	b, reg, c := newBuffer(t, Options{MaxPinnedTraces: 2, MaxSpansPerTrace: 3, MaxPinnedBytes: 4 << 10})
+	if !b.Pin(traceID(1), c.now.Add(time.Minute)) || !b.Pin(traceID(2), c.now.Add(time.Minute)) {
+		t.Fatal("Pin refused under the cap")
+	}
+	if b.Pin(traceID(3), c.now.Add(time.Minute)) {
+		t.Fatal("a third pin over MaxPinnedTraces=2")
+	}
+	if b.Pin(TraceID{}, c.now.Add(time.Minute)) {
+		t.Fatal("an all-zero trace ID pinned")
+	}
+	if n := metric(t, reg, "sentinel_trace_pins_refused_total", "reason", "too_many"); n != 1 {
+		t.Errorf("refused too_many = %v", n)
+	}
+	if n := metric(t, reg, "sentinel_trace_pins_refused_total", "reason", "zero_trace_id"); n != 1 {
+		t.Errorf("refused zero_trace_id = %v", n)
+	}
+	// spans per pinned trace
+	for i := range 10 {
+		sp := build(1, s{uint64(i + 1), 0, apis, get, KindServer, 0, 1, nil})
+		b.Add(&sp[0])
+	}
+	if tr, _ := b.Trace(traceID(1)); len(tr.Spans) != 3 || tr.Dropped != 7 || tr.Complete {
+		t.Errorf("pinned trace holds %d spans, dropped %d, complete=%v", len(tr.Spans), tr.Dropped, tr.Complete)
+	}
+	if n := metric(t, reg, "sentinel_trace_spans_dropped_total", "reason", "pinned_trace_full"); n != 7 {
+		t.Errorf("dropped pinned_trace_full = %v", n)
+	}
+	// pinned bytes
+	big := []Attribute{}
+	for range MaxAttributes {
+		big = append(big, Attribute{Key: "url", Value: strings.Repeat("u", 200)})
+	}
+	for i := range 3 {
+		sp := build(2, s{uint64(i + 1), 0, apis, get, KindServer, 0, 1, big})
+		b.Add(&sp[0])
+	}
+	if n := metric(t, reg, "sentinel_trace_spans_dropped_total", "reason", "pinned_bytes"); n == 0 {
+		t.Error("nothing dropped over MaxPinnedBytes")
+	}
+	if n := metric(t, reg, "sentinel_trace_pinned_bytes", "", ""); n > 4<<10 {
+		t.Errorf("pinned bytes %v over the cap", n)
+	}
+	// after expiry, room again
+	c.Advance(2 * time.Minute)
+	if !b.Pin(traceID(3), c.now.Add(time.Minute)) {
+		t.Fatal("Pin refused after the others expired")
+	}
+	if n := metric(t, reg, "sentinel_trace_pinned_traces", "", ""); n != 1 {
+		t.Errorf("pinned traces = %v", n)
+	}
+}
+
+// Many goroutines add, pin and read at once (run with -race); afterwards
+// the index is consistent.
+func TestConcurrent(t *testing.T) {
+	b, _, c := newBuffer(t, Options{})
+	until := c.now.Add(time.Hour)
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := rand.New(rand.NewPCG(uint64(g), 1))
+			for i := range 5000 {
+				tid := r.Uint64N(3000) + 1
+				sp := build(tid, s{uint64(i + 1), r.Uint64N(uint64(i + 1)), apis, get, KindServer, 0, int64(r.IntN(100)), nil})
+				b.Add(&sp[0])
+				switch i % 100 {
+				case 0:
+					b.Pin(traceID(tid), until)
+				case 1:
+					if tr, ok := b.Trace(traceID(tid)); ok {
+						CriticalPath(tr)
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	checkInvariants(t, b)
+}
+
+// Random traffic over a small buffer, checked against the spans added:
+// whatever Trace returns belongs to the trace, in the order added, and the
+// index stays consistent through evictions and pins.
+func TestBufferModel(t *testing.T) {
+	b, _, c := newBuffer(t, Options{MaxSpansPerTrace: 50, MaxAge: time.Minute})
+	r := rand.New(rand.NewPCG(1, 2))
+	added := map[TraceID][]SpanID{}
+	for i := range 50000 {
+		tid := r.Uint64N(500) + 1
+		n := r.IntN(200)
+		sp := build(tid, s{uint64(i + 1), 1, apis, get, KindServer, 0, 1,
+			[]Attribute{{Key: "url", Value: strings.Repeat("v", n)}}})
+		b.Add(&sp[0])
+		added[sp[0].TraceID] = append(added[sp[0].TraceID], sp[0].SpanID)
+		if i%997 == 0 {
+			b.Pin(traceID(tid), c.now.Add(time.Duration(r.IntN(30))*time.Second))
+		}
+		if i%101 == 0 {
+			c.Advance(time.Duration(r.IntN(3000)) * time.Millisecond)
+		}
+		if i%5000 == 0 {
+			checkInvariants(t, b)
+		}
+	}
+	checkInvariants(t, b)
+	for tid, ids := range added {
+		tr, ok := b.Trace(tid)
+		if !ok {
+			continue
+		}
+		if len(tr.Spans) > 50 {
+			t.Fatalf("trace %v holds %d spans over the cap", tid, len(tr.Spans))
+		}
+		pos := map[SpanID]bool{}
+		for _, id := range ids {
+			pos[id] = true
+		}
+		for _, sp := range tr.Spans {
+			if sp.TraceID != tid || !pos[sp.SpanID] {
+				t.Fatalf("trace %v returns span %v it was not given", tid, sp.SpanID)
+			}
+		}
+	}
+}
