@@ -7,7 +7,7 @@ import (
 )
 
 func TestAddRefuses(t *testing.T) {
-	b, reg, _ := newBuffer(t, Options{})
+	b, reg, clk := newBuffer(t, Options{})
 	good := build(1, s{1, 0, apis, get, KindServer, 0, 1, nil})[0]
 	for _, c := range []struct {
 		reason string
@@ -22,7 +22,7 @@ func TestAddRefuses(t *testing.T) {
 		sp := good
 		c.mod(&sp)
 		before := metric(t, reg, "sentinel_trace_spans_dropped_total", "reason", c.reason)
-		b.Add(&sp)
+		b.Add(&sp, clk.Now())
 		if after := metric(t, reg, "sentinel_trace_spans_dropped_total", "reason", c.reason); after != before+1 {
 			t.Errorf("%s: dropped %v → %v", c.reason, before, after)
 		}
@@ -38,11 +38,11 @@ func TestAddRefuses(t *testing.T) {
 // 10⁵ spans in one trace: the buffer keeps MaxSpansPerTrace, counts the
 // rest, and the trace is marked incomplete.
 func TestHugeTrace(t *testing.T) {
-	b, reg, _ := newBuffer(t, Options{MaxBytes: 4 << 20, MaxSpansPerTrace: 1000})
+	b, reg, clk := newBuffer(t, Options{MaxBytes: 4 << 20, MaxSpansPerTrace: 1000})
 	const n = 100_000
 	for i := range n {
 		sp := build(1, s{uint64(i + 1), uint64(i), etcd, rng, KindServer, int64(i), int64(i) + 1, nil})[0]
-		b.Add(&sp)
+		b.Add(&sp, clk.Now())
 	}
 	tr, ok := b.Trace(traceID(1))
 	if !ok || len(tr.Spans) != 1000 || tr.Complete {

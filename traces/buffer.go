@@ -38,7 +38,8 @@ const (
 type Options struct {
 	Logger     *slog.Logger          // default slog.Default()
 	Registerer prometheus.Registerer // may be nil
-	// Now is the clock (receive times, retention, pins). Default time.Now.
+	// Now is the clock of pins and of what Trace still returns (Add takes
+	// the receive time from its caller). Default time.Now.
 	Now func() time.Time
 
 	// MaxBytes caps the span buffer: fixed-size records, their index and a
@@ -130,6 +131,7 @@ type Buffer struct {
 	log    *slog.Logger
 	seed   maphash.Seed
 	keys   []string
+	attrs  *attrTable
 	shards [1 << shardBits]shard
 	m      metrics
 
@@ -154,29 +156,42 @@ type record struct {
 	kind       Kind
 	status     Status
 	nattr      uint8
-	detached   bool // its trace was pinned: no index entry refers to it
+	flags      uint8
 }
+
+const (
+	// superseded: a newer span of the trace is buffered, so evicting this
+	// one leaves the trace's index entry alone (and touches no index
+	// memory, which is most of what eviction would cost).
+	superseded = 1 << iota
+	// detached: its trace was pinned; no index entry refers to it.
+	detached
+)
 
 // slot is an index entry: open addressing with linear probing, keyed by
 // the trace ID of the record at head (the trace's newest span).
 type slot struct {
 	head    uint64 // 0: empty
 	tag     uint32 // low bits of the trace ID's hash: its home slot
-	count   uint16 // spans of the trace in the ring
+	count   uint16 // spans of the trace added since the entry was made (evictions do not count down)
 	dropped uint16 // spans refused over MaxSpansPerTrace (saturating)
 }
 
 type shard struct {
 	mu sync.Mutex
-	// recs is a ring: the span numbered seq is recs[seq%len]; live spans
-	// are tail ≤ seq < head (seqs start at 1, so 0 means none).
+	// recs is a ring: the span numbered seq is recs[seq&rmask]; live
+	// spans are tail ≤ seq < head (seqs start at 1, so 0 means none).
 	recs       []record
+	rmask      uint64
 	head, tail uint64
-	// arena is a byte ring: live strings are aTail ≤ pos < aHead.
+	// arena is a byte ring: live strings are at aTail ≤ pos < aHead,
+	// positions counting on over its wraps (arena[pos&amask]).
 	arena        []byte
+	amask        uint64
 	aHead, aTail uint64
 	index        []slot
 	mask         uint32
+	removals     uint64 // index entries removed: entries may have moved
 	pinned       map[TraceID]*pinnedTrace
 	_            [64]byte // keep shards' locks on separate cache lines
 }
@@ -194,25 +209,37 @@ func New(opts Options) (*Buffer, error) {
 		return nil, err
 	}
 	b := &Buffer{opts: opts, log: opts.Logger, seed: maphash.MakeSeed(), keys: attrKeys()}
+	b.attrs = newAttrTable(b.keys)
+	// Ring and arena sizes are powers of two, so that positions wrap
+	// with a mask, not a division; what rounding down leaves over is not
+	// allocated.
 	perShard := opts.MaxBytes >> shardBits
-	nrec := perShard / spanBudget
-	nslot := uint64(1) << bits.Len64(uint64(2*nrec-1)) // ≥ 2 slots per record: load ≤ ½
-	arena := perShard - nrec*int64(unsafe.Sizeof(record{})) - int64(nslot)*int64(unsafe.Sizeof(slot{}))
+	nrec := pow2Floor(perShard / spanBudget)
+	nslot := 2 * nrec // load ≤ ½
+	arena := pow2Floor(perShard - nrec*int64(unsafe.Sizeof(record{})) - nslot*int64(unsafe.Sizeof(slot{})))
+	if arena < maxSpanStrings {
+		return nil, fmt.Errorf("trace buffer: max bytes %d leaves no room for strings", opts.MaxBytes)
+	}
 	for i := range b.shards {
 		sh := &b.shards[i]
 		sh.recs = make([]record, nrec)
+		sh.rmask = uint64(nrec - 1)
 		sh.head, sh.tail = 1, 1
 		sh.arena = make([]byte, arena)
+		sh.amask = uint64(arena - 1)
 		sh.index = make([]slot, nslot)
 		sh.mask = uint32(nslot - 1)
 		sh.pinned = make(map[TraceID]*pinnedTrace)
 	}
-	if arena < maxSpanStrings {
-		return nil, fmt.Errorf("trace buffer: max bytes %d leaves no room for strings", opts.MaxBytes)
-	}
 	b.m.register(opts.Registerer, b)
 	return b, nil
 }
+
+// pow2Floor is the largest power of two ≤ n (n ≥ 1).
+func pow2Floor(n int64) int64 { return 1 << (bits.Len64(uint64(n)) - 1) }
+
+// Keeps reports whether Add keeps an attribute with this key.
+func (b *Buffer) Keeps(key string) bool { return b.attrs.lookup(key) >= 0 }
 
 func (b *Buffer) hash(id *TraceID) (*shard, uint32) {
 	h := maphash.Bytes(b.seed, id[:])
@@ -226,10 +253,13 @@ type kept struct {
 	key  uint8
 }
 
-// Add buffers a span, or adds it to its pinned trace. The span's strings
-// are copied: the caller may reuse its memory (a decode buffer) at once.
-// Spans with all-zero IDs or no valid time are refused and counted.
-func (b *Buffer) Add(sp *Span) {
+// Add buffers a span received at received, or adds it to its pinned
+// trace. The span's strings are copied: the caller may reuse its memory (a
+// decode buffer) at once. Spans with all-zero IDs or no valid time are
+// refused and counted. The receive time, which retention counts from, is
+// the caller's so that a receiver reads the clock once per export request,
+// not once per span.
+func (b *Buffer) Add(sp *Span, received time.Time) {
 	switch {
 	case sp.TraceID.IsZero():
 		b.m.drop(dropZeroTraceID)
@@ -242,7 +272,7 @@ func (b *Buffer) Add(sp *Span) {
 		return
 	}
 	sh, tag := b.hash(&sp.TraceID)
-	now := b.opts.Now().UnixNano()
+	now := received.UnixNano()
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	if len(sh.pinned) > 0 {
@@ -272,7 +302,7 @@ func (b *Buffer) Add(sp *Span) {
 	size := len(svc) + len(name)
 	for i := range sp.Attributes {
 		a := &sp.Attributes[i]
-		k := attrIndex(a.Key)
+		k := b.attrs.lookup(a.Key)
 		if k < 0 {
 			continue
 		}
@@ -297,18 +327,21 @@ func (b *Buffer) Add(sp *Span) {
 		b.m.drop(dropTraceFull)
 		return
 	}
+	removals := sh.removals
 	pos := sh.makeRoom(b, size)
-	i = sh.find(&sp.TraceID, tag) // making room may have moved or removed it
+	if sh.removals != removals {
+		i = sh.find(&sp.TraceID, tag) // making room moved or removed entries
+	}
 
 	seq := sh.head
-	r := &sh.recs[seq%uint64(len(sh.recs))]
+	r := &sh.recs[seq&sh.rmask]
 	*r = record{
 		traceID: sp.TraceID, spanID: sp.SpanID, parentID: sp.ParentSpanID,
 		start: sp.Start, end: sp.End, recv: now,
 		off: pos, size: uint16(size), svcLen: uint8(len(svc)), nameLen: uint8(len(name)),
 		kind: sp.Kind, status: sp.Status, nattr: uint8(nkeep),
 	}
-	w := sh.arena[pos%uint64(len(sh.arena)):]
+	w := sh.arena[pos&sh.amask:]
 	n := copy(w, svc)
 	n += copy(w[n:], name)
 	for _, k := range keep[:nkeep] {
@@ -331,6 +364,7 @@ func (b *Buffer) Add(sp *Span) {
 	sh.aHead = pos + uint64(size)
 
 	if s := &sh.index[i]; s.head != 0 {
+		sh.recs[s.head&sh.rmask].flags |= superseded
 		r.prev = s.head
 		s.head = seq
 		s.count++
@@ -368,7 +402,7 @@ func (sh *shard) find(id *TraceID, tag uint32) uint32 {
 		if s.head == 0 {
 			return i
 		}
-		if s.tag == tag && sh.recs[s.head%uint64(len(sh.recs))].traceID == *id {
+		if s.tag == tag && sh.recs[s.head&sh.rmask].traceID == *id {
 			return i
 		}
 		i = (i + 1) & sh.mask
@@ -378,6 +412,7 @@ func (sh *shard) find(id *TraceID, tag uint32) uint32 {
 // remove empties slot i, shifting later entries of its probe run back so
 // that lookups need no tombstones.
 func (sh *shard) remove(i uint32) {
+	sh.removals++
 	j := i
 	for {
 		j = (j + 1) & sh.mask
@@ -402,7 +437,7 @@ func (sh *shard) remove(i uint32) {
 
 // expire evicts the spans that arrived before cutoff.
 func (sh *shard) expire(b *Buffer, cutoff int64) {
-	for sh.tail < sh.head && sh.recs[sh.tail%uint64(len(sh.recs))].recv < cutoff {
+	for sh.tail < sh.head && sh.recs[sh.tail&sh.rmask].recv < cutoff {
 		sh.evictOldest(b, evictAge)
 	}
 }
@@ -413,7 +448,7 @@ func (sh *shard) makeRoom(b *Buffer, size int) uint64 {
 	a := uint64(len(sh.arena))
 	for {
 		pos := sh.aHead
-		if off := pos % a; off+uint64(size) > a {
+		if off := pos & sh.amask; off+uint64(size) > a {
 			pos += a - off // never split a span's strings over the arena's end
 		}
 		if sh.head-sh.tail < uint64(len(sh.recs)) && pos+uint64(size)-sh.aTail <= a {
@@ -424,21 +459,16 @@ func (sh *shard) makeRoom(b *Buffer, size int) uint64 {
 }
 
 func (sh *shard) evictOldest(b *Buffer, why evictReason) {
-	n := uint64(len(sh.recs))
-	r := &sh.recs[sh.tail%n]
-	if !r.detached {
+	r := &sh.recs[sh.tail&sh.rmask]
+	if r.flags == 0 { // its trace's newest span: the trace is gone
 		_, tag := b.hash(&r.traceID)
-		if i := sh.find(&r.traceID, tag); sh.index[i].head != 0 {
-			if sh.index[i].head == sh.tail {
-				sh.remove(i) // its newest span: the trace is gone
-			} else {
-				sh.index[i].count--
-			}
+		if i := sh.find(&r.traceID, tag); sh.index[i].head == sh.tail {
+			sh.remove(i)
 		}
 	}
 	sh.tail++
 	if sh.tail < sh.head {
-		sh.aTail = sh.recs[sh.tail%n].off
+		sh.aTail = sh.recs[sh.tail&sh.rmask].off
 	} else {
 		sh.aTail = sh.aHead
 	}
@@ -447,9 +477,8 @@ func (sh *shard) evictOldest(b *Buffer, why evictReason) {
 
 // chain calls f for each live span of the trace in the ring, newest first.
 func (sh *shard) chain(head uint64, f func(r *record)) {
-	n := uint64(len(sh.recs))
 	for seq := head; seq != 0 && seq >= sh.tail; {
-		r := &sh.recs[seq%n]
+		r := &sh.recs[seq&sh.rmask]
 		f(r)
 		if r.prev >= seq {
 			return // cannot happen: a chain only goes back in time
@@ -460,8 +489,8 @@ func (sh *shard) chain(head uint64, f func(r *record)) {
 
 // decode copies a record out of the ring.
 func (b *Buffer) decode(sh *shard, r *record) Span {
-	a := uint64(len(sh.arena))
-	w := sh.arena[r.off%a : r.off%a+uint64(r.size)]
+	off := r.off & sh.amask
+	w := sh.arena[off : off+uint64(r.size)]
 	sp := Span{
 		TraceID: r.traceID, SpanID: r.spanID, ParentSpanID: r.parentID,
 		Kind: r.kind, Status: r.status, Start: r.start, End: r.end,
@@ -501,7 +530,7 @@ func (b *Buffer) owned(sp *Span) (Span, int64) {
 	size := int64(unsafe.Sizeof(Span{})) + int64(len(o.Service)+len(o.Name))
 	for i := range sp.Attributes {
 		a := &sp.Attributes[i]
-		k := attrIndex(a.Key)
+		k := b.attrs.lookup(a.Key)
 		if k < 0 {
 			continue
 		}
@@ -585,7 +614,7 @@ func (b *Buffer) Pin(id TraceID, until time.Time) bool {
 		var spans []Span
 		sh.chain(s.head, func(r *record) {
 			spans = append(spans, b.decode(sh, r))
-			r.detached = true
+			r.flags |= detached
 		})
 		sh.remove(i)
 		for j := len(spans) - 1; j >= 0; j-- { // oldest first, as they arrived

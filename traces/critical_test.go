@@ -131,7 +131,7 @@ func TestLateSpans(t *testing.T) {
 	} {
 		c.Advance(3 * time.Second)
 		for i := range step.spans {
-			b.Add(&step.spans[i])
+			b.Add(&step.spans[i], c.Now())
 		}
 		tr, ok := b.Trace(traceID(7))
 		if !ok {

@@ -155,7 +155,7 @@ func checkInvariants(t testing.TB, b *Buffer) {
 			if sl.head < sh.tail || sl.head >= sh.head {
 				t.Fatalf("shard %d slot %d: head %d outside [%d,%d)", si, i, sl.head, sh.tail, sh.head)
 			}
-			id := sh.recs[sl.head%uint64(len(sh.recs))].traceID
+			id := sh.recs[sl.head&sh.rmask].traceID
 			if got := sh.find(&id, sl.tag); got != uint32(i) {
 				t.Fatalf("shard %d: trace %v found at slot %d, lives at %d", si, id, got, i)
 			}
@@ -166,18 +166,21 @@ func checkInvariants(t testing.TB, b *Buffer) {
 					t.Fatalf("shard %d: chain of %v holds a span of %v", si, id, r.traceID)
 				}
 			})
-			for seq := sl.head; seq >= sh.tail && seq != 0; seq = sh.recs[seq%uint64(len(sh.recs))].prev {
+			for seq := sl.head; seq >= sh.tail && seq != 0; seq = sh.recs[seq&sh.rmask].prev {
 				if onChain[seq] {
 					t.Fatalf("shard %d: span %d on two chains", si, seq)
 				}
 				onChain[seq] = true
 			}
-			if n != int(sl.count) {
+			if n > int(sl.count) {
 				t.Fatalf("shard %d: trace %v has %d spans, counted %d", si, id, n, sl.count)
+			}
+			if r := &sh.recs[sl.head&sh.rmask]; r.flags != 0 {
+				t.Fatalf("shard %d: trace %v's newest span has flags %b", si, id, r.flags)
 			}
 		}
 		for seq := sh.tail; seq < sh.head; seq++ {
-			if r := &sh.recs[seq%uint64(len(sh.recs))]; !r.detached && !onChain[seq] {
+			if r := &sh.recs[seq&sh.rmask]; r.flags&detached == 0 && !onChain[seq] {
 				t.Fatalf("shard %d: live span %d on no chain", si, seq)
 			}
 		}

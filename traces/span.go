@@ -81,7 +81,7 @@ type Span struct {
 	Status       Status
 	Start, End   int64
 	// Attributes offered to Add may be resource and span attributes alike,
-	// any number: Add keeps those of the allowlist (see [KeptAttribute]),
+	// any number: Add keeps those of the allowlist (see [Buffer.Keeps]),
 	// at most MaxAttributes of them. Spans returned by Trace carry the kept
 	// ones, every value as a string.
 	Attributes []Attribute
@@ -127,100 +127,48 @@ func attrKeys() []string {
 	}
 }
 
-// KeptAttribute reports whether Add keeps an attribute with this key.
-func KeptAttribute(key string) bool { return attrIndex(key) >= 0 }
+// attrTable finds a key's index in attrKeys with a probe or two: a
+// fixed open-addressing table of the allowlist, hashed on the key's
+// length and three of its bytes. It never grows, so no key an exporter
+// sends makes a lookup cost more than the longest probe run of the
+// allowlist's own keys.
+type attrTable struct {
+	keys [attrSlots]string
+	idx  [attrSlots]uint8
+}
 
-// attrIndex is the key's index in attrKeys, or -1. A switch, not a map:
-// the compiler turns it into a length-and-compare search with no hashing,
-// which matters on the span path.
-func attrIndex(key string) int {
-	switch key {
-	case "k8s.node.name":
-		return 0
-	case "host.name":
-		return 1
-	case "cloud.availability_zone":
-		return 2
-	case "cloud.region":
-		return 3
-	case "service.instance.id":
-		return 4
-	case "k8s.pod.name":
-		return 5
-	case "k8s.namespace.name":
-		return 6
-	case "http.method":
-		return 7
-	case "http.request.method":
-		return 8
-	case "http.target":
-		return 9
-	case "url.path":
-		return 10
-	case "url.full":
-		return 11
-	case "http.url":
-		return 12
-	case "http.route":
-		return 13
-	case "http.status_code":
-		return 14
-	case "http.response.status_code":
-		return 15
-	case "http.scheme":
-		return 16
-	case "url.scheme":
-		return 17
-	case "http.user_agent":
-		return 18
-	case "user_agent.original":
-		return 19
-	case "net.peer.ip":
-		return 20
-	case "net.peer.name":
-		return 21
-	case "client.address":
-		return 22
-	case "server.address":
-		return 23
-	case "server.port":
-		return 24
-	case "rpc.system":
-		return 25
-	case "rpc.service":
-		return 26
-	case "rpc.method":
-		return 27
-	case "rpc.grpc.status_code":
-		return 28
-	case "verb":
-		return 29
-	case "resource":
-		return 30
-	case "subresource":
-		return 31
-	case "scope":
-		return 32
-	case "group":
-		return 33
-	case "namespace":
-		return 34
-	case "url":
-		return 35
-	case "audit-id":
-		return 36
-	case "user-agent":
-		return 37
-	case "client":
-		return 38
-	case "protocol":
-		return 39
-	case "key":
-		return 40
-	case "type":
-		return 41
+const attrSlots = 256 // a power of two, over 4× the allowlist
+
+func attrHash(k string) uint32 {
+	n := uint32(len(k))
+	return (n*0x9E3779B1 ^ uint32(k[0])*0x85EBCA6B ^ uint32(k[n/2])*0xC2B2AE35 ^ uint32(k[n-1])*0x27D4EB2F) >> 24
+}
+
+func newAttrTable(keys []string) *attrTable {
+	t := &attrTable{}
+	for i, k := range keys {
+		h := attrHash(k)
+		for t.keys[h] != "" {
+			h = (h + 1) & (attrSlots - 1)
+		}
+		t.keys[h], t.idx[h] = k, uint8(i)
 	}
-	return -1
+	return t
+}
+
+// lookup returns the key's index in attrKeys, or -1.
+func (t *attrTable) lookup(k string) int {
+	if len(k) == 0 {
+		return -1
+	}
+	for h := attrHash(k); ; h = (h + 1) & (attrSlots - 1) {
+		switch t.keys[h] {
+		case "":
+			return -1
+		case k:
+			return int(t.idx[h])
+		}
+	}
 }
 
 // truncate cuts s to at most n bytes without splitting a UTF-8 sequence,

@@ -1,0 +1,5 @@
+//go:build !linux
+
+package traces
+
+func threadCPU() int64 { return -1 }
