@@ -22,7 +22,7 @@ func TestAddRefuses(t *testing.T) {
 		sp := good
 		c.mod(&sp)
 		before := metric(t, reg, "sentinel_trace_spans_dropped_total", "reason", c.reason)
-		b.Add(&sp, clk.Now())
+		add(b, clk.Now(), sp)
 		if after := metric(t, reg, "sentinel_trace_spans_dropped_total", "reason", c.reason); after != before+1 {
 			t.Errorf("%s: dropped %v → %v", c.reason, before, after)
 		}
@@ -42,7 +42,7 @@ func TestHugeTrace(t *testing.T) {
 	const n = 100_000
 	for i := range n {
 		sp := build(1, s{uint64(i + 1), uint64(i), etcd, rng, KindServer, int64(i), int64(i) + 1, nil})[0]
-		b.Add(&sp, clk.Now())
+		add(b, clk.Now(), sp)
 	}
 	tr, ok := b.Trace(traceID(1))
 	if !ok || len(tr.Spans) != 1000 || tr.Complete {

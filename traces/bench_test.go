@@ -10,21 +10,25 @@ import (
 )
 
 // request is one apiserver request as the control plane exports it: the
-// SERVER root, its INTERNAL span, the CLIENT call to etcd and etcd's SERVER
-// span, each offered every attribute its exporter sets (allowlisted or not).
-func request() []Span {
-	res := []Attribute{
+// SERVER root, its INTERNAL span, the CLIENT call to etcd (three spans of
+// the apiserver's resource) and etcd's SERVER span (etcd's resource), each
+// offered every attribute its exporter sets, allowlisted or not.
+func request() ([]Span, []*Resource) {
+	var apiserver, etcdRes Resource
+	apiserver.Set(apis, []Attribute{
+		{Key: "service.name", Value: apis},
 		{Key: "service.instance.id", Value: "kube-apiserver-cp-2"},
 		{Key: "k8s.node.name", Value: "cp-2"},
 		{Key: "cloud.availability_zone", Value: "eu-west-1b"},
 		{Key: "telemetry.sdk.language", Value: "go"},
-	}
-	etcdRes := []Attribute{
+	})
+	etcdRes.Set(etcd, []Attribute{
+		{Key: "service.name", Value: etcd},
 		{Key: "service.instance.id", Value: "etcd-cp-2"},
 		{Key: "host.name", Value: "cp-2"},
-	}
-	return build(1,
-		s{1, 0, apis, get, KindServer, 0, 12, append([]Attribute{
+	})
+	spans := build(1,
+		s{1, 0, apis, get, KindServer, 0, 12, []Attribute{
 			{Key: "http.method", Value: "GET"},
 			{Key: "http.target", Value: "/api/v1/namespaces/default"},
 			{Key: "http.status_code", Int: 200, IsInt: true},
@@ -33,27 +37,28 @@ func request() []Span {
 			{Key: "http.flavor", Value: "2"},
 			{Key: "net.peer.ip", Value: "10.0.0.5"},
 			{Key: "audit-id", Value: "3f2c9a4e-1b7d-4c1e-9f0a-6d2b8e5c7a13"},
-		}, res...)},
-		s{2, 1, apis, inner, KindInternal, 1, 11, append([]Attribute{
+		}},
+		s{2, 1, apis, inner, KindInternal, 1, 11, []Attribute{
 			{Key: "verb", Value: "get"},
 			{Key: "resource", Value: "namespaces"},
 			{Key: "scope", Value: "resource"},
 			{Key: "url", Value: "/api/v1/namespaces/default"},
 			{Key: "protocol", Value: "HTTP/2.0"},
 			{Key: "accept", Value: "application/json"},
-		}, res...)},
-		s{3, 2, apis, rng, KindClient, 2, 10, append([]Attribute{
+		}},
+		s{3, 2, apis, rng, KindClient, 2, 10, []Attribute{
 			{Key: "rpc.system", Value: "grpc"},
 			{Key: "rpc.service", Value: "etcdserverpb.KV"},
 			{Key: "rpc.method", Value: "Range"},
 			{Key: "rpc.grpc.status_code", Int: 0, IsInt: true},
-		}, res...)},
-		s{4, 3, etcd, rng, KindServer, 3, 9, append([]Attribute{
+		}},
+		s{4, 3, etcd, rng, KindServer, 3, 9, []Attribute{
 			{Key: "rpc.system", Value: "grpc"},
 			{Key: "rpc.service", Value: "etcdserverpb.KV"},
 			{Key: "rpc.method", Value: "Range"},
-		}, etcdRes...)},
+		}},
 	)
+	return spans, []*Resource{&apiserver, &apiserver, &apiserver, &etcdRes}
 }
 
 // BenchmarkAdd measures Add in steady state: the buffer is full, so every
@@ -68,12 +73,13 @@ func BenchmarkAdd(b *testing.B) {
 
 func benchmarkAdd(b *testing.B, size int64) {
 	buf, _, c := newBuffer(b, Options{MaxBytes: size})
-	req := request()
+	req, res := request()
+	now := c.Now()
 	n := uint64(0)
 	add := func() {
-		sp := req[n%4]
+		sp := &req[n%4]
 		binary.BigEndian.PutUint64(sp.TraceID[8:], n/4+1)
-		buf.Add(&sp, c.Now())
+		buf.Add(res[n%4], sp, now)
 		n++
 	}
 	for buf.m.evicted[evictSpace].Load() == 0 {
@@ -97,17 +103,18 @@ func benchmarkAdd(b *testing.B, size int64) {
 
 func BenchmarkAddParallel(b *testing.B) {
 	buf, _, c := newBuffer(b, Options{MaxBytes: 64 << 20})
-	req := request()
+	now := c.Now()
 	var goroutines atomic.Uint64
 	b.ReportAllocs()
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		g := goroutines.Add(1) << 40
+		req, res := request() // a receiver's own
 		n := uint64(0)
 		for pb.Next() {
-			sp := req[n%4]
+			sp := &req[n%4]
 			binary.BigEndian.PutUint64(sp.TraceID[8:], g+n/4+1)
-			buf.Add(&sp, c.Now())
+			buf.Add(res[n%4], sp, now)
 			n++
 		}
 	})
@@ -178,9 +185,7 @@ func BenchmarkCriticalPath200(b *testing.B) {
 func BenchmarkTraceAndPath200(b *testing.B) {
 	buf, _, c := newBuffer(b, Options{MaxBytes: 16 << 20})
 	spans := trace200()
-	for i := range spans {
-		buf.Add(&spans[i], c.Now())
-	}
+	add(buf, c.Now(), spans...)
 	b.ReportAllocs()
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()

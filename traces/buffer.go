@@ -31,7 +31,7 @@ const (
 	// batch later than its root.
 	MinPinGrace = 10 * time.Second
 	// MinMaxBytes is the smallest buffer New accepts.
-	MinMaxBytes = 256 << 10
+	MinMaxBytes = 1 << 20
 )
 
 // Options configure a [Buffer]. Zero values take the defaults.
@@ -120,28 +120,28 @@ const shardBits = 3
 // way the oldest spans make room.
 const spanBudget = 256
 
-// maxSpanStrings bounds the arena bytes of one span: service and span
-// names and MaxAttributes values, each with a key byte and a length byte.
-const maxSpanStrings = 2*255 + MaxAttributes*(2+255)
-
 // Buffer holds recent spans by trace ID, and the pinned traces.
 // It is safe for concurrent use.
 type Buffer struct {
-	opts   Options
-	log    *slog.Logger
-	seed   maphash.Seed
-	keys   []string
-	attrs  *attrTable
-	shards [1 << shardBits]shard
-	m      metrics
+	opts  Options
+	log   *slog.Logger
+	seed  maphash.Seed
+	keys  []string
+	attrs *attrTable
+	// maxAttrBytes bounds the encoding of one attribute list, maxSpanBytes
+	// that of a span (service, name and two lists).
+	maxAttrBytes, maxSpanBytes int
+	shards                     [1 << shardBits]shard
+	m                          metrics
 
 	pinnedTraces atomic.Int64
 	pinnedBytes  atomic.Int64
 }
 
 // record is a buffered span: fixed size, its strings in the shard's arena
-// at off (service, name, then per attribute a key index, a length and the
-// value).
+// at off: the resource block (resLen bytes: the service name, then the
+// resource attributes), the span name (nameLen bytes), then the span
+// attributes, each entry a key index, a length and the value.
 type record struct {
 	traceID    TraceID
 	spanID     SpanID
@@ -151,11 +151,10 @@ type record struct {
 	prev       uint64 // seq of the trace's previous span, 0 for none
 	off        uint64 // absolute arena position
 	size       uint16 // arena bytes
-	svcLen     uint8
+	resLen     uint16
 	nameLen    uint8
 	kind       Kind
 	status     Status
-	nattr      uint8
 	flags      uint8
 }
 
@@ -192,6 +191,7 @@ type shard struct {
 	index        []slot
 	mask         uint32
 	removals     uint64 // index entries removed: entries may have moved
+	scratch      []byte // encodes spans of pinned traces
 	pinned       map[TraceID]*pinnedTrace
 	_            [64]byte // keep shards' locks on separate cache lines
 }
@@ -210,6 +210,8 @@ func New(opts Options) (*Buffer, error) {
 	}
 	b := &Buffer{opts: opts, log: opts.Logger, seed: maphash.MakeSeed(), keys: attrKeys()}
 	b.attrs = newAttrTable(b.keys)
+	b.maxAttrBytes = MaxAttributes * (2 + max(opts.MaxValueBytes, 20))
+	b.maxSpanBytes = 2 + 2*opts.MaxValueBytes + 2*b.maxAttrBytes
 	// Ring and arena sizes are powers of two, so that positions wrap
 	// with a mask, not a division; what rounding down leaves over is not
 	// allocated.
@@ -217,7 +219,7 @@ func New(opts Options) (*Buffer, error) {
 	nrec := pow2Floor(perShard / spanBudget)
 	nslot := 2 * nrec // load ≤ ½
 	arena := pow2Floor(perShard - nrec*int64(unsafe.Sizeof(record{})) - nslot*int64(unsafe.Sizeof(slot{})))
-	if arena < maxSpanStrings {
+	if arena < 4*int64(b.maxSpanBytes) {
 		return nil, fmt.Errorf("trace buffer: max bytes %d leaves no room for strings", opts.MaxBytes)
 	}
 	for i := range b.shards {
@@ -246,20 +248,90 @@ func (b *Buffer) hash(id *TraceID) (*shard, uint32) {
 	return &b.shards[h>>(64-shardBits)], uint32(h)
 }
 
-// kept is one attribute Add keeps: its index in the caller's slice, and
-// its key's index in the allowlist.
-type kept struct {
-	attr int
-	key  uint8
+// Resource is what the spans of one OTLP ResourceSpans share: service.name
+// and the resource attributes. A receiver sets one per ResourceSpans and
+// passes it with each of its spans: Add filters and encodes the resource's
+// attributes once, and copies the encoding into each span's record, so
+// that they cost one copy per span, not a lookup each. Set reuses the
+// Resource's memory for the next resource. A Resource is not for
+// concurrent use.
+type Resource struct {
+	service string
+	attrs   []Attribute
+	enc     []byte  // service and kept attributes, encoded for encBy
+	encBy   *Buffer // nil: enc is stale
 }
 
-// Add buffers a span received at received, or adds it to its pinned
-// trace. The span's strings are copied: the caller may reuse its memory (a
-// decode buffer) at once. Spans with all-zero IDs or no valid time are
-// refused and counted. The receive time, which retention counts from, is
-// the caller's so that a receiver reads the clock once per export request,
-// not once per span.
-func (b *Buffer) Add(sp *Span, received time.Time) {
+// Set makes r describe a resource (the attributes may include
+// service.name; the service argument is what counts).
+func (r *Resource) Set(service string, attrs []Attribute) {
+	r.service, r.attrs, r.encBy = service, attrs, nil
+}
+
+// serviceKey marks the service name in a record's resource block.
+const serviceKey = 0xff
+
+func (b *Buffer) encodeResource(r *Resource) {
+	need := 2 + b.opts.MaxValueBytes + b.maxAttrBytes
+	if cap(r.enc) < need {
+		r.enc = make([]byte, need)
+	}
+	w := r.enc[:need]
+	svc, cut := truncate(r.service, b.opts.MaxValueBytes)
+	w[0], w[1] = serviceKey, uint8(len(svc))
+	n := 2 + copy(w[2:], svc)
+	m, truncated := b.encodeAttrs(w[n:], r.attrs)
+	if cut {
+		truncated++
+	}
+	r.enc, r.encBy = w[:n+m], b
+	if truncated > 0 {
+		b.m.truncated.Add(uint64(truncated))
+	}
+}
+
+// encodeAttrs writes the allowlisted attributes, at most MaxAttributes,
+// each as a key index, a length and the value (cut to MaxValueBytes;
+// integers formatted), into w, which has room for b.maxAttrBytes. It
+// returns the bytes written and the fields truncated or dropped.
+func (b *Buffer) encodeAttrs(w []byte, attrs []Attribute) (n, truncated int) {
+	kept := 0
+	for i := range attrs {
+		a := &attrs[i]
+		k := b.attrs.lookup(a.Key)
+		if k < 0 {
+			continue
+		}
+		if kept == MaxAttributes {
+			truncated++
+			continue
+		}
+		kept++
+		w[n] = uint8(k)
+		if a.IsInt {
+			l := len(strconv.AppendInt(w[n+2:n+2], a.Int, 10))
+			w[n+1] = uint8(l)
+			n += 2 + l
+			continue
+		}
+		v, cut := truncate(a.Value, b.opts.MaxValueBytes)
+		if cut {
+			truncated++
+		}
+		w[n+1] = uint8(len(v))
+		n += 2 + copy(w[n+2:], v)
+	}
+	return n, truncated
+}
+
+// Add buffers a span of res received at received, or adds it to its
+// pinned trace; service.name and the resource attributes come from res
+// (sp.Service is not read). Strings are copied: the caller may reuse its
+// memory (a decode buffer) at once. Spans with all-zero IDs or no valid
+// time are refused and counted. The receive time, which retention counts
+// from, is the caller's, so that a receiver reads the clock once per
+// export request, not once per span.
+func (b *Buffer) Add(res *Resource, sp *Span, received time.Time) {
 	switch {
 	case sp.TraceID.IsZero():
 		b.m.drop(dropZeroTraceID)
@@ -271,6 +343,9 @@ func (b *Buffer) Add(sp *Span, received time.Time) {
 		b.m.drop(dropBadTime)
 		return
 	}
+	if res.encBy != b {
+		b.encodeResource(res)
+	}
 	sh, tag := b.hash(&sp.TraceID)
 	now := received.UnixNano()
 	sh.mu.Lock()
@@ -278,46 +353,13 @@ func (b *Buffer) Add(sp *Span, received time.Time) {
 	if len(sh.pinned) > 0 {
 		if p, ok := sh.pinned[sp.TraceID]; ok {
 			if now <= p.until {
-				b.addPinned(p, sp)
+				b.addPinned(sh, p, res, sp)
 				return
 			}
 			b.unpin(sh, sp.TraceID, p)
 		}
 	}
 	sh.expire(b, now-int64(b.opts.MaxAge))
-
-	// What will be kept, and its arena size.
-	maxv := b.opts.MaxValueBytes
-	var keep [MaxAttributes]kept
-	nkeep := 0
-	truncated := 0
-	svc, cut1 := truncate(sp.Service, maxv)
-	name, cut2 := truncate(sp.Name, maxv)
-	if cut1 {
-		truncated++
-	}
-	if cut2 {
-		truncated++
-	}
-	size := len(svc) + len(name)
-	for i := range sp.Attributes {
-		a := &sp.Attributes[i]
-		k := b.attrs.lookup(a.Key)
-		if k < 0 {
-			continue
-		}
-		if nkeep == MaxAttributes {
-			truncated++
-			continue
-		}
-		keep[nkeep] = kept{attr: i, key: uint8(k)}
-		nkeep++
-		if a.IsInt {
-			size += 2 + intLen(a.Int)
-		} else {
-			size += 2 + min(len(a.Value), maxv)
-		}
-	}
 
 	i := sh.find(&sp.TraceID, tag)
 	if s := &sh.index[i]; s.head != 0 && int(s.count) >= b.opts.MaxSpansPerTrace {
@@ -327,10 +369,19 @@ func (b *Buffer) Add(sp *Span, received time.Time) {
 		b.m.drop(dropTraceFull)
 		return
 	}
+	name, cut := truncate(sp.Name, b.opts.MaxValueBytes)
 	removals := sh.removals
-	pos := sh.makeRoom(b, size)
+	// Room for the most the span can take: it is written in one pass.
+	pos := sh.makeRoom(b, len(res.enc)+len(name)+b.maxAttrBytes)
 	if sh.removals != removals {
 		i = sh.find(&sp.TraceID, tag) // making room moved or removed entries
+	}
+	w := sh.arena[pos&sh.amask:]
+	n := copy(w, res.enc)
+	n += copy(w[n:], name)
+	m, truncated := b.encodeAttrs(w[n:], sp.Attributes)
+	if cut {
+		truncated++
 	}
 
 	seq := sh.head
@@ -338,31 +389,11 @@ func (b *Buffer) Add(sp *Span, received time.Time) {
 	*r = record{
 		traceID: sp.TraceID, spanID: sp.SpanID, parentID: sp.ParentSpanID,
 		start: sp.Start, end: sp.End, recv: now,
-		off: pos, size: uint16(size), svcLen: uint8(len(svc)), nameLen: uint8(len(name)),
-		kind: sp.Kind, status: sp.Status, nattr: uint8(nkeep),
-	}
-	w := sh.arena[pos&sh.amask:]
-	n := copy(w, svc)
-	n += copy(w[n:], name)
-	for _, k := range keep[:nkeep] {
-		a := &sp.Attributes[k.attr]
-		w[n] = k.key
-		if a.IsInt {
-			l := len(strconv.AppendInt(w[n+2:n+2], a.Int, 10))
-			w[n+1] = uint8(l)
-			n += 2 + l
-			continue
-		}
-		v, cut := truncate(a.Value, maxv)
-		if cut {
-			truncated++
-		}
-		w[n+1] = uint8(len(v))
-		n += 2 + copy(w[n+2:], v)
+		off: pos, size: uint16(n + m), resLen: uint16(len(res.enc)), nameLen: uint8(len(name)),
+		kind: sp.Kind, status: sp.Status,
 	}
 	sh.head++
-	sh.aHead = pos + uint64(size)
-
+	sh.aHead = pos + uint64(n+m)
 	if s := &sh.index[i]; s.head != 0 {
 		sh.recs[s.head&sh.rmask].flags |= superseded
 		r.prev = s.head
@@ -375,22 +406,6 @@ func (b *Buffer) Add(sp *Span, received time.Time) {
 	if truncated > 0 {
 		b.m.truncated.Add(uint64(truncated))
 	}
-}
-
-func intLen(v int64) int {
-	n := 1
-	if v < 0 {
-		n++ // the sign; -MinInt64 overflows, but its digits are counted below as unsigned
-	}
-	u := uint64(v)
-	if v < 0 {
-		u = -u
-	}
-	for u >= 10 {
-		u /= 10
-		n++
-	}
-	return n
 }
 
 // find returns the index slot of the trace, or the empty slot where it
@@ -487,77 +502,68 @@ func (sh *shard) chain(head uint64, f func(r *record)) {
 	}
 }
 
-// decode copies a record out of the ring.
-func (b *Buffer) decode(sh *shard, r *record) Span {
+// bytes are a record's strings.
+func (sh *shard) bytes(r *record) []byte {
 	off := r.off & sh.amask
-	w := sh.arena[off : off+uint64(r.size)]
+	return sh.arena[off : off+uint64(r.size)]
+}
+
+// decode copies a record out of w, its strings.
+func (b *Buffer) decode(w []byte, r *record) Span {
 	sp := Span{
 		TraceID: r.traceID, SpanID: r.spanID, ParentSpanID: r.parentID,
 		Kind: r.kind, Status: r.status, Start: r.start, End: r.end,
 	}
-	n := int(r.svcLen)
-	sp.Service = string(w[:n])
-	sp.Name = string(w[n : n+int(r.nameLen)])
-	n += int(r.nameLen)
-	if r.nattr > 0 {
-		sp.Attributes = make([]Attribute, r.nattr)
-		for i := range sp.Attributes {
-			l := int(w[n+1])
-			sp.Attributes[i] = Attribute{Key: b.keys[w[n]], Value: string(w[n+2 : n+2+l])}
-			n += 2 + l
+	res, spanAttrs := w[:r.resLen], w[int(r.resLen)+int(r.nameLen):]
+	sp.Service = string(res[2 : 2+int(res[1])])
+	sp.Name = string(w[r.resLen : int(r.resLen)+int(r.nameLen)])
+	res = res[2+int(res[1]):]
+	count := 0
+	for _, p := range [2][]byte{res, spanAttrs} {
+		for n := 0; n < len(p); n += 2 + int(p[n+1]) {
+			count++
+		}
+	}
+	if count > 0 {
+		sp.Attributes = make([]Attribute, 0, count)
+		for _, p := range [2][]byte{res, spanAttrs} {
+			for n := 0; n < len(p); n += 2 + int(p[n+1]) {
+				v := p[n+2 : n+2+int(p[n+1])]
+				sp.Attributes = append(sp.Attributes, Attribute{Key: b.keys[p[n]], Value: string(v)})
+			}
 		}
 	}
 	return sp
 }
 
-// owned is the copy of sp a pinned trace keeps: the same filtering and
-// truncation as the ring, in memory of its own.
-func (b *Buffer) owned(sp *Span) (Span, int64) {
-	maxv := b.opts.MaxValueBytes
-	o := Span{
-		TraceID: sp.TraceID, SpanID: sp.SpanID, ParentSpanID: sp.ParentSpanID,
-		Kind: sp.Kind, Status: sp.Status, Start: sp.Start, End: sp.End,
-	}
-	var truncated uint64
-	cp := func(s string) string {
-		t, cut := truncate(s, maxv)
-		if cut {
-			truncated++
-		}
-		return string([]byte(t))
-	}
-	o.Service, o.Name = cp(sp.Service), cp(sp.Name)
-	size := int64(unsafe.Sizeof(Span{})) + int64(len(o.Service)+len(o.Name))
-	for i := range sp.Attributes {
-		a := &sp.Attributes[i]
-		k := b.attrs.lookup(a.Key)
-		if k < 0 {
-			continue
-		}
-		if len(o.Attributes) == MaxAttributes {
-			truncated++
-			continue
-		}
-		v := strconv.FormatInt(a.Int, 10)
-		if !a.IsInt {
-			v = cp(a.Value)
-		}
-		o.Attributes = append(o.Attributes, Attribute{Key: b.keys[k], Value: v})
-		size += int64(unsafe.Sizeof(Attribute{})) + int64(len(v))
-	}
-	if truncated > 0 {
-		b.m.truncated.Add(truncated)
-	}
-	return o, size
-}
-
-func (b *Buffer) addPinned(p *pinnedTrace, sp *Span) {
+// addPinned adds a copy of the span to a pinned trace: encoded as for the
+// ring, into the shard's scratch, and decoded from it, so that it keeps
+// exactly what a buffered span would.
+func (b *Buffer) addPinned(sh *shard, p *pinnedTrace, res *Resource, sp *Span) {
 	if len(p.spans) >= b.opts.MaxSpansPerTrace {
 		p.dropped++
 		b.m.drop(dropPinnedFull)
 		return
 	}
-	o, size := b.owned(sp)
+	if sh.scratch == nil {
+		sh.scratch = make([]byte, b.maxSpanBytes)
+	}
+	name, cut := truncate(sp.Name, b.opts.MaxValueBytes)
+	n := copy(sh.scratch, res.enc)
+	n += copy(sh.scratch[n:], name)
+	m, truncated := b.encodeAttrs(sh.scratch[n:], sp.Attributes)
+	if cut {
+		truncated++
+	}
+	if truncated > 0 {
+		b.m.truncated.Add(uint64(truncated))
+	}
+	o := b.decode(sh.scratch[:n+m], &record{
+		traceID: sp.TraceID, spanID: sp.SpanID, parentID: sp.ParentSpanID,
+		start: sp.Start, end: sp.End, size: uint16(n + m), resLen: uint16(len(res.enc)),
+		nameLen: uint8(len(name)), kind: sp.Kind, status: sp.Status,
+	})
+	size := spanSize(&o)
 	if b.pinnedBytes.Add(size) > b.opts.MaxPinnedBytes {
 		b.pinnedBytes.Add(-size)
 		p.dropped++
@@ -613,7 +619,7 @@ func (b *Buffer) Pin(id TraceID, until time.Time) bool {
 		p.dropped = int(s.dropped)
 		var spans []Span
 		sh.chain(s.head, func(r *record) {
-			spans = append(spans, b.decode(sh, r))
+			spans = append(spans, b.decode(sh.bytes(r), r))
 			r.flags |= detached
 		})
 		sh.remove(i)
@@ -688,7 +694,7 @@ func (b *Buffer) Trace(id TraceID) (Trace, bool) {
 			dropped = int(s.dropped)
 			sh.chain(s.head, func(r *record) {
 				if r.recv >= cutoff {
-					spans = append(spans, b.decode(sh, r))
+					spans = append(spans, b.decode(sh.bytes(r), r))
 				}
 			})
 			slices.Reverse(spans) // as they arrived

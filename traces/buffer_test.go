@@ -70,7 +70,7 @@ func TestAddKeepsCompactSpan(t *testing.T) {
 		Service: "apiserver", Name: "GET /api/v1/namespaces/{:name}", Kind: KindServer, Status: StatusError,
 		Start: ms(0), End: ms(12), Attributes: attrs,
 	}
-	b.Add(&in, c.Now())
+	add(b, c.Now(), in)
 	// the caller reuses its memory at once
 	attrs[0].Value = "overwritten"
 	tr, ok := b.Trace(traceID(1))
@@ -107,7 +107,7 @@ func TestAttributesPerSpanCapped(t *testing.T) {
 		attrs = append(attrs, Attribute{Key: "verb", Value: fmt.Sprint(i)})
 	}
 	sp := build(1, s{1, 0, apis, get, KindServer, 0, 1, attrs})
-	b.Add(&sp[0], c.Now())
+	add(b, c.Now(), sp[0])
 	tr, _ := b.Trace(traceID(1))
 	if n := len(tr.Spans[0].Attributes); n != MaxAttributes {
 		t.Errorf("kept %d attributes, want %d", n, MaxAttributes)
@@ -123,7 +123,7 @@ func TestEvictionBySpace(t *testing.T) {
 	const traces = 20000
 	for i := range traces {
 		sp := build(uint64(i+1), s{1, 0, apis, get, KindServer, 0, 1, attrs})
-		b.Add(&sp[0], c.Now())
+		add(b, c.Now(), sp[0])
 	}
 	checkInvariants(t, b)
 	st := b.Stats()
@@ -145,7 +145,7 @@ func TestEvictionBySpace(t *testing.T) {
 func TestEvictionByAge(t *testing.T) {
 	b, reg, c := newBuffer(t, Options{MaxAge: time.Minute})
 	sp := build(1, s{1, 0, apis, get, KindServer, 0, 1, nil})
-	b.Add(&sp[0], c.Now())
+	add(b, c.Now(), sp[0])
 	c.Advance(59 * time.Second)
 	if _, ok := b.Trace(traceID(1)); !ok {
 		t.Fatal("gone before its time")
@@ -160,7 +160,7 @@ func TestEvictionByAge(t *testing.T) {
 		id := traceID(i)
 		if s2, _ := b.hash(&id); s2 == sh {
 			sp2 := build(i, s{1, 0, apis, get, KindServer, 0, 1, nil})
-			b.Add(&sp2[0], c.Now())
+			add(b, c.Now(), sp2[0])
 			break
 		}
 	}
@@ -179,7 +179,7 @@ func TestPin(t *testing.T) {
 		s{4, 3, etcd, rng, KindServer, 12, 88, nil},
 	)
 	for i := range spans[:3] {
-		b.Add(&spans[i], c.Now())
+		add(b, c.Now(), spans[i])
 	}
 	if !b.Pin(traceID(7), c.now.Add(time.Minute)) {
 		t.Fatal("Pin refused")
@@ -187,10 +187,10 @@ func TestPin(t *testing.T) {
 	// Flood the buffer: the pinned trace survives.
 	for i := range 20000 {
 		sp := build(uint64(100+i), s{1, 0, apis, get, KindServer, 0, 1, nil})
-		b.Add(&sp[0], c.Now())
+		add(b, c.Now(), sp[0])
 	}
 	c.Advance(30 * time.Second)
-	b.Add(&spans[3], c.Now()) // etcd's later export
+	add(b, c.Now(), spans[3]) // etcd's later export
 	tr, ok := b.Trace(traceID(7))
 	if !ok || len(tr.Spans) != 4 || !tr.Complete {
 		t.Fatalf("pinned trace: ok=%v spans=%d complete=%v", ok, len(tr.Spans), tr.Complete)
@@ -221,10 +221,10 @@ func TestPin(t *testing.T) {
 func TestPinGrace(t *testing.T) {
 	b, _, c := newBuffer(t, Options{PinGrace: 10 * time.Second})
 	spans := build(7, s{1, 0, apis, get, KindServer, 0, 100, nil}, s{2, 1, etcd, rng, KindServer, 10, 90, nil})
-	b.Add(&spans[0], c.Now())
+	add(b, c.Now(), spans[0])
 	b.Pin(traceID(7), c.now.Add(-time.Minute))
 	c.Advance(9 * time.Second)
-	b.Add(&spans[1], c.Now())
+	add(b, c.Now(), spans[1])
 	if tr, _ := b.Trace(traceID(7)); len(tr.Spans) != 2 {
 		t.Fatalf("within the grace period: %d spans", len(tr.Spans))
 	}
@@ -242,7 +242,7 @@ func TestPinBeforeSpans(t *testing.T) {
 		t.Fatal("a trace without spans is found")
 	}
 	sp := build(7, s{1, 0, apis, get, KindServer, 0, 100, nil})
-	b.Add(&sp[0], c.Now())
+	add(b, c.Now(), sp[0])
 	if tr, ok := b.Trace(traceID(7)); !ok || len(tr.Spans) != 1 {
 		t.Fatal("pinned span missing")
 	}
@@ -271,7 +271,7 @@ func TestPinCaps(t *testing.T) {
 	// spans per pinned trace
 	for i := range 10 {
 		sp := build(1, s{uint64(i + 1), 0, apis, get, KindServer, 0, 1, nil})
-		b.Add(&sp[0], c.Now())
+		add(b, c.Now(), sp[0])
 	}
 	if tr, _ := b.Trace(traceID(1)); len(tr.Spans) != 3 || tr.Dropped != 7 || tr.Complete {
 		t.Errorf("pinned trace holds %d spans, dropped %d, complete=%v", len(tr.Spans), tr.Dropped, tr.Complete)
@@ -286,7 +286,7 @@ func TestPinCaps(t *testing.T) {
 	}
 	for i := range 3 {
 		sp := build(2, s{uint64(i + 1), 0, apis, get, KindServer, 0, 1, big})
-		b.Add(&sp[0], c.Now())
+		add(b, c.Now(), sp[0])
 	}
 	if n := metric(t, reg, "sentinel_trace_spans_dropped_total", "reason", "pinned_bytes"); n == 0 {
 		t.Error("nothing dropped over MaxPinnedBytes")
@@ -318,7 +318,7 @@ func TestConcurrent(t *testing.T) {
 			for i := range 5000 {
 				tid := r.Uint64N(3000) + 1
 				sp := build(tid, s{uint64(i + 1), r.Uint64N(uint64(i + 1)), apis, get, KindServer, 0, int64(r.IntN(100)), nil})
-				b.Add(&sp[0], c.Now())
+				add(b, c.Now(), sp[0])
 				switch i % 100 {
 				case 0:
 					b.Pin(traceID(tid), until)
@@ -346,7 +346,7 @@ func TestBufferModel(t *testing.T) {
 		n := r.IntN(200)
 		sp := build(tid, s{uint64(i + 1), 1, apis, get, KindServer, 0, 1,
 			[]Attribute{{Key: "url", Value: strings.Repeat("v", n)}}})
-		b.Add(&sp[0], c.Now())
+		add(b, c.Now(), sp[0])
 		added[sp[0].TraceID] = append(added[sp[0].TraceID], sp[0].SpanID)
 		if i%997 == 0 {
 			b.Pin(traceID(tid), c.now.Add(time.Duration(r.IntN(30))*time.Second))

@@ -131,7 +131,7 @@ func TestLateSpans(t *testing.T) {
 	} {
 		c.Advance(3 * time.Second)
 		for i := range step.spans {
-			b.Add(&step.spans[i], c.Now())
+			add(b, c.Now(), step.spans[i])
 		}
 		tr, ok := b.Trace(traceID(7))
 		if !ok {

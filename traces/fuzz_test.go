@@ -45,7 +45,7 @@ func FuzzAssemble(f *testing.F) {
 		FormatShares(bd.Services())
 
 		for i := range spans {
-			b.Add(&spans[i], time.Now())
+			add(b, time.Now(), spans[i])
 		}
 		b.Pin(traceID(1), time.Now().Add(time.Second))
 		if tr, ok := b.Trace(traceID(1)); ok {

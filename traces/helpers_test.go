@@ -117,6 +117,16 @@ func metric(t testing.TB, reg *prometheus.Registry, name, label, value string) f
 	return sum
 }
 
+// add adds spans to b as received at at, each with a resource of its
+// service and no resource attributes.
+func add(b *Buffer, at time.Time, spans ...Span) {
+	var res Resource
+	for i := range spans {
+		res.Set(spans[i].Service, nil)
+		b.Add(&res, &spans[i], at)
+	}
+}
+
 // clock is a settable test clock.
 type clock struct{ now time.Time }
 
