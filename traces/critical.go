@@ -95,8 +95,8 @@ func CriticalPath(t Trace) Path {
 	cs := make([]int64, n)
 	ce := make([]int64, n)
 	kids := make([]int32, 0, n)
-	var stack []frame
-	var sections []Section // latest first
+	stack := make([]frame, 0, 16)
+	sections := make([]Section, 0, 2*n+1) // latest first; a span's own time comes in at most 1 + its children's pieces
 	own := func(span int32, start, end int64) {
 		if end <= start {
 			return
@@ -107,7 +107,7 @@ func CriticalPath(t Trace) Path {
 		}
 		sections = append(sections, Section{Span: int(span), Start: start, End: end})
 	}
-	var entered []int32
+	entered := make([]int32, 0, n)
 	push := func(span int32, start, end int64) {
 		visited[span] = true
 		entered = append(entered, span)
@@ -153,28 +153,39 @@ func CriticalPath(t Trace) Path {
 	slices.Reverse(sections)
 	p.Sections = sections
 
-	perSpan := make(map[int]time.Duration, len(entered))
+	// Per span, then per service and operation: spans of one service
+	// and name add up under one key, built once.
+	onPath := make([]bool, n)
+	perSpan := make([]time.Duration, n)
 	for _, i := range entered {
-		perSpan[int(i)] = 0
+		onPath[i] = true
 	}
 	for _, s := range sections {
 		perSpan[s.Span] += time.Duration(s.End - s.Start)
 	}
-	p.Spans = make([]SpanTime, 0, len(perSpan))
+	p.Spans = make([]SpanTime, 0, len(entered))
+	type op struct{ service, name string }
 	services := make(map[string]time.Duration)
-	ops := make(map[string]time.Duration)
-	for i, d := range perSpan {
+	ops := make(map[op]time.Duration)
+	for i, on := range onPath {
+		if !on {
+			continue
+		}
+		d := perSpan[i]
 		p.Spans = append(p.Spans, SpanTime{Span: i, Time: d})
 		if d == 0 {
 			continue
 		}
 		svc := serviceName(&t.Spans[i])
 		services[svc] += d
-		ops[svc+"/"+t.Spans[i].Name] += d
+		ops[op{svc, t.Spans[i].Name}] += d
 	}
-	slices.SortFunc(p.Spans, func(a, b SpanTime) int { return cmp.Compare(a.Span, b.Span) })
+	opNames := make(map[string]time.Duration, len(ops))
+	for o, d := range ops {
+		opNames[o.service+"/"+o.name] += d
+	}
 	p.Services = shares(services, p.Total)
-	p.Operations = shares(ops, p.Total)
+	p.Operations = shares(opNames, p.Total)
 	return p
 }
 
