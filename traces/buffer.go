@@ -131,6 +131,7 @@ type Buffer struct {
 	// maxAttrBytes bounds the encoding of one attribute list, maxSpanBytes
 	// that of a span (service, name and two lists).
 	maxAttrBytes, maxSpanBytes int
+	noResource                 Resource // for spans added without one
 	shards                     [1 << shardBits]shard
 	m                          metrics
 
@@ -233,6 +234,7 @@ func New(opts Options) (*Buffer, error) {
 		sh.mask = uint32(nslot - 1)
 		sh.pinned = make(map[TraceID]*pinnedTrace)
 	}
+	b.encodeResource(&b.noResource)
 	b.m.register(opts.Registerer, b)
 	return b, nil
 }
@@ -326,7 +328,8 @@ func (b *Buffer) encodeAttrs(w []byte, attrs []Attribute) (n, truncated int) {
 
 // Add buffers a span of res received at received, or adds it to its
 // pinned trace; service.name and the resource attributes come from res
-// (sp.Service is not read). Strings are copied: the caller may reuse its
+// (sp.Service is not read; a nil res is a resource without service or
+// attributes). Strings are copied: the caller may reuse its
 // memory (a decode buffer) at once. Spans with all-zero IDs or no valid
 // time are refused and counted. The receive time, which retention counts
 // from, is the caller's, so that a receiver reads the clock once per
@@ -343,7 +346,9 @@ func (b *Buffer) Add(res *Resource, sp *Span, received time.Time) {
 		b.m.drop(dropBadTime)
 		return
 	}
-	if res.encBy != b {
+	if res == nil {
+		res = &b.noResource
+	} else if res.encBy != b {
 		b.encodeResource(res)
 	}
 	sh, tag := b.hash(&sp.TraceID)

@@ -378,3 +378,34 @@ func TestBufferModel(t *testing.T) {
 		}
 	}
 }
+
+// A receiver sets one Resource per ResourceSpans and reuses it: each span
+// carries its own resource's service and attributes, resource attributes
+// first.
+func TestResource(t *testing.T) {
+	b, _, c := newBuffer(t, Options{})
+	var res Resource
+	spans := build(9,
+		s{1, 0, "ignored", get, KindServer, 0, 10, []Attribute{{Key: "verb", Value: "get"}}},
+		s{2, 1, "ignored", rng, KindServer, 1, 9, []Attribute{{Key: "rpc.method", Value: "Range"}}},
+		s{3, 1, "ignored", "none", KindInternal, 2, 3, nil},
+	)
+	res.Set(apis, []Attribute{{Key: "k8s.node.name", Value: "cp-1"}, {Key: "os.type", Value: "linux"}})
+	b.Add(&res, &spans[0], c.Now())
+	res.Set(etcd, []Attribute{{Key: "host.name", Value: "cp-2"}, {Key: "cloud.availability_zone", Value: "b"}})
+	b.Add(&res, &spans[1], c.Now())
+	b.Add(nil, &spans[2], c.Now())
+	tr, _ := b.Trace(traceID(9))
+	var got []string
+	for _, sp := range tr.Spans {
+		got = append(got, fmt.Sprintf("%s/%s %v", sp.Service, sp.Name, sp.Attributes))
+	}
+	want := []string{
+		"apiserver/GET /api/v1/namespaces/{:name} [{k8s.node.name cp-1 0 false} {verb get 0 false}]",
+		"etcd/etcdserverpb.KV/Range [{host.name cp-2 0 false} {cloud.availability_zone b 0 false} {rpc.method Range 0 false}]",
+		"/none []",
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("got\n%q\nwant\n%q", got, want)
+	}
+}

@@ -17,6 +17,7 @@ func FuzzAssemble(f *testing.F) {
 		f.Fatal(err)
 	}
 	services := []string{"apiserver", "etcd", "", "webhook"}
+	keys := []string{"k8s.node.name", "http.target", "", "x", "verb", "http.status_code"}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var spans []Span
 		for len(data) >= 6 {
@@ -28,6 +29,10 @@ func FuzzAssemble(f *testing.F) {
 				TraceID: tid, SpanID: spanID(uint64(data[0] % 16)), ParentSpanID: spanID(uint64(data[1] % 16)),
 				Service: services[data[2]%4], Name: string(data[2:4]), Kind: Kind(data[5] % 6),
 				Start: ms(int64(data[3])), End: ms(int64(data[3]) + int64(int8(data[4]))),
+				Attributes: []Attribute{
+					{Key: keys[int(data[4])%len(keys)], Value: string(data[:int(data[5])%7])},
+					{Key: keys[int(data[1])%len(keys)], Int: int64(int8(data[3])) << 56, IsInt: data[0]&1 == 0},
+				},
 			})
 			data = data[6:]
 		}
@@ -44,8 +49,11 @@ func FuzzAssemble(f *testing.F) {
 		bd.Add(p)
 		FormatShares(bd.Services())
 
+		var res Resource
 		for i := range spans {
-			add(b, time.Now(), spans[i])
+			res.Set(spans[i].Service, spans[i].Attributes[:1])
+			b.Add(&res, &spans[i], time.Now())
+			b.Add(nil, &spans[i], time.Now())
 		}
 		b.Pin(traceID(1), time.Now().Add(time.Second))
 		if tr, ok := b.Trace(traceID(1)); ok {

@@ -75,15 +75,15 @@ type Span struct {
 	TraceID      TraceID
 	SpanID       SpanID
 	ParentSpanID SpanID
-	Service      string // the resource's service.name
+	Service      string // the resource's service.name (Add takes it from its Resource)
 	Name         string
 	Kind         Kind
 	Status       Status
 	Start, End   int64
-	// Attributes offered to Add may be resource and span attributes alike,
-	// any number: Add keeps those of the allowlist (see [Buffer.Keeps]),
-	// at most MaxAttributes of them. Spans returned by Trace carry the kept
-	// ones, every value as a string.
+	// Attributes offered to Add are the span's own, any number: Add keeps
+	// those of the allowlist (see [Buffer.Keeps]), at most MaxAttributes.
+	// Spans returned by Trace carry the kept resource attributes, then the
+	// kept span attributes, every value as a string.
 	Attributes []Attribute
 }
 
