@@ -61,6 +61,14 @@ func request() ([]Span, []*Resource) {
 	return spans, []*Resource{&apiserver, &apiserver, &apiserver, &etcdRes}
 }
 
+// interleave is the request and the span of it that the n-th span added
+// belongs to: 256 requests in flight at once, their spans interleaved as
+// exporters' batches interleave them, so that consecutive spans are of
+// different traces.
+func interleave(n uint64) (request uint64, span int) {
+	return n/1024*256 + n%256, int(n / 256 % 4)
+}
+
 // BenchmarkAdd measures Add in steady state: the buffer is full, so every
 // span evicts the oldest. One op is one span. It also reports the bytes a
 // span of this traffic takes and how long the default buffer keeps spans at
@@ -77,12 +85,13 @@ func benchmarkAdd(b *testing.B, size int64) {
 	now := c.Now()
 	n := uint64(0)
 	add := func() {
-		sp := &req[n%4]
-		binary.BigEndian.PutUint64(sp.TraceID[8:], n/4+1)
-		buf.Add(res[n%4], sp, now)
+		r, k := interleave(n)
+		sp := &req[k]
+		binary.BigEndian.PutUint64(sp.TraceID[8:], r+1)
+		buf.Add(res[k], sp, now)
 		n++
 	}
-	for buf.m.evicted[evictSpace].Load() == 0 {
+	for buf.sum(func(sh *shard) uint64 { return sh.evicted[evictSpace].Load() }) == 0 {
 		add()
 	}
 	for range 100_000 {
@@ -112,9 +121,10 @@ func BenchmarkAddParallel(b *testing.B) {
 		req, res := request() // a receiver's own
 		n := uint64(0)
 		for pb.Next() {
-			sp := &req[n%4]
-			binary.BigEndian.PutUint64(sp.TraceID[8:], g+n/4+1)
-			buf.Add(res[n%4], sp, now)
+			r, k := interleave(n)
+			sp := &req[k]
+			binary.BigEndian.PutUint64(sp.TraceID[8:], g+r+1)
+			buf.Add(res[k], sp, now)
 			n++
 		}
 	})

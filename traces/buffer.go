@@ -193,8 +193,12 @@ type shard struct {
 	mask         uint32
 	removals     uint64 // index entries removed: entries may have moved
 	scratch      []byte // encodes spans of pinned traces
-	pinned       map[TraceID]*pinnedTrace
-	_            [64]byte // keep shards' locks on separate cache lines
+	// Counters of every span are the shard's, so that cores adding to
+	// different shards do not share their cache line.
+	buffered atomic.Uint64
+	evicted  [numEvictReasons]atomic.Uint64
+	pinned   map[TraceID]*pinnedTrace
+	_        [64]byte // keep shards' locks on separate cache lines
 }
 
 type pinnedTrace struct {
@@ -407,7 +411,7 @@ func (b *Buffer) Add(res *Resource, sp *Span, received time.Time) {
 	} else {
 		*s = slot{head: seq, tag: tag, count: 1}
 	}
-	b.m.buffered.Add(1)
+	sh.buffered.Add(1)
 	if truncated > 0 {
 		b.m.truncated.Add(uint64(truncated))
 	}
@@ -492,7 +496,7 @@ func (sh *shard) evictOldest(b *Buffer, why evictReason) {
 	} else {
 		sh.aTail = sh.aHead
 	}
-	b.m.evicted[why].Add(1)
+	sh.evicted[why].Add(1)
 }
 
 // chain calls f for each live span of the trace in the ring, newest first.

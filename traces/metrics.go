@@ -41,13 +41,11 @@ const (
 )
 
 // metrics are plain atomics read by CounterFuncs, so that Add pays an atomic
-// add, not a label lookup.
+// add, not a label lookup; the counters of every span are the shards'.
 type metrics struct {
-	buffered  atomic.Uint64
 	pinned    atomic.Uint64 // spans added to pinned traces
 	truncated atomic.Uint64
 	dropped   [numDropReasons]atomic.Uint64
-	evicted   [numEvictReasons]atomic.Uint64
 	refused   [numPinRefusals]atomic.Uint64
 }
 
@@ -62,7 +60,8 @@ func (m *metrics) register(reg prometheus.Registerer, b *Buffer) {
 		f.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help, ConstLabels: labels},
 			func() float64 { return float64(v.Load()) })
 	}
-	counter("sentinel_trace_spans_buffered_total", "Spans kept in the trace buffer.", nil, &m.buffered)
+	f.NewCounterFunc(prometheus.CounterOpts{Name: "sentinel_trace_spans_buffered_total", Help: "Spans kept in the trace buffer."},
+		func() float64 { return float64(b.sum(func(sh *shard) uint64 { return sh.buffered.Load() })) })
 	counter("sentinel_trace_spans_pinned_total", "Spans added to a pinned trace after it was pinned.", nil, &m.pinned)
 	counter("sentinel_trace_span_fields_truncated_total",
 		"Names and attribute values cut to the byte cap, and attributes beyond the per-span cap, of kept spans.", nil, &m.truncated)
@@ -71,8 +70,11 @@ func (m *metrics) register(reg prometheus.Registerer, b *Buffer) {
 			prometheus.Labels{"reason": r.String()}, &m.dropped[r])
 	}
 	for r, name := range [...]string{"age", "space"} {
-		counter("sentinel_trace_spans_evicted_total", "Buffered spans evicted, by reason (older than the retention, or room needed).",
-			prometheus.Labels{"reason": name}, &m.evicted[r])
+		f.NewCounterFunc(prometheus.CounterOpts{
+			Name:        "sentinel_trace_spans_evicted_total",
+			Help:        "Buffered spans evicted, by reason (older than the retention, or room needed).",
+			ConstLabels: prometheus.Labels{"reason": name},
+		}, func() float64 { return float64(b.sum(func(sh *shard) uint64 { return sh.evicted[r].Load() })) })
 	}
 	for r, name := range [...]string{"zero_trace_id", "too_many"} {
 		counter("sentinel_trace_pins_refused_total", "Trace pins refused, by reason.",
@@ -86,4 +88,13 @@ func (m *metrics) register(reg prometheus.Registerer, b *Buffer) {
 		func() float64 { return float64(b.pinnedTraces.Load()) })
 	f.NewGaugeFunc(prometheus.GaugeOpts{Name: "sentinel_trace_pinned_bytes", Help: "Estimated bytes held by pinned traces."},
 		func() float64 { return float64(b.pinnedBytes.Load()) })
+}
+
+// sum adds up a counter over the shards.
+func (b *Buffer) sum(f func(*shard) uint64) uint64 {
+	var n uint64
+	for i := range b.shards {
+		n += f(&b.shards[i])
+	}
+	return n
 }
