@@ -137,6 +137,7 @@ type Buffer struct {
 
 	pinnedTraces atomic.Int64
 	pinnedBytes  atomic.Int64
+	lastSweep    atomic.Int64 // unix nanoseconds
 }
 
 // record is a buffered span: fixed size, its strings in the shard's arena
@@ -603,7 +604,11 @@ func (b *Buffer) Pin(id TraceID, until time.Time) bool {
 	sh, tag := b.hash(&id)
 	now := b.opts.Now().UnixNano()
 	deadline := max(until.UnixNano(), now+int64(b.opts.PinGrace))
-	if b.pinnedTraces.Load() >= int64(b.opts.MaxPinnedTraces) {
+	// Expired pins go when one is needed, and at most once a second
+	// otherwise, so that their memory does not wait for their trace's
+	// next span.
+	if last := b.lastSweep.Load(); b.pinnedTraces.Load() >= int64(b.opts.MaxPinnedTraces) ||
+		now-last > int64(time.Second) && b.lastSweep.CompareAndSwap(last, now) {
 		b.sweep(now)
 	}
 	sh.mu.Lock()

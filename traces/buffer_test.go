@@ -1,6 +1,7 @@
 package traces
 
 import (
+	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
 	"strings"
@@ -407,5 +408,52 @@ func TestResource(t *testing.T) {
 	}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("got\n%q\nwant\n%q", got, want)
+	}
+}
+
+// Add allocates nothing in steady state: the buffer full and evicting, a
+// new resource encoded into memory the Resource already has.
+func TestAddDoesNotAllocate(t *testing.T) {
+	b, _, c := newBuffer(t, Options{})
+	req, res := request()
+	n := uint64(0)
+	add := func() {
+		r, k := interleave(n)
+		binary.BigEndian.PutUint64(req[k].TraceID[8:], r+1)
+		res[k].Set(req[k].Service, res[k].attrs) // as a receiver does per ResourceSpans
+		b.Add(res[k], &req[k], c.Now())
+		n++
+	}
+	for b.sum(func(sh *shard) uint64 { return sh.evicted[evictSpace].Load() }) == 0 {
+		add()
+	}
+	if allocs := testing.AllocsPerRun(10000, add); allocs != 0 {
+		t.Fatalf("Add allocates %v times per span", allocs)
+	}
+}
+
+// Each buffer has its own metrics, all sentinel_-prefixed; two buffers
+// live side by side.
+func TestMetrics(t *testing.T) {
+	b1, reg, _ := newBuffer(t, Options{})
+	_, _, _ = newBuffer(t, Options{})
+	sp := build(1, s{1, 0, apis, get, KindServer, 0, 1, nil})
+	add(b1, time.Unix(0, base), sp...)
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, mf := range mfs {
+		if !strings.HasPrefix(mf.GetName(), "sentinel_trace_") {
+			t.Errorf("metric %s", mf.GetName())
+		}
+		names = append(names, mf.GetName())
+	}
+	if len(names) != 10 {
+		t.Errorf("metrics: %v", names)
+	}
+	if n := metric(t, reg, "sentinel_trace_spans_buffered_total", "", ""); n != 1 {
+		t.Errorf("buffered = %v", n)
 	}
 }
