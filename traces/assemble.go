@@ -29,8 +29,9 @@ type Trace struct {
 	// Duplicates counts spans dropped for repeating a span ID (exporter
 	// retries): the first one to arrive is kept.
 	Duplicates int
-	// Dropped counts spans the buffer refused over its per-trace cap, and
-	// spans of another trace given to Assemble.
+	// Dropped counts spans the buffer refused over its caps (spans per
+	// trace, pinned bytes; at least, as the buffer's count saturates at
+	// 65535), and spans of another trace given to Assemble.
 	Dropped int
 
 	// parent is each span's parent index in Spans, -1 for a root or an

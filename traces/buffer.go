@@ -44,7 +44,11 @@ type Options struct {
 
 	// MaxBytes caps the span buffer: fixed-size records, their index and a
 	// string arena, allocated once by New (untouched pages cost nothing
-	// until spans fill them). When it is full the oldest spans are evicted.
+	// until spans fill them; rounding each part down to a power of two may
+	// leave some of MaxBytes unused: Stats says what was allocated). When
+	// it is full the oldest spans are evicted. A control-plane span takes
+	// about 240 B, so the default holds about a million spans: 20 s of
+	// 50k spans/s. Size it for the rate × (evaluation interval + PinGrace).
 	MaxBytes int64
 	// MaxAge is how long an unpinned span stays visible after it arrived.
 	MaxAge time.Duration
@@ -115,8 +119,9 @@ func (o *Options) setDefaults() error {
 const shardBits = 3
 
 // spanBudget is the average bytes per span the buffer is sized for: a
-// record (80 B), its share of the index (≤ 64 B) and ~112 B of names and
-// attribute values. Spans with longer strings fill the arena first; either
+// record (80 B), its two index slots (32 B) and the rest for the arena
+// (128 B at the default size, after rounding to powers of two). Spans with
+// longer strings fill the arena first, shorter ones the records; either
 // way the oldest spans make room.
 const spanBudget = 256
 
