@@ -308,9 +308,10 @@ func (b *Buffer) encodeResource(r *Resource) {
 // returns the bytes written and the fields truncated or dropped.
 func (b *Buffer) encodeAttrs(w []byte, attrs []Attribute) (n, truncated int) {
 	kept := 0
+	tab, maxv := b.attrs, b.opts.MaxValueBytes
 	for i := range attrs {
 		a := &attrs[i]
-		k := b.attrs.lookup(a.Key)
+		k := tab.lookup(a.Key)
 		if k < 0 {
 			continue
 		}
@@ -326,7 +327,7 @@ func (b *Buffer) encodeAttrs(w []byte, attrs []Attribute) (n, truncated int) {
 			n += 2 + l
 			continue
 		}
-		v, cut := truncate(a.Value, b.opts.MaxValueBytes)
+		v, cut := truncate(a.Value, maxv)
 		if cut {
 			truncated++
 		}

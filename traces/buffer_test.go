@@ -45,6 +45,14 @@ func TestAttributeAllowlist(t *testing.T) {
 		if got := tab.lookup(k); got != i {
 			t.Errorf("lookup(%q) = %d, want %d", k, got, i)
 		}
+		// Probe runs stay short, so a lookup costs a compare or two.
+		probes := 1
+		for h := attrHash(k); tab.keys[h] != k; h = (h + 1) & (attrSlots - 1) {
+			probes++
+		}
+		if probes > 3 {
+			t.Errorf("%q is found after %d probes", k, probes)
+		}
 	}
 	b, _, _ := newBuffer(t, Options{})
 	for _, k := range []string{"", "x", "http.request.body", "k8s.node.nam", "k8s.node.name.", "K8s.node.name"} {

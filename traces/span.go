@@ -129,7 +129,7 @@ func attrKeys() []string {
 
 // attrTable finds a key's index in attrKeys with a probe or two: a
 // fixed open-addressing table of the allowlist, hashed on the key's
-// length and three of its bytes. It never grows, so no key an exporter
+// length and two of its bytes. It never grows, so no key an exporter
 // sends makes a lookup cost more than the longest probe run of the
 // allowlist's own keys.
 type attrTable struct {
@@ -140,8 +140,8 @@ type attrTable struct {
 const attrSlots = 256 // a power of two, over 4× the allowlist
 
 func attrHash(k string) uint32 {
-	n := uint32(len(k))
-	return (n*0x9E3779B1 ^ uint32(k[0])*0x85EBCA6B ^ uint32(k[n/2])*0xC2B2AE35 ^ uint32(k[n-1])*0x27D4EB2F) >> 24
+	n := len(k)
+	return (uint32(n)<<16 ^ uint32(k[n/2])<<8 ^ uint32(k[n-1])) * 0x9E3779B1 >> 24
 }
 
 func newAttrTable(keys []string) *attrTable {
