@@ -65,7 +65,8 @@ for target in \
   ./sources/scrape:FuzzParseExposition \
   ./ruletest:FuzzParseTestFile \
   ./ruletest:FuzzExpandDurations \
-  ./ruletest:FuzzExpandSeries; do
+  ./ruletest:FuzzExpandSeries \
+  ./traces:FuzzAssemble; do
   pkg=${target%%:*}; fn=${target##*:}
   go test -run '^$' -fuzz "^${fn}\$" -fuzztime "$fuzztime" -fuzzminimizetime 3s "$pkg"
 done
