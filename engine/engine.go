@@ -2,11 +2,9 @@ package engine
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
-	"text/template"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -22,15 +20,17 @@ type Options struct {
 	Registerer prometheus.Registerer // may be nil
 
 	ExternalLabels map[string]string
-	ExternalURL    string        // base of generatorURL, e.g. http://sentinel.monitoring:9464
-	ResendDelay    time.Duration // default 1m
-	// DefaultInterval evaluates groups that have no interval of their own. Default 15s.
-	DefaultInterval time.Duration
 	// MaxGroupsPerRule caps the distinct group_by values a rule tracks
-	// (cardinality); observations beyond it are counted and dropped. Default 1000.
+	// (cardinality); observations beyond it are counted and dropped.
+	// Default DefaultMaxGroupsPerRule.
 	MaxGroupsPerRule int
-	// TraceURLTemplate renders exemplar_trace_urls from {{ .TraceID }} and {{ .SpanID }}.
+
+	// The initial Settings (see there); Apply changes them later.
+	ExternalURL      string
+	ResendDelay      time.Duration
+	DefaultInterval  time.Duration
 	TraceURLTemplate string
+	MaxSnapshotBytes int64
 	// NoDataSources configures SentinelNoData per span source (service.name).
 	NoDataSources NoDataSourceOptions
 }
@@ -52,9 +52,12 @@ type NoDataSourceOptions struct {
 type Engine struct {
 	opts     Options
 	logger   *slog.Logger
-	traceURL *template.Template
+	settings atomic.Pointer[settings]
 	metrics  *metrics
 	sources  *sourceTracker
+	// stateChanged has a token when an alert began or stopped firing since
+	// it was last drained, so that a snapshot can follow.
+	stateChanged chan struct{}
 
 	current  atomic.Pointer[ruleSet]
 	loadMu   sync.Mutex
@@ -86,14 +89,8 @@ func New(opts Options) (*Engine, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	if opts.ResendDelay <= 0 {
-		opts.ResendDelay = time.Minute
-	}
-	if opts.DefaultInterval <= 0 {
-		opts.DefaultInterval = 15 * time.Second
-	}
 	if opts.MaxGroupsPerRule <= 0 {
-		opts.MaxGroupsPerRule = 1000
+		opts.MaxGroupsPerRule = DefaultMaxGroupsPerRule
 	}
 	if opts.NoDataSources.Timeout <= 0 {
 		opts.NoDataSources.Timeout = 10 * time.Minute
@@ -105,15 +102,14 @@ func New(opts Options) (*Engine, error) {
 	if opts.NoDataSources.MaxSources <= 0 {
 		opts.NoDataSources.MaxSources = 1000
 	}
-	e := &Engine{opts: opts, logger: opts.Logger, reloaded: make(chan struct{}, 1)}
+	e := &Engine{opts: opts, logger: opts.Logger, reloaded: make(chan struct{}, 1), stateChanged: make(chan struct{}, 1)}
 	e.sources = newSourceTracker(opts.NoDataSources.MaxSources, opts.NoDataSources.Timeout, opts.NoDataSources.ForgetAfter, opts.Clock.Now())
-	if opts.TraceURLTemplate != "" {
-		t, err := template.New("trace_url_template").Option("missingkey=error").Parse(opts.TraceURLTemplate)
-		if err != nil {
-			return nil, fmt.Errorf("trace_url_template: %w", err)
-		}
-		e.traceURL = t
+	s, err := newSettings(Settings{ExternalURL: opts.ExternalURL, ResendDelay: opts.ResendDelay, DefaultInterval: opts.DefaultInterval,
+		TraceURLTemplate: opts.TraceURLTemplate, MaxSnapshotBytes: opts.MaxSnapshotBytes})
+	if err != nil {
+		return nil, err
 	}
+	e.settings.Store(s)
 	e.metrics = newMetrics(opts.Registerer, e)
 	e.current.Store(&ruleSet{})
 	return e, nil
@@ -139,7 +135,7 @@ func (e *Engine) Load(set *rules.Set) {
 		for _, gd := range set.Groups {
 			g := &groupState{name: gd.Name, file: gd.File, schedule: gd.Interval, mutes: gd.Mute}
 			if g.schedule.IsZero() {
-				g.schedule = rules.Every(e.opts.DefaultInterval)
+				g.schedule = rules.Every(e.settings.Load().DefaultInterval)
 			}
 			// At a fixed instant: a cron spec with uneven gaps must give
 			// the same slot width after a restart, or snapshots would not fit.
@@ -174,8 +170,23 @@ func (e *Engine) Load(set *rules.Set) {
 		resolved = append(resolved, r.resolveAll(now, e)...)
 	}
 	e.send(resolved)
+	if len(resolved) > 0 {
+		e.noteStateChange()
+	}
 	select {
 	case e.reloaded <- struct{}{}:
+	default:
+	}
+}
+
+// StateChanged has a value when an alert has begun or stopped firing since
+// it was last received from: the daemon snapshots then, so that a firing
+// alert's activeAt and startsAt survive a kill.
+func (e *Engine) StateChanged() <-chan struct{} { return e.stateChanged }
+
+func (e *Engine) noteStateChange() {
+	select {
+	case e.stateChanged <- struct{}{}:
 	default:
 	}
 }

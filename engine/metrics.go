@@ -16,6 +16,7 @@ type metrics struct {
 	late         atomic.Uint64
 
 	overflow    *prometheus.CounterVec
+	templateErr *prometheus.CounterVec
 	muted       prometheus.Counter
 	evaluations *prometheus.CounterVec
 	evalSeconds *prometheus.HistogramVec
@@ -53,6 +54,10 @@ func newMetrics(reg prometheus.Registerer, e *Engine) *metrics {
 		Name: "sentinel_nodata_sources_overflow_total",
 		Help: "Spans whose service.name was not tracked for SentinelNoData because the tracker was full.",
 	}, func() float64 { return float64(e.sources.overflow.Load()) })
+	m.templateErr = f.NewCounterVec(prometheus.CounterOpts{
+		Name: "sentinel_rule_template_errors_total",
+		Help: "Annotation or trace_url_template expansions that failed at evaluation.",
+	}, []string{"rule_group", "rule"})
 	m.muted = f.NewCounter(prometheus.CounterOpts{
 		Name: "sentinel_alerts_muted_total",
 		Help: "Alert notifications held back because a maintenance window (mute) was active.",

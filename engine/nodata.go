@@ -135,7 +135,7 @@ func (r *ruleState) evaluateBlind(ts time.Time, live, muted bool, out *[]Alert, 
 			"runbook_url": noDataRunbook,
 		}
 	}
-	if !b.alert.needsSending(ts, e.opts.ResendDelay) {
+	if !b.alert.needsSending(ts, e.resendDelay()) {
 		return
 	}
 	if muted && b.alert.lastSentAt.IsZero() {
@@ -169,7 +169,7 @@ func noDataAlert(a *alertState, labels map[string]string, ts time.Time, generato
 	if a.state == StateInactive {
 		out.EndsAt = a.resolvedAt
 	} else {
-		out.EndsAt = ts.Add(4 * max(e.opts.DefaultInterval, e.opts.ResendDelay))
+		out.EndsAt = ts.Add(4 * max(e.settings.Load().DefaultInterval, e.resendDelay()))
 	}
 	return out
 }
@@ -274,11 +274,11 @@ func (t *sourceTracker) evaluate(ts time.Time, e *Engine) []Alert {
 				"runbook_url": noDataRunbook,
 			}
 		}
-		if s.alert.needsSending(ts, e.opts.ResendDelay) {
+		if s.alert.needsSending(ts, e.resendDelay()) {
 			if s.labels == nil {
 				s.labels = e.noDataLabels("service_name", name)
 			}
-			out = append(out, noDataAlert(&s.alert, s.labels, ts, e.opts.ExternalURL, e))
+			out = append(out, noDataAlert(&s.alert, s.labels, ts, e.settings.Load().ExternalURL, e))
 			s.alert.lastSentAt = ts
 		}
 		if forget && s.alert.state == StateInactive {

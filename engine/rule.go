@@ -233,8 +233,12 @@ func (r *ruleState) evaluate(ts time.Time, g *groupState, e *Engine) []Alert {
 	muted := r.muted(ts, g.mutes)
 	var out []Alert
 	live := false // some series had enough observations
+	resend := e.resendDelay()
 	send := func(s *series, a *alertState, pair int) {
-		if !a.needsSending(ts, e.opts.ResendDelay) {
+		if (a.state == StateFiring && a.firedAt.Equal(ts)) || (a.state == StateInactive && a.resolvedAt.Equal(ts)) {
+			e.noteStateChange()
+		}
+		if !a.needsSending(ts, resend) {
 			return
 		}
 		// A maintenance window holds back new notifications; an alert
@@ -259,7 +263,7 @@ func (r *ruleState) evaluate(ts time.Time, g *groupState, e *Engine) []Alert {
 		}
 		// A group that has seen nothing for a whole window and has no alert
 		// to remember is forgotten, so memory follows live groups only.
-		if empty && s.quiet(ts, e.opts.ResendDelay) {
+		if empty && s.quiet(ts, resend) {
 			delete(r.series, key)
 		}
 	}
@@ -386,7 +390,7 @@ func (r *ruleState) toAlert(s *series, a *alertState, pair int, ts time.Time, in
 	if a.state == StateInactive {
 		out.EndsAt = a.resolvedAt
 	} else {
-		out.EndsAt = ts.Add(4 * max(interval, e.opts.ResendDelay))
+		out.EndsAt = ts.Add(4 * max(interval, e.resendDelay()))
 	}
 	return out
 }
@@ -445,7 +449,7 @@ func (r *ruleState) renderAnnotations(labels map[string]string, value, threshold
 	for name, t := range r.def.Annotations {
 		text, err := t.Execute(data)
 		if err != nil {
-			e.logger.Warn("annotation template failed", "rule", r.def.Name, "annotation", name, "err", err)
+			e.templateFailed(r, name, err)
 			text = fmt.Sprintf("<error expanding template: %v>", err)
 		}
 		out[name] = text
@@ -461,13 +465,16 @@ func (r *ruleState) exemplarAnnotations(out map[string]string, exemplars []Exemp
 	}
 	ids := make([]string, len(exemplars))
 	var urls []string
+	traceURL := e.settings.Load().traceURL
 	for i, x := range exemplars {
 		ids[i] = hex.EncodeToString(x.TraceID[:])
-		if e.traceURL != nil {
+		if traceURL != nil {
 			var b strings.Builder
-			if err := e.traceURL.Execute(&b, struct{ TraceID, SpanID string }{ids[i], hex.EncodeToString(x.SpanID[:])}); err == nil {
-				urls = append(urls, b.String())
+			if err := traceURL.Execute(&b, TraceURLData{ids[i], hex.EncodeToString(x.SpanID[:])}); err != nil {
+				e.templateFailed(r, "trace_url_template", err)
+				continue
 			}
+			urls = append(urls, b.String())
 		}
 	}
 	out["exemplar_trace_ids"] = strings.Join(ids, ",")
@@ -476,7 +483,14 @@ func (r *ruleState) exemplarAnnotations(out map[string]string, exemplars []Exemp
 	}
 }
 
+// templateFailed logs and counts a template that could not be expanded for
+// a rule; the alert goes out without that text rather than not at all.
+func (e *Engine) templateFailed(r *ruleState, name string, err error) {
+	e.metrics.templateErr.WithLabelValues(r.group, r.def.Name).Inc()
+	e.logger.Warn("template expansion failed", "rule_group", r.group, "rule", r.def.Name, "template", name, "err", err)
+}
+
 func (e *Engine) generatorURL(r *ruleState) string {
-	base := strings.TrimRight(e.opts.ExternalURL, "/")
+	base := strings.TrimRight(e.settings.Load().ExternalURL, "/")
 	return base + "/?group=" + url.QueryEscape(r.group) + "#rule-" + url.PathEscape(r.def.Name)
 }

@@ -23,6 +23,25 @@ const (
 	snapshotVersion = 1
 )
 
+// ErrSnapshotTooLarge says that a snapshot would exceed, or exceeds, the
+// engine's MaxSnapshotBytes. Nothing was written (the writer got no byte),
+// or nothing was restored.
+var ErrSnapshotTooLarge = errors.New("snapshot larger than the configured maximum")
+
+// cappedBuffer is a buffer that refuses to grow past max: the encoder stops
+// at the cap instead of building a payload that will be refused anyway.
+type cappedBuffer struct {
+	bytes.Buffer
+	max int64
+}
+
+func (b *cappedBuffer) Write(p []byte) (int, error) {
+	if int64(b.Len())+int64(len(p)) > b.max {
+		return 0, ErrSnapshotTooLarge
+	}
+	return b.Buffer.Write(p)
+}
+
 // ErrForeignSnapshot says that a snapshot was not written by this version
 // of the engine.
 var ErrForeignSnapshot = errors.New("not a sentinel engine snapshot of a version this build can read")
@@ -88,8 +107,11 @@ type alertSnap struct {
 	Annotations                                    map[string]string
 }
 
-// WriteSnapshot writes every rule's state to w.
+// WriteSnapshot writes every rule's state to w. A snapshot that would be
+// larger than MaxSnapshotBytes is not written at all: the error wraps
+// ErrSnapshotTooLarge and w has received nothing.
 func (e *Engine) WriteSnapshot(w io.Writer) error {
+	limit := e.settings.Load().MaxSnapshotBytes
 	snap := snapshot{Taken: e.opts.Clock.Now()}
 	rs := e.current.Load()
 	for _, g := range rs.groups {
@@ -97,8 +119,11 @@ func (e *Engine) WriteSnapshot(w io.Writer) error {
 			snap.Rules = append(snap.Rules, r.snapshot())
 		}
 	}
-	var payload bytes.Buffer
+	payload := cappedBuffer{max: limit - int64(len(snapshotMagic)+1+sha256.Size)}
 	if err := gob.NewEncoder(&payload).Encode(&snap); err != nil {
+		if errors.Is(err, ErrSnapshotTooLarge) {
+			return fmt.Errorf("%w (%d bytes): not written; the state of %d rules is too large, see storage.max_snapshot_bytes", ErrSnapshotTooLarge, limit, len(snap.Rules))
+		}
 		return fmt.Errorf("encoding snapshot: %w", err)
 	}
 	sum := sha256.Sum256(payload.Bytes())
@@ -170,13 +195,18 @@ func snapAlert(a *alertState) alertSnap {
 // that are loaded now and whose definition is unchanged (same group, name
 // and fingerprint); other rules start fresh. It returns how many rules got
 // their state back. A snapshot that is corrupt, foreign or inconsistent
-// is refused whole with an error, and nothing is changed.
+// is refused whole with an error, and nothing is changed; so is one larger
+// than MaxSnapshotBytes, read no further than that.
 func (e *Engine) RestoreSnapshot(rd io.Reader) (restored int, err error) {
 	e.loadMu.Lock() // no reload may swap the rules or their definitions meanwhile
 	defer e.loadMu.Unlock()
-	data, err := io.ReadAll(rd)
+	limit := e.settings.Load().MaxSnapshotBytes
+	data, err := io.ReadAll(io.LimitReader(rd, limit+1))
 	if err != nil {
 		return 0, fmt.Errorf("reading snapshot: %w", err)
+	}
+	if int64(len(data)) > limit {
+		return 0, fmt.Errorf("%w (%d bytes): refused; raise storage.max_snapshot_bytes to restore it", ErrSnapshotTooLarge, limit)
 	}
 	head := len(snapshotMagic) + 1 + sha256.Size
 	if len(data) < head || string(data[:len(snapshotMagic)]) != snapshotMagic || data[len(snapshotMagic)] != snapshotVersion {

@@ -24,7 +24,7 @@ import (
 // Options are the settings a rule file is validated against.
 type Options struct {
 	// DefaultInterval is the evaluation interval of groups that give none
-	// (the config's global.evaluation_interval). Default 15s.
+	// (the config's global.evaluation_interval). Default DefaultEvaluationInterval.
 	DefaultInterval time.Duration
 	// TargetLabels are the labels scrape targets add to every series
 	// besides job and instance (static_configs labels, discovery's node,
@@ -33,11 +33,16 @@ type Options struct {
 	TargetLabels []string
 }
 
+// DefaultEvaluationInterval evaluates the groups that give no interval
+// when the config gives no global.evaluation_interval. The config, the
+// engine and the status page all take it from here.
+const DefaultEvaluationInterval = 15 * time.Second
+
 func (o Options) defaultInterval() time.Duration {
 	if o.DefaultInterval > 0 {
 		return o.DefaultInterval
 	}
-	return 15 * time.Second
+	return DefaultEvaluationInterval
 }
 
 // LoadFiles expands the globs, parses every file and returns the set, or

@@ -1,0 +1,101 @@
+package engine
+
+import (
+	"fmt"
+	"strings"
+	"text/template"
+	"time"
+
+	"github.com/kube-sentinel/sentinel/rules"
+)
+
+// The engine's defaults, each in one place: the config package's Defaults
+// and the command line take them from here.
+const (
+	// DefaultResendDelay is how often a firing alert is sent again.
+	DefaultResendDelay = time.Minute
+	// DefaultMaxGroupsPerRule caps the distinct group_by values of a rule.
+	DefaultMaxGroupsPerRule = 1000
+	// DefaultMaxSnapshotBytes caps a state snapshot: written and read, it
+	// must fit well inside the shipped pod's 512Mi next to the windows it
+	// describes.
+	DefaultMaxSnapshotBytes = 64 << 20
+)
+
+// Settings are what a reload may change in a running engine. Zero values
+// take the defaults.
+type Settings struct {
+	ExternalURL string        // base of generatorURL, e.g. http://sentinel.monitoring:9464
+	ResendDelay time.Duration // default DefaultResendDelay
+	// DefaultInterval evaluates groups that have no interval of their own
+	// (default rules.DefaultEvaluationInterval). A change takes effect at
+	// the next Load, for the groups it concerns.
+	DefaultInterval time.Duration
+	// TraceURLTemplate renders exemplar_trace_urls from {{ .TraceID }} and {{ .SpanID }}.
+	TraceURLTemplate string
+	// MaxSnapshotBytes caps what WriteSnapshot writes and RestoreSnapshot
+	// reads (default DefaultMaxSnapshotBytes).
+	MaxSnapshotBytes int64
+}
+
+// settings are Settings with defaults applied and the template parsed.
+type settings struct {
+	Settings
+	traceURL *template.Template
+}
+
+func newSettings(s Settings) (*settings, error) {
+	if s.ResendDelay <= 0 {
+		s.ResendDelay = DefaultResendDelay
+	}
+	if s.DefaultInterval <= 0 {
+		s.DefaultInterval = rules.DefaultEvaluationInterval
+	}
+	if s.MaxSnapshotBytes <= 0 {
+		s.MaxSnapshotBytes = DefaultMaxSnapshotBytes
+	}
+	out := &settings{Settings: s}
+	if s.TraceURLTemplate != "" {
+		t, err := ParseTraceURLTemplate(s.TraceURLTemplate)
+		if err != nil {
+			return nil, err
+		}
+		out.traceURL = t
+	}
+	return out, nil
+}
+
+// TraceURLData is what a trace_url_template sees.
+type TraceURLData struct{ TraceID, SpanID string }
+
+// ParseTraceURLTemplate parses a trace_url_template and executes it once
+// with a sample trace, so that a misspelt field ({{ .TraceId }}) is an
+// error when the config is read, not a silent loss of every URL later.
+func ParseTraceURLTemplate(text string) (*template.Template, error) {
+	t, err := template.New("trace_url_template").Option("missingkey=error").Parse(text)
+	if err != nil {
+		return nil, fmt.Errorf("trace_url_template: %w", err)
+	}
+	var b strings.Builder
+	if err := t.Execute(&b, TraceURLData{TraceID: "4bf92f3577b34da6a3ce929d0e0e4736", SpanID: "00f067aa0ba902b7"}); err != nil {
+		return nil, fmt.Errorf("trace_url_template: %w", err)
+	}
+	return t, nil
+}
+
+// Settings returns the settings in force, defaults applied.
+func (e *Engine) Settings() Settings { return e.settings.Load().Settings }
+
+// Apply replaces the settings in force. Evaluations from now on use them;
+// a new DefaultInterval reschedules the groups without an interval of
+// their own at the next Load. On error nothing changes.
+func (e *Engine) Apply(s Settings) error {
+	next, err := newSettings(s)
+	if err != nil {
+		return err
+	}
+	e.settings.Store(next)
+	return nil
+}
+
+func (e *Engine) resendDelay() time.Duration { return e.settings.Load().ResendDelay }
