@@ -6,14 +6,15 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"text/template"
 	"time"
 
 	"github.com/prometheus/common/model"
 	"gopkg.in/yaml.v3"
 
+	"github.com/kube-sentinel/sentinel/engine"
 	"github.com/kube-sentinel/sentinel/internal/tlsreload"
 	"github.com/kube-sentinel/sentinel/internal/yamlpos"
+	"github.com/kube-sentinel/sentinel/rules"
 )
 
 // Config is sentinel.yaml.
@@ -31,6 +32,7 @@ type Config struct {
 	TraceURLTemplate    string
 	StoragePath         string
 	SnapshotInterval    time.Duration
+	MaxSnapshotBytes    int64
 
 	// OTLPGRPCTLS and OTLPHTTPTLS are otlp.grpc.tls and otlp.http.tls,
 	// nil when the transport is plain; file names are resolved against
@@ -38,16 +40,18 @@ type Config struct {
 	OTLPGRPCTLS, OTLPHTTPTLS *tlsreload.Files
 }
 
-// Defaults are what an empty file means.
+// Defaults are what an empty file means. The engine's own defaults come
+// from the engine and rules packages, so that each lives in one place.
 func Defaults() *Config {
 	return &Config{
-		EvaluationInterval:  15 * time.Second,
+		EvaluationInterval:  rules.DefaultEvaluationInterval,
 		OTLPGRPCAddress:     ":4317",
 		OTLPHTTPAddress:     ":4318",
 		OTLPMaxRequestBytes: 8 << 20,
-		ResendDelay:         time.Minute,
+		ResendDelay:         engine.DefaultResendDelay,
 		StoragePath:         "data/",
 		SnapshotInterval:    time.Minute,
+		MaxSnapshotBytes:    engine.DefaultMaxSnapshotBytes,
 	}
 }
 
@@ -135,21 +139,34 @@ func Parse(file string, data []byte) (*Config, error) {
 		c.Alertmanagers = append(c.Alertmanagers, raw)
 	}
 	if n := a["resend_delay"].Value; n != nil {
+		before := len(d.Errs)
 		c.ResendDelay = d.Duration(n, "resend_delay")
+		if c.ResendDelay <= 0 && len(d.Errs) == before {
+			d.Errorf(n, "resend_delay must be positive")
+		}
 	}
 	if n := a["trace_url_template"].Value; n != nil {
 		c.TraceURLTemplate = d.String(n, "trace_url_template")
-		if _, err := template.New("trace_url_template").Parse(c.TraceURLTemplate); err != nil {
-			d.Errorf(n, "trace_url_template: %v", err)
+		// Executed with a sample trace, not only parsed: {{ .TraceId }}
+		// parses, then fails on every alert.
+		if _, err := engine.ParseTraceURLTemplate(c.TraceURLTemplate); err != nil {
+			d.Errorf(n, "%v", err)
 		}
 	}
 
-	s := d.Mapping(top["storage"].Value, "storage", "path", "snapshot_interval")
+	s := d.Mapping(top["storage"].Value, "storage", "path", "snapshot_interval", "max_snapshot_bytes")
 	if n := s["path"].Value; n != nil {
 		c.StoragePath = d.String(n, "storage.path")
 	}
 	if n := s["snapshot_interval"].Value; n != nil {
 		c.SnapshotInterval = d.Duration(n, "snapshot_interval")
+	}
+	if n := s["max_snapshot_bytes"].Value; n != nil {
+		before := len(d.Errs)
+		c.MaxSnapshotBytes = d.Int(n, "max_snapshot_bytes")
+		if c.MaxSnapshotBytes <= 0 && len(d.Errs) == before {
+			d.Errorf(n, "max_snapshot_bytes must be positive")
+		}
 	}
 	if err := d.Err(); err != nil {
 		return nil, err

@@ -40,8 +40,35 @@ func TestEmptyConfigIsDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.OTLPHTTPAddress != ":4318" || c.EvaluationInterval != 15*time.Second || c.StoragePath != "data/" {
+	if c.OTLPHTTPAddress != ":4318" || c.EvaluationInterval != 15*time.Second || c.StoragePath != "data/" ||
+		c.ResendDelay != time.Minute || c.MaxSnapshotBytes != 64<<20 {
 		t.Fatalf("defaults: %+v", c)
+	}
+}
+
+// TestStorageAndAlertingBounds: the snapshot cap is read and must be
+// positive; a trace_url_template is executed, not only parsed.
+func TestStorageAndAlertingBounds(t *testing.T) {
+	cases := []struct {
+		name, yaml, err string
+	}{
+		{"cap", "storage: {max_snapshot_bytes: 1048576}", ""},
+		{"zero cap", "storage: {max_snapshot_bytes: 0}", "t.yaml:1:31: max_snapshot_bytes must be positive"},
+		{"misspelt field", `alerting: {trace_url_template: "x/{{ .TraceId }}"}`, `t.yaml:1:32: trace_url_template: template: trace_url_template:1:5: executing "trace_url_template" at <.TraceId>: can't evaluate field TraceId`},
+		{"zero resend", "alerting: {resend_delay: 0s}", "t.yaml:1:26: resend_delay must be positive"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			cfg, err := Parse("t.yaml", []byte(c.yaml))
+			switch {
+			case c.err == "" && err != nil:
+				t.Fatal(err)
+			case c.err == "" && cfg.MaxSnapshotBytes != 1<<20:
+				t.Fatalf("max_snapshot_bytes %d", cfg.MaxSnapshotBytes)
+			case c.err != "" && (err == nil || !strings.HasPrefix(err.Error(), c.err)):
+				t.Fatalf("error %v, want %s…", err, c.err)
+			}
+		})
 	}
 }
 

@@ -27,6 +27,7 @@ func TestCommands(t *testing.T) {
 		{"check_config_valid", []string{"check", "config", "testdata/good.yaml"}, 0},
 		{"check_config_bad_rules", []string{"check", "config", "testdata/bad_config.yaml"}, 1},
 		{"check_config_bad_both", []string{"check", "config", "testdata/bad_config_and_rules.yaml"}, 1},
+		{"check_config_bad_trace_url", []string{"check", "config", "testdata/bad_trace_url.yaml"}, 1},
 		{"unknown_command", []string{"frobnicate"}, 2},
 		{"run_bad_flag", []string{"run", "--log.format=xml"}, 2},
 		{"run_missing_config", []string{"run", "--config.file=testdata/nope.yaml"}, 1},
