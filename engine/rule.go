@@ -483,6 +483,23 @@ func (r *ruleState) exemplarAnnotations(out map[string]string, exemplars []Exemp
 	}
 }
 
+// ExemplarURL renders the trace_url_template in force for an exemplar of
+// the named rule: "" without a template, or when it fails (logged with
+// the rule and counted, as at evaluation).
+func (e *Engine) ExemplarURL(group, rule string, x Exemplar) string {
+	t := e.settings.Load().traceURL
+	if t == nil {
+		return ""
+	}
+	var b strings.Builder
+	if err := t.Execute(&b, TraceURLData{hex.EncodeToString(x.TraceID[:]), hex.EncodeToString(x.SpanID[:])}); err != nil {
+		e.metrics.templateErr.WithLabelValues(group, rule).Inc()
+		e.logger.Warn("template expansion failed", "rule_group", group, "rule", rule, "template", "trace_url_template", "err", err)
+		return ""
+	}
+	return b.String()
+}
+
 // templateFailed logs and counts a template that could not be expanded for
 // a rule; the alert goes out without that text rather than not at all.
 func (e *Engine) templateFailed(r *ruleState, name string, err error) {

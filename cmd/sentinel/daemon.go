@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -67,6 +68,12 @@ type daemon struct {
 	cfg              atomic.Pointer[config.Config]
 	reloadSuccessful prometheus.Gauge
 	snapshotErrors   prometheus.Counter
+	snapshotTooLarge *prometheus.CounterVec
+	snapshots        *prometheus.CounterVec
+	statusPageErrors prometheus.Counter
+	// reconfigured wakes the snapshot loop after a reload, which may have
+	// changed storage.snapshot_interval.
+	reconfigured     chan struct{}
 	reloadTime       prometheus.Gauge
 	ready            atomic.Bool
 	history          *statusHistory // the status page's charts
@@ -108,7 +115,8 @@ func newDaemon(opts daemonOptions) (*daemon, error) {
 
 func buildDaemon(opts daemonOptions, ln net.Listener) (*daemon, error) {
 	cfg := opts.Config
-	d := &daemon{opts: opts, logger: opts.Logger, registry: prometheus.NewRegistry(), webLn: ln, history: newStatusHistory()}
+	d := &daemon{opts: opts, logger: opts.Logger, registry: prometheus.NewRegistry(), webLn: ln, history: newStatusHistory(),
+		reconfigured: make(chan struct{}, 1)}
 	d.cfg.Store(cfg)
 	d.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	f := promauto.With(d.registry)
@@ -128,6 +136,21 @@ func buildDaemon(opts daemonOptions, ln net.Listener) (*daemon, error) {
 		Name: "sentinel_web_lifecycle_refused_total",
 		Help: "Requests to lifecycle endpoints (POST /-/reload) refused, by reason (disabled, cross_origin, form_post).",
 	}, []string{"reason"})
+	d.snapshotTooLarge = f.NewCounterVec(prometheus.CounterOpts{
+		Name: "sentinel_snapshot_too_large_total",
+		Help: "State snapshots refused for exceeding storage.max_snapshot_bytes, by operation (write: not written, the previous one stays; restore: ignored, sentinel started fresh).",
+	}, []string{"op"})
+	d.snapshots = f.NewCounterVec(prometheus.CounterOpts{
+		Name: "sentinel_snapshots_total",
+		Help: "State snapshots written, by what caused them (interval, alert_state_change, shutdown).",
+	}, []string{"reason"})
+	for _, op := range []string{"write", "restore"} {
+		d.snapshotTooLarge.WithLabelValues(op)
+	}
+	d.statusPageErrors = f.NewCounter(prometheus.CounterOpts{
+		Name: "sentinel_status_page_errors_total",
+		Help: "Status page renderings that failed.",
+	})
 	f.NewGaugeFunc(prometheus.GaugeOpts{Name: "sentinel_build_info", Help: "Always 1.",
 		ConstLabels: prometheus.Labels{"version": version}}, func() float64 { return 1 })
 
@@ -150,11 +173,12 @@ func buildDaemon(opts daemonOptions, ln net.Listener) (*daemon, error) {
 		Logger:           d.logger.With("component", "engine"),
 		Registerer:       d.registry,
 		ExternalLabels:   cfg.ExternalLabels,
+		MaxGroupsPerRule: opts.MaxGroupsPerRule,
 		ExternalURL:      opts.ExternalURL,
 		ResendDelay:      cfg.ResendDelay,
 		DefaultInterval:  cfg.EvaluationInterval,
 		TraceURLTemplate: cfg.TraceURLTemplate,
-		MaxGroupsPerRule: opts.MaxGroupsPerRule,
+		MaxSnapshotBytes: cfg.MaxSnapshotBytes,
 	})
 	if err != nil {
 		return nil, err
@@ -165,6 +189,7 @@ func buildDaemon(opts daemonOptions, ln net.Listener) (*daemon, error) {
 		return nil, err
 	}
 	eng.Load(set)
+	d.removeStaleTemps()
 	d.restoreSnapshot()
 	d.reloadSuccessful.Set(1)
 	d.reloadTime.SetToCurrentTime()
@@ -220,16 +245,16 @@ func (d *daemon) run(ctx context.Context) error {
 		}
 	}()
 	evalCtx, stopEval := context.WithCancel(context.Background())
-	wg.Add(3)
+	wg.Add(4)
 	go func() { defer wg.Done(); d.engine.Run(evalCtx) }()
-	go d.sampleStatus(evalCtx)
+	go func() { defer wg.Done(); d.sampleStatus(evalCtx) }()
 	go func() {
 		defer wg.Done()
 		if err := d.scraper.Run(evalCtx); err != nil {
 			d.logger.Error("scraper stopped", "err", err)
 		}
 	}()
-	go func() { defer wg.Done(); d.snapshotLoop(evalCtx, d.cfg.Load().SnapshotInterval) }()
+	go func() { defer wg.Done(); d.snapshotLoop(evalCtx) }()
 	notifyCtx, stopNotify := context.WithCancel(context.Background())
 	notifyDone := make(chan struct{})
 	go func() {
@@ -256,8 +281,13 @@ func (d *daemon) run(ctx context.Context) error {
 	}
 	stopEval()
 	wg.Wait()
-	if err := d.saveSnapshot(); err != nil {
-		d.logger.Error("final state snapshot failed", "err", err)
+	if e := d.saveSnapshot("shutdown"); e != nil {
+		// The state since the last snapshot is lost: say so in the exit
+		// status too, so that whoever restarts sentinel knows.
+		d.logger.Error("final state snapshot failed; the state since the last snapshot is lost", "path", d.snapshotPath(), "err", e)
+		if err == nil {
+			err = fmt.Errorf("final state snapshot: %w", e)
+		}
 	}
 	stopNotify()
 	<-notifyDone
@@ -274,54 +304,98 @@ func addrString(a net.Addr) string {
 	return a.String()
 }
 
-// reload re-reads the config file and the rules. On any error the running
-// rules stay in force and the error is returned.
-func (d *daemon) reload() error {
+// reload re-reads the config file and the rules and applies every setting
+// that can change while running: rules, scrape configs, the evaluation
+// interval of groups without their own, resend_delay, trace_url_template,
+// storage.snapshot_interval and storage.max_snapshot_bytes. The settings
+// that take effect on restart only keep their running values; reload
+// returns their names (they are logged too). On any error the running
+// configuration stays in force and the error is returned.
+func (d *daemon) reload() (needRestart []string, err error) {
 	d.reloadMu.Lock()
 	defer d.reloadMu.Unlock()
-	err := d.reloadLocked()
+	needRestart, err = d.reloadLocked()
 	if err != nil {
 		d.reloadSuccessful.Set(0)
-		d.logger.Error("reload rejected; the running rules stay in force", "err", err)
-		return err
+		d.logger.Error("reload rejected; the running configuration and rules stay in force", "err", err)
+		return nil, err
 	}
 	d.reloadSuccessful.Set(1)
 	d.reloadTime.SetToCurrentTime()
-	d.logger.Info("reloaded configuration and rules")
-	return nil
+	if len(needRestart) > 0 {
+		d.logger.Warn("reloaded configuration and rules; these settings changed but take effect on restart only, the running values stay",
+			"settings", strings.Join(needRestart, ","))
+	} else {
+		d.logger.Info("reloaded configuration and rules")
+	}
+	return needRestart, nil
 }
 
-func (d *daemon) reloadLocked() error {
+// restartOnly are the settings a running daemon cannot change: listeners,
+// the notifier's destinations, the labels that identify its alerts, and
+// where its state lives.
+var restartOnly = []struct {
+	name string
+	get  func(*config.Config) string
+	keep func(next, running *config.Config)
+}{
+	{"otlp.grpc.listen_address", func(c *config.Config) string { return c.OTLPGRPCAddress },
+		func(n, r *config.Config) { n.OTLPGRPCAddress = r.OTLPGRPCAddress }},
+	{"otlp.http.listen_address", func(c *config.Config) string { return c.OTLPHTTPAddress },
+		func(n, r *config.Config) { n.OTLPHTTPAddress = r.OTLPHTTPAddress }},
+	{"otlp.http.max_request_bytes", func(c *config.Config) string { return fmt.Sprint(c.OTLPMaxRequestBytes) },
+		func(n, r *config.Config) { n.OTLPMaxRequestBytes = r.OTLPMaxRequestBytes }},
+	{"alerting.alertmanagers", func(c *config.Config) string { return fmt.Sprint(c.Alertmanagers) },
+		func(n, r *config.Config) { n.Alertmanagers = r.Alertmanagers }},
+	{"global.external_labels", func(c *config.Config) string { return fmt.Sprint(c.ExternalLabels) },
+		func(n, r *config.Config) { n.ExternalLabels = r.ExternalLabels }},
+	{"storage.path", func(c *config.Config) string { return c.StoragePath },
+		func(n, r *config.Config) { n.StoragePath = r.StoragePath }},
+	// Which files: the files' contents are reloaded when they change.
+	{"otlp.grpc.tls", func(c *config.Config) string { return fmt.Sprint(c.OTLPGRPCTLS) },
+		func(n, r *config.Config) { n.OTLPGRPCTLS = r.OTLPGRPCTLS }},
+	{"otlp.http.tls", func(c *config.Config) string { return fmt.Sprint(c.OTLPHTTPTLS) },
+		func(n, r *config.Config) { n.OTLPHTTPTLS = r.OTLPHTTPTLS }},
+}
+
+func (d *daemon) reloadLocked() (needRestart []string, err error) {
 	cfg := d.cfg.Load()
 	if d.opts.ConfigFile != "" {
 		next, err := config.Load(d.opts.ConfigFile)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if d.opts.ConfigOverrides != nil {
 			d.opts.ConfigOverrides(next)
 		}
-		if next.OTLPGRPCAddress != cfg.OTLPGRPCAddress || next.OTLPHTTPAddress != cfg.OTLPHTTPAddress ||
-			fmt.Sprint(next.Alertmanagers) != fmt.Sprint(cfg.Alertmanagers) || fmt.Sprint(next.ExternalLabels) != fmt.Sprint(cfg.ExternalLabels) ||
-			next.StoragePath != cfg.StoragePath || next.SnapshotInterval != cfg.SnapshotInterval {
-			d.logger.Warn("listen addresses, alertmanagers, external labels and storage take effect on restart only; the running ones stay")
-			next.OTLPGRPCAddress, next.OTLPHTTPAddress, next.Alertmanagers = cfg.OTLPGRPCAddress, cfg.OTLPHTTPAddress, cfg.Alertmanagers
-			next.ExternalLabels, next.StoragePath, next.SnapshotInterval = cfg.ExternalLabels, cfg.StoragePath, cfg.SnapshotInterval
-		}
-		if fmt.Sprint(next.OTLPGRPCTLS, next.OTLPHTTPTLS) != fmt.Sprint(cfg.OTLPGRPCTLS, cfg.OTLPHTTPTLS) {
-			d.logger.Warn("otlp TLS settings take effect on restart only (the files they name are reloaded when they change)")
-			next.OTLPGRPCTLS, next.OTLPHTTPTLS = cfg.OTLPGRPCTLS, cfg.OTLPHTTPTLS
+		for _, s := range restartOnly {
+			if s.get(next) != s.get(cfg) {
+				needRestart = append(needRestart, s.name)
+				s.keep(next, cfg)
+			}
 		}
 		cfg = next
 	}
 	set, err := d.opts.LoadRules(cfg)
 	if err != nil {
-		return err
+		return nil, err
+	}
+	settings := engine.Settings{ExternalURL: d.opts.ExternalURL, ResendDelay: cfg.ResendDelay, DefaultInterval: cfg.EvaluationInterval,
+		TraceURLTemplate: cfg.TraceURLTemplate, MaxSnapshotBytes: cfg.MaxSnapshotBytes}
+	if _, err := engine.ParseTraceURLTemplate(cfg.TraceURLTemplate); cfg.TraceURLTemplate != "" && err != nil {
+		return nil, err // checked before anything changes
 	}
 	if err := d.scraper.ApplyConfig(cfg.ScrapeConfigs); err != nil {
-		return err
+		return nil, err
 	}
-	d.engine.Load(set)
+	if err := d.engine.Apply(settings); err != nil {
+		return nil, err
+	}
+	d.engine.Load(set) // after Apply: groups without an interval take the new default
 	d.cfg.Store(cfg)
-	return nil
+	select {
+	case d.reconfigured <- struct{}{}:
+	default:
+	}
+	return needRestart, nil
 }

@@ -122,7 +122,7 @@ func TestReloadKeepsFlagsAndStorage(t *testing.T) {
 	d := startSentinel(t, e2eRules)
 	before := d.cfg.Load().StoragePath
 	d.opts.ConfigOverrides = func(c *config.Config) { c.OTLPHTTPAddress = d.cfg.Load().OTLPHTTPAddress }
-	if err := d.reload(); err != nil {
+	if _, err := d.reload(); err != nil {
 		t.Fatal(err)
 	}
 	if got := d.cfg.Load().StoragePath; got != before {
@@ -131,7 +131,7 @@ func TestReloadKeepsFlagsAndStorage(t *testing.T) {
 	// And the file's own changes to storage do not move it either.
 	cfgText, _ := os.ReadFile(d.opts.ConfigFile)
 	os.WriteFile(d.opts.ConfigFile, []byte(strings.Replace(string(cfgText), "snapshot_interval: 1s", "snapshot_interval: 1s}\n#", 1)+"\n"), 0o644)
-	if err := d.reload(); err != nil {
+	if _, err := d.reload(); err != nil {
 		t.Fatal(err)
 	}
 	if got := d.cfg.Load().StoragePath; got != before {
@@ -159,7 +159,7 @@ func TestReloadKeepsState(t *testing.T) {
 	if n := observations(); n != 30 {
 		t.Fatalf("%d observations before the reload, want 30", n)
 	}
-	if err := d.reload(); err != nil { // same files
+	if _, err := d.reload(); err != nil { // same files
 		t.Fatal(err)
 	}
 	if n := observations(); n != 30 {
@@ -167,7 +167,7 @@ func TestReloadKeepsState(t *testing.T) {
 	}
 	rulesFile := filepath.Join(filepath.Dir(d.opts.ConfigFile), "rules.yaml")
 	os.WriteFile(rulesFile, []byte(strings.Replace(e2eRules, "quantile: 0.99", "quantile: 0.95", 1)), 0o644)
-	if err := d.reload(); err != nil {
+	if _, err := d.reload(); err != nil {
 		t.Fatal(err)
 	}
 	if n := observations(); n != 0 {

@@ -141,7 +141,7 @@ func runDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) int
 			case <-ctx.Done():
 				return
 			case <-hup:
-				_ = d.reload() // logged; the old rules stay in force on error
+				_, _ = d.reload() // logged; the old rules stay in force on error
 			}
 		}
 	}()

@@ -64,7 +64,7 @@ func (d *daemon) sampleStatus(ctx context.Context) {
 		h.record(d.engine.Status(), time.Now())
 		every := d.cfg.Load().EvaluationInterval
 		if every <= 0 {
-			every = 15 * time.Second
+			every = rules.DefaultEvaluationInterval
 		}
 		select {
 		case <-ctx.Done():
@@ -233,17 +233,18 @@ func (d *daemon) statusPage(w http.ResponseWriter, _ *http.Request) {
 	groups := d.engine.Status()
 	h := d.history
 	h.record(groups, now)
-	var traceURL *template.Template
-	if text := d.cfg.Load().TraceURLTemplate; text != "" {
-		// The config parser has checked it; a template that fails here
-		// only loses the links.
-		traceURL, _ = template.New("trace_url_template").Option("missingkey=error").Parse(text)
+	// The engine's template, so that the page links as the alerts do; a
+	// failure is logged and counted there, and only loses the link.
+	var traceURL exemplarURL
+	if d.engine.Settings().TraceURLTemplate != "" {
+		traceURL = d.engine.ExemplarURL
 	}
 	data := buildStatusPage(groups, h, traceURL, now)
 	data.SilentSources = silentSources(d.engine.Alerts())
 	var b bytes.Buffer
 	if err := statusTemplate.Execute(&b, data); err != nil {
-		d.logger.Warn("status page", "err", err)
+		d.statusPageErrors.Inc()
+		d.logger.Error("status page template failed", "err", err)
 		http.Error(w, "status page: "+err.Error(), http.StatusInternalServerError)
 		return
 	}
@@ -252,7 +253,10 @@ func (d *daemon) statusPage(w http.ResponseWriter, _ *http.Request) {
 	w.Write(b.Bytes())
 }
 
-func buildStatusPage(groups []engine.GroupStatus, h *statusHistory, traceURL *template.Template, now time.Time) statusPageData {
+// exemplarURL renders an exemplar's trace URL for a group's rule.
+type exemplarURL func(group, rule string, x engine.Exemplar) string
+
+func buildStatusPage(groups []engine.GroupStatus, h *statusHistory, traceURL exemplarURL, now time.Time) statusPageData {
 	data := statusPageData{Now: now, Version: version}
 	for _, g := range groups {
 		sg := statusGroup{Name: g.Name, File: g.File, Interval: g.Interval, LastEvaluation: g.LastEvaluation}
@@ -289,10 +293,7 @@ func buildStatusPage(groups []engine.GroupStatus, h *statusHistory, traceURL *te
 				for _, x := range s.Exemplars {
 					ex := statusExemplar{TraceID: hex.EncodeToString(x.TraceID[:]), Duration: rules.HumanizeDuration(x.Duration.Seconds())}
 					if traceURL != nil {
-						var u bytes.Buffer
-						if traceURL.Execute(&u, struct{ TraceID, SpanID string }{ex.TraceID, hex.EncodeToString(x.SpanID[:])}) == nil {
-							ex.URL = u.String()
-						}
+						ex.URL = traceURL(g.Name, r.Name, x)
 					}
 					ss.Exemplars = append(ss.Exemplars, ex)
 				}

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strconv"
 	"time"
@@ -27,11 +28,15 @@ func (d *daemon) routes() http.Handler {
 		w.Write([]byte("Sentinel is Ready.\n"))
 	})
 	mux.HandleFunc("POST /-/reload", d.lifecycle(func(w http.ResponseWriter, _ *http.Request) {
-		if err := d.reload(); err != nil {
+		needRestart, err := d.reload()
+		if err != nil {
 			http.Error(w, "reload rejected, the running rules stay in force: "+err.Error(), http.StatusBadRequest)
 			return
 		}
 		w.Write([]byte("reloaded\n"))
+		for _, name := range needRestart {
+			fmt.Fprintf(w, "%s changed but takes effect on restart only; the running value stays\n", name)
+		}
 	}))
 	mux.HandleFunc("GET /api/v1/rules", d.apiRules)
 	mux.HandleFunc("GET /api/v1/alerts", d.apiAlerts)
