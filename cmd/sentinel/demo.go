@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -35,21 +36,9 @@ const (
 )
 
 func runDemo(ctx context.Context, args []string, out, stderr io.Writer) int {
-	fs := flag.NewFlagSet("sentinel demo", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var common commonFlags
-	common.register(fs, "127.0.0.1:0")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
-	}
-	common.logLevel = "warn" // the demo's output is its notifications
-	logger, err := common.logger(stderr)
-	if err != nil {
-		fmt.Fprintln(stderr, err)
-		return 2
+	common, logger, status := parseDemoFlags(args, stderr)
+	if logger == nil {
+		return status
 	}
 	cfg := config.Defaults()
 	cfg.OTLPGRPCAddress, cfg.OTLPHTTPAddress = "127.0.0.1:0", "127.0.0.1:0"
@@ -94,7 +83,7 @@ func runDemo(ctx context.Context, args []string, out, stderr io.Writer) int {
 	trafficErr := make(chan error, 1)
 	go func() { trafficErr <- sendDemoTraffic(runCtx, d.receiver.GRPCAddr().String(), out) }()
 
-	status := 0
+	status = 0
 	completed := false
 	select {
 	case <-watch.done:
@@ -117,6 +106,33 @@ func runDemo(ctx context.Context, args []string, out, stderr io.Writer) int {
 		fmt.Fprintf(out, "demo complete: %s fired with exemplar trace IDs and resolved.\n", demoHeadline)
 	}
 	return status
+}
+
+// parseDemoFlags parses the demo's flags. Its log level is warn unless
+// --log.level says otherwise: the demo's output is its notifications. A nil
+// logger comes with the exit status.
+func parseDemoFlags(args []string, stderr io.Writer) (*commonFlags, *slog.Logger, int) {
+	fs := flag.NewFlagSet("sentinel demo", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	common := &commonFlags{}
+	common.register(fs, "127.0.0.1:0")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, nil, 0
+		}
+		return nil, nil, 2
+	}
+	given := false
+	fs.Visit(func(f *flag.Flag) { given = given || f.Name == "log.level" })
+	if !given {
+		common.logLevel = "warn"
+	}
+	logger, err := common.logger(stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return nil, nil, 2
+	}
+	return common, logger, 0
 }
 
 // sendDemoTraffic exports synthetic spans through the real OTLP/gRPC
