@@ -3,6 +3,7 @@ package rules
 import (
 	"fmt"
 	"math"
+	"regexp"
 	"strconv"
 	"strings"
 	"text/template"
@@ -40,29 +41,72 @@ var templateFuncs = template.FuncMap{
 func ParseTemplate(name, text string) (*Template, error) {
 	t, err := template.New(name).Option("missingkey=zero").Funcs(templateFuncs).Parse(templatePrelude + text)
 	if err != nil {
-		return nil, fmt.Errorf("template %q: %w", name, trimTemplateErr(err))
+		return nil, fmt.Errorf("template %q: %w", name, trimTemplateErr(name, err))
 	}
 	return &Template{Text: text, tmpl: t}, nil
 }
 
-func trimTemplateErr(err error) error {
-	return err
+// templateErr is a template's error with its position in the rule's text
+// rather than in the prelude-prefixed text that was parsed.
+type templateErr struct {
+	msg string
+	err error
+}
+
+func (e *templateErr) Error() string { return e.msg }
+func (e *templateErr) Unwrap() error { return e.err }
+
+// trimTemplateErr takes the prelude that defines $labels and friends out
+// of an error's column: "summary:1:130" becomes "summary:1:17", the column
+// in the annotation as written. Other lines' columns are already right.
+func trimTemplateErr(name string, err error) error {
+	re := regexp.MustCompile(regexp.QuoteMeta(name) + `:1:(\d+)`)
+	msg := err.Error()
+	m := re.FindStringSubmatchIndex(msg)
+	if m == nil {
+		return err
+	}
+	col, convErr := strconv.Atoi(msg[m[2]:m[3]])
+	if convErr != nil || col < len(templatePrelude) {
+		return err
+	}
+	return &templateErr{msg: msg[:m[2]] + strconv.Itoa(col-len(templatePrelude)) + msg[m[3]:], err: err}
 }
 
 // Execute renders the template.
 func (t *Template) Execute(data TemplateData) (string, error) {
 	var b strings.Builder
 	if err := t.tmpl.Execute(&b, data); err != nil {
-		return "", err
+		return "", trimTemplateErr(t.tmpl.Name(), err)
 	}
 	return b.String(), nil
 }
 
+// humanize renders a number with an SI prefix, as Prometheus's humanize
+// does: 1234567 → "1.235M", 0.00123 → "1.23m".
 func humanize(v float64) string {
 	if v == 0 || math.IsNaN(v) || math.IsInf(v, 0) {
 		return strconv.FormatFloat(v, 'g', 4, 64)
 	}
-	return strconv.FormatFloat(v, 'g', 4, 64)
+	prefix := ""
+	if abs := math.Abs(v); abs >= 1 {
+		for _, p := range []string{"k", "M", "G", "T", "P", "E", "Z", "Y"} {
+			if math.Abs(v) < 1000 {
+				break
+			}
+			prefix = p
+			v /= 1000
+		}
+	} else {
+		for _, p := range []string{"m", "u", "n", "p", "f", "a", "z", "y"} {
+			if math.Abs(v) >= 1 {
+				break
+			}
+			prefix = p
+			v *= 1000
+		}
+	}
+	return strconv.FormatFloat(v, 'g', 4, 64) + prefix
 }
 
 // HumanizeDuration renders seconds as a short duration ("1.375s",
