@@ -124,7 +124,10 @@ func TestLongWindowOnlyIsQuiet(t *testing.T) {
 }
 
 func TestBudgetAndAlertShape(t *testing.T) {
-	e, clock, rec := newTestEngine(t, budgetRule, Options{ExternalLabels: map[string]string{"cluster": "c"}})
+	// A 30-day period: the default pairs' factors are then the workbook's
+	// 14.4, 6, 3 and 1, and the 1h pair is the first to page.
+	monthly := strings.Replace(budgetRule, "period: 28d", "period: 30d", 1)
+	e, clock, rec := newTestEngine(t, monthly, Options{ExternalLabels: map[string]string{"cluster": "c"}})
 	// 10000 requests, 50 of them slow: half the 1% budget is spent.
 	sloTraffic(e, clock, 0, 100*time.Minute, 100, 0)
 	l := apiserverSpan("GET", "/api/v1/namespaces/default")

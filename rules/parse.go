@@ -465,18 +465,29 @@ func parseSLO(d *yamlpos.Decoder, n *yaml.Node, f map[string]yamlpos.Field, inte
 	brn := f["burn_rate_alerts"].Value
 	switch {
 	case brn == nil || (brn.Kind == yaml.ScalarNode && brn.Value == "default"):
-		slo.BurnRateAlerts = DefaultBurnRateAlerts()
+		slo.BurnRateAlerts = DefaultBurnRateAlerts(slo.Period)
 	case brn.Kind == yaml.ScalarNode:
-		d.Errorf(brn, "burn_rate_alerts must be \"default\" or a list of {severity, long_window, short_window, factor, for}")
+		d.Errorf(brn, "burn_rate_alerts must be \"default\" or a list of {severity, long_window, short_window, factor or budget_percent, for}")
 	default:
 		for _, an := range d.Sequence(brn, "burn_rate_alerts") {
-			af := d.Mapping(an, "burn rate alert", "severity", "long_window", "short_window", "factor", "for")
+			af := d.Mapping(an, "burn rate alert", "severity", "long_window", "short_window", "factor", "budget_percent", "for")
 			b := BurnRateAlert{
 				Severity:    d.String(af["severity"].Value, "severity"),
 				LongWindow:  d.Duration(af["long_window"].Value, "long_window"),
 				ShortWindow: d.Duration(af["short_window"].Value, "short_window"),
 				Factor:      d.Float(af["factor"].Value, "factor"),
 				For:         d.Duration(af["for"].Value, "for"),
+			}
+			if pn := af["budget_percent"].Value; pn != nil {
+				pct := d.Float(pn, "budget_percent")
+				switch {
+				case af["factor"].Value != nil:
+					d.Errorf(pn, "burn rate alert gives both factor and budget_percent; give one")
+				case pct <= 0 || pct > 100:
+					d.Errorf(pn, "budget_percent %v must be a percentage above 0 and at most 100", pct)
+				case b.LongWindow > 0 && slo.Period > 0:
+					b.Factor = BurnRateFactor(pct, slo.Period, b.LongWindow)
+				}
 			}
 			switch {
 			case b.Severity != "page" && b.Severity != "ticket":

@@ -279,8 +279,9 @@ func TestParseSLO(t *testing.T) {
 	if r.Kind != KindSLO || r.SLO.Target != 99 || r.SLO.Latency != time.Second || r.SLO.Period != 28*24*time.Hour {
 		t.Fatalf("slo %+v %+v", r, r.SLO)
 	}
-	if len(r.SLO.BurnRateAlerts) != 4 || r.SLO.BurnRateAlerts[0] != (BurnRateAlert{"page", time.Hour, 5 * time.Minute, 14.4, 2 * time.Minute}) ||
-		r.SLO.BurnRateAlerts[3] != (BurnRateAlert{"ticket", 72 * time.Hour, 6 * time.Hour, 1, 3 * time.Hour}) {
+	// 28 days: 2% of the budget in an hour is 13.44×, 10% in 3 days 0.933×.
+	if len(r.SLO.BurnRateAlerts) != 4 || r.SLO.BurnRateAlerts[0] != (BurnRateAlert{"page", time.Hour, 5 * time.Minute, 13.44, 2 * time.Minute}) ||
+		r.SLO.BurnRateAlerts[3] != (BurnRateAlert{"ticket", 72 * time.Hour, 6 * time.Hour, 0.933333, 3 * time.Hour}) {
 		t.Fatalf("default burn rates %+v", r.SLO.BurnRateAlerts)
 	}
 	if math.Abs(r.SLO.ErrorBudget()-0.01) > 1e-12 {
@@ -300,5 +301,54 @@ func TestParseSLO(t *testing.T) {
 	}
 	if len(custom.Mute) != 1 || !custom.Mute[0].Active(time.Date(2026, 1, 1, 0, 10, 0, 0, time.UTC)) {
 		t.Errorf("rule mute %+v", custom.Mute)
+	}
+}
+
+// TestDefaultBurnRatesFollowThePeriod: the default pairs are shares of the
+// budget (2% in 1h, 5% in 6h, 10% in 1d, 10% in 3d), so their factors
+// follow the period; short windows are the long ones ÷ 12.
+func TestDefaultBurnRatesFollowThePeriod(t *testing.T) {
+	cases := []struct {
+		period string
+		want   []float64
+	}{
+		{"30d", []float64{14.4, 6, 3, 1}},
+		{"28d", []float64{13.44, 5.6, 2.8, 0.933333}},
+		{"7d", []float64{3.36, 1.4, 0.7, 0.233333}},
+		{"4w", []float64{13.44, 5.6, 2.8, 0.933333}},
+	}
+	for _, c := range cases {
+		t.Run(c.period, func(t *testing.T) {
+			text := "groups:\n  - name: g\n    rules:\n      - slo: S\n        matchers: ['service.name=\"a\"']\n" +
+				"        objective: {target: 99.9}\n        period: " + c.period + "\n"
+			groups, err := Parse("p.yaml", []byte(text), Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			pairs := groups[0].Rules[0].SLO.BurnRateAlerts
+			for i, b := range pairs {
+				if b.Factor != c.want[i] {
+					t.Errorf("pair %d (%s over %s): factor %v, want %v", i, b.Severity, FormatDuration(b.LongWindow), b.Factor, c.want[i])
+				}
+				if b.ShortWindow != b.LongWindow/12 {
+					t.Errorf("pair %d: short window %v, want %v", i, b.ShortWindow, b.LongWindow/12)
+				}
+			}
+		})
+	}
+	// A pair of one's own may say the share instead of the factor.
+	text := "groups:\n  - name: g\n    rules:\n      - slo: S\n        matchers: ['service.name=\"a\"']\n" +
+		"        objective: {target: 99.9}\n        period: 7d\n" +
+		"        burn_rate_alerts: [{severity: page, long_window: 1h, short_window: 5m, budget_percent: 2, for: 2m}]\n"
+	groups, err := Parse("p.yaml", []byte(text), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f := groups[0].Rules[0].SLO.BurnRateAlerts[0].Factor; f != 3.36 {
+		t.Fatalf("budget_percent 2 over 1h of 7d: factor %v, want 3.36", f)
+	}
+	both := strings.Replace(text, "budget_percent: 2", "budget_percent: 2, factor: 3", 1)
+	if _, err := Parse("p.yaml", []byte(both), Options{}); err == nil || !strings.Contains(err.Error(), "both factor and budget_percent") {
+		t.Fatalf("factor and budget_percent together: %v", err)
 	}
 }
