@@ -13,6 +13,7 @@ import (
 	"syscall"
 
 	"github.com/kube-sentinel/sentinel/config"
+	"github.com/kube-sentinel/sentinel/engine"
 )
 
 // stringList is a repeatable flag.
@@ -76,7 +77,7 @@ func runDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	storagePath := fs.String("storage.path", "data/", "where state snapshots are kept (overrides storage.path)")
 	webConfig := fs.String("web.config.file", "", "exporter-toolkit web config file: TLS, client certificates and basic auth on the web port (see docs/security.md)")
 	lifecycle := fs.Bool("web.enable-lifecycle", false, "allow POST /-/reload (SIGHUP reloads either way)")
-	maxGroups := fs.Int("rules.max-groups-per-rule", 1000, "most groups (distinct group_by values) a rule tracks; observations beyond are dropped and counted")
+	maxGroups := fs.Int("rules.max-groups-per-rule", engine.DefaultMaxGroupsPerRule, "most groups (distinct group_by values) a rule tracks; observations beyond are dropped and counted")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
