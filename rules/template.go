@@ -32,7 +32,7 @@ const templatePrelude = "{{$labels := .Labels}}{{$externalLabels := .ExternalLab
 var templateFuncs = template.FuncMap{
 	"humanize":           humanize,
 	"humanizeDuration":   HumanizeDuration,
-	"humanizePercentage": func(v float64) string { return humanize(v*100) + "%" },
+	"humanizePercentage": func(v float64) string { return strconv.FormatFloat(v*100, 'g', 4, 64) + "%" },
 	"toUpper":            strings.ToUpper,
 	"toLower":            strings.ToLower,
 }

@@ -27,6 +27,17 @@ func TestHumanize(t *testing.T) {
 	}
 }
 
+// TestHumanizePercentage: a ratio as a percentage, without SI prefixes.
+func TestHumanizePercentage(t *testing.T) {
+	tmpl, err := ParseTemplate("p", "{{ humanizePercentage 0.0123 }} {{ humanizePercentage 0.001 }} {{ humanizePercentage 12.5 }}")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := tmpl.Execute(TemplateData{}); err != nil || got != "1.23% 0.1% 1250%" {
+		t.Fatalf("got %q, %v", got, err)
+	}
+}
+
 // TestTemplateErrorColumns: an error's column is where it is in the
 // annotation as written, not in the text with the prelude that defines
 // $labels, $value and $threshold.
