@@ -40,7 +40,7 @@ func runDaemonWith(t *testing.T, cfgText, ruleText string) (*daemon, *testkit.Sy
 		t.Fatal(err)
 	}
 	logs := &testkit.SyncBuffer{}
-	d, err := newDaemon(daemonOptions{Config: cfg, ConfigFile: cfgFile, WebAddress: "127.0.0.1:0",
+	d, err := newDaemon(daemonOptions{Config: cfg, ConfigFile: cfgFile, WebAddress: "127.0.0.1:0", EnableLifecycle: true,
 		Logger: slog.New(slog.NewTextHandler(logs, nil))})
 	if err != nil {
 		t.Fatal(err)
@@ -98,12 +98,12 @@ func TestReloadChangesEvaluationInterval(t *testing.T) {
 
 	storage := strings.Replace(reloadConfig, "%%q", fmt.Sprintf("%q", d.cfg.Load().StoragePath), 1)
 	os.WriteFile(cfgFile, []byte(fmt.Sprintf(storage, "1s", "two", "5s", "http://new/{{ .TraceID }}")), 0o644)
-	needRestart, err := d.reload()
-	if err != nil {
-		t.Fatal(err)
+	code, body := httpDo(t, "POST", "http://"+d.webLn.Addr().String()+"/-/reload")
+	if code != 200 {
+		t.Fatalf("reload: %d %s", code, body)
 	}
-	if strings.Join(needRestart, ",") != "global.external_labels" {
-		t.Errorf("reload names %v as needing a restart, want global.external_labels", needRestart)
+	if want := "reloaded\nglobal.external_labels changed but takes effect on restart only; the running value stays\n"; body != want {
+		t.Errorf("reload response %q, want %q", body, want)
 	}
 	if !strings.Contains(logs.String(), "take effect on restart only") || !strings.Contains(logs.String(), "settings=global.external_labels") {
 		t.Errorf("no log line names the restart-only setting:\n%s", logs.String())
