@@ -11,7 +11,6 @@ import (
 	"github.com/prometheus/common/model"
 	"gopkg.in/yaml.v3"
 
-	"github.com/kube-sentinel/sentinel/engine"
 	"github.com/kube-sentinel/sentinel/internal/tlsreload"
 	"github.com/kube-sentinel/sentinel/internal/yamlpos"
 	"github.com/kube-sentinel/sentinel/rules"
@@ -40,18 +39,18 @@ type Config struct {
 	OTLPGRPCTLS, OTLPHTTPTLS *tlsreload.Files
 }
 
-// Defaults are what an empty file means. The engine's own defaults come
-// from the engine and rules packages, so that each lives in one place.
+// Defaults are what an empty file means. Each default lives in one place:
+// the evaluation interval is the rules package's; a zero ResendDelay or
+// MaxSnapshotBytes takes the engine's (engine.DefaultResendDelay,
+// engine.DefaultMaxSnapshotBytes), which this package does not import.
 func Defaults() *Config {
 	return &Config{
 		EvaluationInterval:  rules.DefaultEvaluationInterval,
 		OTLPGRPCAddress:     ":4317",
 		OTLPHTTPAddress:     ":4318",
 		OTLPMaxRequestBytes: 8 << 20,
-		ResendDelay:         engine.DefaultResendDelay,
 		StoragePath:         "data/",
 		SnapshotInterval:    time.Minute,
-		MaxSnapshotBytes:    engine.DefaultMaxSnapshotBytes,
 	}
 }
 
@@ -149,7 +148,7 @@ func Parse(file string, data []byte) (*Config, error) {
 		c.TraceURLTemplate = d.String(n, "trace_url_template")
 		// Executed with a sample trace, not only parsed: {{ .TraceId }}
 		// parses, then fails on every alert.
-		if _, err := engine.ParseTraceURLTemplate(c.TraceURLTemplate); err != nil {
+		if _, err := rules.ParseTraceURLTemplate(c.TraceURLTemplate); err != nil {
 			d.Errorf(n, "%v", err)
 		}
 	}

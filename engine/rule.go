@@ -470,7 +470,7 @@ func (r *ruleState) exemplarAnnotations(out map[string]string, exemplars []Exemp
 		ids[i] = hex.EncodeToString(x.TraceID[:])
 		if traceURL != nil {
 			var b strings.Builder
-			if err := traceURL.Execute(&b, TraceURLData{ids[i], hex.EncodeToString(x.SpanID[:])}); err != nil {
+			if err := traceURL.Execute(&b, TraceURLData{TraceID: ids[i], SpanID: hex.EncodeToString(x.SpanID[:])}); err != nil {
 				e.templateFailed(r, "trace_url_template", err)
 				continue
 			}
@@ -492,7 +492,7 @@ func (e *Engine) ExemplarURL(group, rule string, x Exemplar) string {
 		return ""
 	}
 	var b strings.Builder
-	if err := t.Execute(&b, TraceURLData{hex.EncodeToString(x.TraceID[:]), hex.EncodeToString(x.SpanID[:])}); err != nil {
+	if err := t.Execute(&b, TraceURLData{TraceID: hex.EncodeToString(x.TraceID[:]), SpanID: hex.EncodeToString(x.SpanID[:])}); err != nil {
 		e.metrics.templateErr.WithLabelValues(group, rule).Inc()
 		e.logger.Warn("template expansion failed", "rule_group", group, "rule", rule, "template", "trace_url_template", "err", err)
 		return ""

@@ -1,8 +1,6 @@
 package engine
 
 import (
-	"fmt"
-	"strings"
 	"text/template"
 	"time"
 
@@ -66,21 +64,12 @@ func newSettings(s Settings) (*settings, error) {
 }
 
 // TraceURLData is what a trace_url_template sees.
-type TraceURLData struct{ TraceID, SpanID string }
+type TraceURLData = rules.TraceURLData
 
-// ParseTraceURLTemplate parses a trace_url_template and executes it once
-// with a sample trace, so that a misspelt field ({{ .TraceId }}) is an
-// error when the config is read, not a silent loss of every URL later.
+// ParseTraceURLTemplate parses a trace_url_template and executes it with a
+// sample trace (see rules.ParseTraceURLTemplate).
 func ParseTraceURLTemplate(text string) (*template.Template, error) {
-	t, err := template.New("trace_url_template").Option("missingkey=error").Parse(text)
-	if err != nil {
-		return nil, fmt.Errorf("trace_url_template: %w", err)
-	}
-	var b strings.Builder
-	if err := t.Execute(&b, TraceURLData{TraceID: "4bf92f3577b34da6a3ce929d0e0e4736", SpanID: "00f067aa0ba902b7"}); err != nil {
-		return nil, fmt.Errorf("trace_url_template: %w", err)
-	}
-	return t, nil
+	return rules.ParseTraceURLTemplate(text)
 }
 
 // Settings returns the settings in force, defaults applied.

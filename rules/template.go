@@ -127,3 +127,22 @@ func HumanizeDuration(seconds float64) string {
 	}
 	return time.Duration(math.Round(seconds) * float64(time.Second)).String()
 }
+
+// TraceURLData is what a trace_url_template (alerting.trace_url_template)
+// sees: an exemplar's IDs in lowercase hex.
+type TraceURLData struct{ TraceID, SpanID string }
+
+// ParseTraceURLTemplate parses a trace_url_template and executes it once
+// with a sample trace, so that a misspelt field ({{ .TraceId }}) is an
+// error when the config is read, not a silent loss of every link later.
+func ParseTraceURLTemplate(text string) (*template.Template, error) {
+	t, err := template.New("trace_url_template").Option("missingkey=error").Parse(text)
+	if err != nil {
+		return nil, fmt.Errorf("trace_url_template: %w", err)
+	}
+	var b strings.Builder
+	if err := t.Execute(&b, TraceURLData{TraceID: "4bf92f3577b34da6a3ce929d0e0e4736", SpanID: "00f067aa0ba902b7"}); err != nil {
+		return nil, fmt.Errorf("trace_url_template: %w", err)
+	}
+	return t, nil
+}
