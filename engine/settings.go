@@ -7,8 +7,8 @@ import (
 	"github.com/kube-sentinel/sentinel/rules"
 )
 
-// The engine's defaults, each in one place: the config package's Defaults
-// and the command line take them from here.
+// The engine's defaults, each in one place: a config that leaves a setting
+// out passes zero, and the command line's flag defaults name these.
 const (
 	// DefaultResendDelay is how often a firing alert is sent again.
 	DefaultResendDelay = time.Minute
