@@ -35,6 +35,7 @@ type objects struct {
 	secrets         []corev1.Secret
 	services        []corev1.Service
 	deployments     []appsv1.Deployment
+	statefulSets    []appsv1.StatefulSet
 	daemonSets      []appsv1.DaemonSet
 	pdbs            []policyv1.PodDisruptionBudget
 	netpols         []networkingv1.NetworkPolicy
@@ -79,6 +80,9 @@ func build(t *testing.T, fsys filesys.FileSystem, dir string) *objects {
 		case "Deployment":
 			o.deployments = append(o.deployments, appsv1.Deployment{})
 			target = &o.deployments[len(o.deployments)-1]
+		case "StatefulSet":
+			o.statefulSets = append(o.statefulSets, appsv1.StatefulSet{})
+			target = &o.statefulSets[len(o.statefulSets)-1]
 		case "DaemonSet":
 			o.daemonSets = append(o.daemonSets, appsv1.DaemonSet{})
 			target = &o.daemonSets[len(o.daemonSets)-1]
@@ -117,6 +121,17 @@ func (o *objects) deployment(t *testing.T, name string) *appsv1.Deployment {
 		}
 	}
 	t.Fatalf("no Deployment %s", name)
+	return nil
+}
+
+func (o *objects) statefulSet(t *testing.T, name string) *appsv1.StatefulSet {
+	t.Helper()
+	for i := range o.statefulSets {
+		if o.statefulSets[i].Name == name {
+			return &o.statefulSets[i]
+		}
+	}
+	t.Fatalf("no StatefulSet %s", name)
 	return nil
 }
 
@@ -203,7 +218,7 @@ func withHA(t *testing.T) filesys.FileSystem {
 func TestDefault(t *testing.T) {
 	o := build(t, filesys.MakeFsOnDisk(), ".")
 	checkCommon(t, o)
-	d := o.deployment(t, "sentinel")
+	d := o.statefulSet(t, "sentinel")
 	if d.Spec.Replicas == nil || *d.Spec.Replicas != 1 {
 		t.Errorf("replicas %v, want 1", d.Spec.Replicas)
 	}
@@ -215,12 +230,18 @@ func TestDefault(t *testing.T) {
 func TestHA(t *testing.T) {
 	o := build(t, withHA(t), "/deploy")
 	checkCommon(t, o)
-	d := o.deployment(t, "sentinel")
+	d := o.statefulSet(t, "sentinel")
 	if d.Spec.Replicas == nil || *d.Spec.Replicas != 2 {
 		t.Errorf("replicas %v, want 2", d.Spec.Replicas)
 	}
 	if len(d.Spec.Template.Spec.TopologySpreadConstraints) == 0 {
 		t.Errorf("the replicas are not spread over nodes")
+	}
+	// The update cmd/sentinel's HA test proves pages once: one replica at
+	// a time, the next only once the replaced one is Ready, so the other
+	// replica sends the firing alerts meanwhile.
+	if d.Spec.PodManagementPolicy != appsv1.OrderedReadyPodManagement || d.Spec.UpdateStrategy.Type != appsv1.RollingUpdateStatefulSetStrategyType {
+		t.Errorf("HA update: %s, %+v: want OrderedReady and RollingUpdate", d.Spec.PodManagementPolicy, d.Spec.UpdateStrategy)
 	}
 	pdb := o.pdbs[0].Spec
 	if pdb.MinAvailable == nil || pdb.MinAvailable.IntValue() != 1 || pdb.MaxUnavailable != nil {
@@ -286,8 +307,10 @@ func TestHA(t *testing.T) {
 // must be a preference, or the second replica stays Pending.
 func TestHASchedulesOnOneWorker(t *testing.T) {
 	o := build(t, withHA(t), "/deploy")
-	for _, name := range []string{"sentinel", "sentinel-collector"} {
-		pod := o.deployment(t, name).Spec.Template.Spec
+	for name, pod := range map[string]corev1.PodSpec{
+		"sentinel":           o.statefulSet(t, "sentinel").Spec.Template.Spec,
+		"sentinel-collector": o.deployment(t, "sentinel-collector").Spec.Template.Spec,
+	} {
 		for _, c := range pod.TopologySpreadConstraints {
 			if c.WhenUnsatisfiable != corev1.ScheduleAnyway {
 				t.Errorf("%s: spread over %s is %s: with kind's one worker a replica would stay Pending", name, c.TopologyKey, c.WhenUnsatisfiable)
@@ -323,12 +346,15 @@ func TestHASchedulesOnOneWorker(t *testing.T) {
 // checkCommon checks what both variants share.
 func checkCommon(t *testing.T, o *objects) {
 	t.Helper()
-	if len(o.namespaces) != 1 || o.namespaces[0].Name != "monitoring" {
-		t.Errorf("namespaces %+v, want monitoring", o.namespaces)
+	// The namespace is the user's (kube-prometheus's monitoring, or one
+	// made with kubectl create namespace): `kubectl delete -k` must not
+	// delete it, and everything else in it.
+	if len(o.namespaces) != 0 {
+		t.Errorf("the build creates Namespaces %+v: it must only use one", o.namespaces)
 	}
 	checkRBAC(t, o)
 
-	d := o.deployment(t, "sentinel")
+	d := o.statefulSet(t, "sentinel")
 	pod := d.Spec.Template.Spec
 	checkPodSecurity(t, "sentinel", pod)
 	checkVolumes(t, o, "sentinel", pod)
@@ -369,8 +395,8 @@ func checkCommon(t *testing.T, o *objects) {
 	storage, ok := mounts[args["storage.path"]]
 	if !ok || storage.ReadOnly {
 		t.Errorf("--storage.path=%s is not a writable volume mount: %+v", args["storage.path"], c.VolumeMounts)
-	} else if v := volumes[storage.Name]; v.EmptyDir == nil && v.PersistentVolumeClaim == nil {
-		t.Errorf("--storage.path volume %+v is neither an emptyDir nor a PVC", v)
+	} else {
+		checkStorage(t, d, storage.Name, volumes)
 	}
 
 	// The config file is the ConfigMap's, and sentinel's parser takes it.
@@ -439,9 +465,14 @@ func checkCommon(t *testing.T, o *objects) {
 	if cfg.StoragePath != args["storage.path"] {
 		t.Errorf("storage.path %q in the config, --storage.path=%q", cfg.StoragePath, args["storage.path"])
 	}
-	// The Alertmanager it sends to is deploy/alertmanager's.
-	if want := "http://alertmanager.monitoring.svc:9093"; !slices.Contains(cfg.Alertmanagers, want) {
+	// The Alertmanager it sends to is kube-prometheus's, alertmanager-main,
+	// the name deploy/alertmanager's example has too.
+	if want := "http://alertmanager-main.monitoring.svc:9093"; !slices.Contains(cfg.Alertmanagers, want) {
 		t.Errorf("alertmanagers %v, want %s", cfg.Alertmanagers, want)
+	}
+	am := build(t, filesys.MakeFsOnDisk(), "alertmanager").service(t, "alertmanager-main")
+	if am.Spec.Ports[0].Port != 9093 {
+		t.Errorf("deploy/alertmanager's Service alertmanager-main serves %d, not 9093", am.Spec.Ports[0].Port)
 	}
 
 	svc := o.service(t, "sentinel")
@@ -462,7 +493,7 @@ func checkCommon(t *testing.T, o *objects) {
 	if len(o.pdbs) != 1 || !reflect.DeepEqual(o.pdbs[0].Spec.Selector.MatchLabels, d.Spec.Selector.MatchLabels) {
 		t.Errorf("PodDisruptionBudget %+v does not select the Deployment's pods", o.pdbs)
 	}
-	checkNetworkPolicy(t, o, d)
+	checkNetworkPolicy(t, o, d.Spec.Selector.MatchLabels)
 	checkSentinelTLS(t, o, cfg, certDir)
 }
 
@@ -641,7 +672,7 @@ func checkRBAC(t *testing.T, o *objects) {
 	}
 }
 
-func checkNetworkPolicy(t *testing.T, o *objects, d *appsv1.Deployment) {
+func checkNetworkPolicy(t *testing.T, o *objects, selector map[string]string) {
 	t.Helper()
 	var np *networkingv1.NetworkPolicy
 	for i := range o.netpols {
@@ -652,7 +683,7 @@ func checkNetworkPolicy(t *testing.T, o *objects, d *appsv1.Deployment) {
 	if np == nil {
 		t.Fatal("no NetworkPolicy sentinel")
 	}
-	if !reflect.DeepEqual(np.Spec.PodSelector.MatchLabels, d.Spec.Selector.MatchLabels) {
+	if !reflect.DeepEqual(np.Spec.PodSelector.MatchLabels, selector) {
 		t.Errorf("NetworkPolicy selects %v", np.Spec.PodSelector.MatchLabels)
 	}
 	if !reflect.DeepEqual(np.Spec.PolicyTypes, []networkingv1.PolicyType{networkingv1.PolicyTypeIngress, networkingv1.PolicyTypeEgress}) {
@@ -793,7 +824,7 @@ func TestAlertmanager(t *testing.T) {
 	am := o.deployment(t, "alertmanager")
 	checkPodSecurity(t, "alertmanager", am.Spec.Template.Spec)
 	checkVolumes(t, o, "alertmanager", am.Spec.Template.Spec)
-	if svc := o.service(t, "alertmanager"); svc.Spec.Ports[0].Port != 9093 || svc.Spec.Selector["app.kubernetes.io/name"] != "alertmanager" {
+	if svc := o.service(t, "alertmanager-main"); svc.Spec.Ports[0].Port != 9093 || svc.Spec.Selector["app.kubernetes.io/name"] != "alertmanager" {
 		t.Errorf("Service alertmanager %+v", svc.Spec)
 	}
 	file, err := os.ReadFile(filepath.Join("alertmanager", "alertmanager.yaml"))
@@ -955,6 +986,71 @@ func TestRunbooks(t *testing.T) {
 		for _, m := range regexp.MustCompile(`runbook_url: "[^"]*/blob/main/(docs/runbooks/[^"]+)"`).FindAllSubmatch(data, -1) {
 			if _, err := os.Stat(filepath.Join("..", string(m[1]))); err != nil {
 				t.Errorf("%s: runbook_url leads to %s: %v", file, m[1], err)
+			}
+		}
+	}
+}
+
+// checkStorage: --storage.path is a PersistentVolumeClaim per replica
+// (the StatefulSet's volumeClaimTemplates), so the windows and budgets it
+// snapshots survive restarts, reschedules and rollouts; the StatefulSet
+// keeps the claims when it is deleted or scaled down; and it rolls one
+// replica at a time, the next only once the previous is Ready (what the HA
+// pair's page-once proof assumes).
+func checkStorage(t *testing.T, s *appsv1.StatefulSet, volume string, volumes map[string]corev1.Volume) {
+	t.Helper()
+	if v, ok := volumes[volume]; ok {
+		t.Errorf("--storage.path is the pod volume %+v: want the StatefulSet's volumeClaimTemplate %s, one PVC per replica", v, volume)
+	}
+	var pvc *corev1.PersistentVolumeClaim
+	for i := range s.Spec.VolumeClaimTemplates {
+		if s.Spec.VolumeClaimTemplates[i].Name == volume {
+			pvc = &s.Spec.VolumeClaimTemplates[i]
+		}
+	}
+	if pvc == nil {
+		t.Fatalf("no volumeClaimTemplate %s for --storage.path", volume)
+	}
+	if !slices.Contains(pvc.Spec.AccessModes, corev1.ReadWriteOnce) || pvc.Spec.Resources.Requests.Storage().IsZero() {
+		t.Errorf("volumeClaimTemplate %s: %+v: want ReadWriteOnce and a storage request", volume, pvc.Spec)
+	}
+	if p := s.Spec.PersistentVolumeClaimRetentionPolicy; p == nil || p.WhenDeleted != appsv1.RetainPersistentVolumeClaimRetentionPolicyType ||
+		p.WhenScaled != appsv1.RetainPersistentVolumeClaimRetentionPolicyType {
+		t.Errorf("persistentVolumeClaimRetentionPolicy %+v: the budgets' volumes must be retained", p)
+	}
+	if s.Spec.PodManagementPolicy != appsv1.OrderedReadyPodManagement {
+		t.Errorf("podManagementPolicy %q: want OrderedReady (one replica at a time, the next once it is Ready)", s.Spec.PodManagementPolicy)
+	}
+	if u := s.Spec.UpdateStrategy; u.Type != appsv1.RollingUpdateStatefulSetStrategyType ||
+		(u.RollingUpdate != nil && u.RollingUpdate.MaxUnavailable != nil && u.RollingUpdate.MaxUnavailable.IntValue() != 1) ||
+		(u.RollingUpdate != nil && u.RollingUpdate.Partition != nil && *u.RollingUpdate.Partition != 0) {
+		t.Errorf("updateStrategy %+v: want RollingUpdate of one replica at a time, every replica", u)
+	}
+	if s.Spec.ServiceName == "" {
+		t.Errorf("the StatefulSet names no governing Service")
+	}
+}
+
+// TestConfigMapsKeepTheirNames: the config and the rule pack's ConfigMaps
+// are not renamed on each edit (kustomize's content hash), so that an edit
+// updates the mounted files in place, sentinel reloads them, and the pods
+// (and their windows) stay.
+func TestConfigMapsKeepTheirNames(t *testing.T) {
+	for name, fsys := range map[string]func() (filesys.FileSystem, string){
+		"default": func() (filesys.FileSystem, string) { return filesys.MakeFsOnDisk(), "." },
+		"ha":      func() (filesys.FileSystem, string) { return withHA(t), "/deploy" },
+	} {
+		fs, dir := fsys()
+		o := build(t, fs, dir)
+		mounted := map[string]bool{}
+		for _, v := range o.statefulSet(t, "sentinel").Spec.Template.Spec.Volumes {
+			if v.ConfigMap != nil {
+				mounted[v.ConfigMap.Name] = true
+			}
+		}
+		for _, cm := range []string{"sentinel-config", "sentinel-rules"} {
+			if got := o.configMap(t, cm).Name; got != cm || !mounted[cm] {
+				t.Errorf("%s: ConfigMap %s is built as %s (mounted: %v): want its name unchanged by its content", name, cm, got, mounted)
 			}
 		}
 	}
