@@ -58,6 +58,10 @@ type pagerDutyEvent struct {
 		Severity      string            `json:"severity"`
 		CustomDetails map[string]string `json:"custom_details"`
 	} `json:"payload"`
+	Links []struct {
+		Href string `json:"href"`
+		Text string `json:"text"`
+	} `json:"links"`
 	Client    string `json:"client"`
 	ClientURL string `json:"client_url"`
 }
@@ -227,6 +231,22 @@ func TestPagerDutyPage(t *testing.T) {
 			t.Errorf("exemplar_trace_urls[%d] = %q, want the link of %s", i, u, ids[i])
 		}
 	}
+	// Each exemplar is a PagerDuty link of its own (href and text), in
+	// the annotation's order, slowest first: no empty or extra links.
+	if len(ev.Links) != len(urls) {
+		t.Errorf("%d links %+v, want one per exemplar trace URL %v", len(ev.Links), ev.Links, urls)
+	}
+	for i, l := range ev.Links {
+		if i >= len(ids) {
+			break
+		}
+		if l.Href != "http://tracing.test/trace/"+ids[i] {
+			t.Errorf("links[%d].href = %q, want the trace URL of %s", i, l.Href, ids[i])
+		}
+		if !strings.Contains(l.Text, ids[i]) {
+			t.Errorf("links[%d].text = %q, want it to name trace %s", i, l.Text, ids[i])
+		}
+	}
 	for _, k := range []string{"summary", "value", "threshold", "runbook_url", "cluster"} {
 		if details[k] == "" {
 			t.Errorf("custom_details lack %s: %v", k, details)
@@ -242,4 +262,50 @@ func TestPagerDutyPage(t *testing.T) {
 		t.Errorf("a page went elsewhere too: %v", pd.other)
 	}
 	pd.mu.Unlock()
+}
+
+// TestPagerDutyLinksFewerExemplars: an alert with two exemplars (fewer than
+// the five link slots of the shipped configuration) gets two links, none
+// empty, through the real Alertmanager.
+func TestPagerDutyLinksFewerExemplars(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end to end")
+	}
+	pd := newPagerDutyStandIn(t)
+	am := amtest.StartWithOptions(t, amtest.Options{ConfigFile: testAlertmanagerConfig(t, pd.URL)})
+	ids := []string{"0123456789abcdef0123456789abcdef", "fedcba9876543210fedcba9876543210"}
+	alert := []map[string]any{{
+		"labels": map[string]string{"alertname": "KubeAPINamespacesLatencyP99", "severity": "page", "cluster": "e2e"},
+		"annotations": map[string]string{
+			"summary":             "p99 is 2s",
+			"exemplar_trace_ids":  strings.Join(ids, ","),
+			"exemplar_trace_urls": "http://tracing.test/trace/" + ids[0] + ",http://tracing.test/trace/" + ids[1],
+		},
+	}}
+	body, err := json.Marshal(alert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Post(am.URL+"/api/v2/alerts", "application/json", strings.NewReader(string(body)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("POST /api/v2/alerts: %s", resp.Status)
+	}
+	ev := waitFor(t, "a PagerDuty trigger at the stand-in", 30*time.Second, func() (pagerDutyEvent, bool) {
+		if tr := pd.triggers(); len(tr) > 0 {
+			return tr[0], true
+		}
+		return pagerDutyEvent{}, false
+	})
+	if len(ev.Links) != len(ids) {
+		t.Fatalf("links %+v, want %d (one per exemplar, no empty ones)", ev.Links, len(ids))
+	}
+	for i, l := range ev.Links {
+		if l.Href != "http://tracing.test/trace/"+ids[i] || !strings.Contains(l.Text, ids[i]) {
+			t.Errorf("links[%d] = %+v, want the trace of %s", i, l, ids[i])
+		}
+	}
 }
