@@ -23,6 +23,8 @@ import (
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 	"sigs.k8s.io/yaml"
 
+	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
+
 	"github.com/kube-sentinel/sentinel/config"
 	"github.com/kube-sentinel/sentinel/rules"
 )
@@ -41,6 +43,8 @@ type objects struct {
 	netpols         []networkingv1.NetworkPolicy
 	clusterRoles    []rbacv1.ClusterRole
 	bindings        []rbacv1.ClusterRoleBinding
+	serviceMonitors []monitoringv1.ServiceMonitor // the Prometheus Operator's
+	prometheusRules []monitoringv1.PrometheusRule
 	certificates    []certificate // cert-manager's
 	issuers         []issuer
 }
@@ -98,6 +102,8 @@ func build(t *testing.T, fsys filesys.FileSystem, dir string) *objects {
 		case "ClusterRoleBinding":
 			o.bindings = append(o.bindings, rbacv1.ClusterRoleBinding{})
 			target = &o.bindings[len(o.bindings)-1]
+		case "ServiceMonitor", "PrometheusRule":
+			target = o.monitoringTarget(t, res.GetApiVersion(), res.GetKind())
 		case "Certificate", "Issuer":
 			target = o.certManagerTarget(t, res.GetApiVersion(), res.GetKind())
 		default:
@@ -205,7 +211,7 @@ func withHA(t *testing.T) filesys.FileSystem {
 	if err != nil {
 		t.Fatal(err)
 	}
-	const off, on = "# components:\n#   - overlays/ha\n", "components:\n  - overlays/ha\n"
+	const off, on = "  # - overlays/ha\n", "  - overlays/ha\n"
 	if !bytes.Contains(k, []byte(off)) {
 		t.Fatalf("deploy/kustomization.yaml no longer has the commented-out HA component that docs/kubernetes.md tells users to enable")
 	}
