@@ -2,7 +2,9 @@
 # The whole test suite: formatting, vet, every test with the race detector
 # (end-to-end tests against a real Alertmanager, a real Prometheus for
 # histogram parity, a real etcd, headless Chromium for the status page),
-# the deploy manifests, and a short run of every fuzz target.
+# the deploy manifests and the Helm chart (with the real helm, built from
+# its Go module), promtool on the meta-alerts, and a short run of every
+# fuzz target.
 # `.ci/run` calls this; so can you.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -45,7 +47,24 @@ go run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 echo "== go test -race"
 go test -race -count=1 -timeout 12m ./...
 
-echo "== deploy manifests"
+# helm, built from its Go module at a pinned version (once; cached).
+helm_version=v3.22.0
+helm_dir="${XDG_CACHE_HOME:-$HOME/.cache}/sentinel/helm-$helm_version"
+if [ ! -x "$helm_dir/helm" ]; then
+  echo "== building helm $helm_version"
+  GOBIN="$helm_dir" go install "helm.sh/helm/v3/cmd/helm@$helm_version"
+fi
+export HELM="$helm_dir/helm"
+
+echo "== helm lint, helm template"
+"$HELM" lint --strict deploy/helm/sentinel
+"$HELM" lint --strict deploy/helm/sentinel --set ha.enabled=true
+"$HELM" template sentinel deploy/helm/sentinel --namespace monitoring >/dev/null
+
+# The kustomize builds and the chart's renderings, decoded strictly into
+# the Kubernetes types and compared object by object; promtool test rules
+# on the meta-alerts as shipped (deploy/monitoring/).
+echo "== deploy manifests, Helm chart, meta-alerts"
 (cd deploy && go test -count=1 ./...)
 
 echo "== real etcd (e2e module)"
