@@ -139,9 +139,8 @@ func TestHelmHA(t *testing.T) {
 	o := decode(t, "helm template ha", docs)
 	checkCommon(t, o)
 	checkMonitoring(t, "helm ha", o)
-	if r := o.statefulSet(t, "sentinel").Spec.Replicas; r == nil || *r != 2 {
-		t.Errorf("ha.enabled: replicas %v, want 2", r)
-	}
+	checkHA(t, o)
+	checkHAMutualTLS(t, o)
 	agree(t, kustomized(t, withHA(t), "/deploy"), docs)
 }
 

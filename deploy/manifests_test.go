@@ -260,6 +260,13 @@ func TestDefault(t *testing.T) {
 func TestHA(t *testing.T) {
 	o := build(t, withHA(t), "/deploy")
 	checkCommon(t, o)
+	checkHA(t, o)
+}
+
+// checkHA checks the HA form: two spread replicas, the PDB, the headless
+// Service and the Collector that routes spans by trace ID to it.
+func checkHA(t *testing.T, o *objects) {
+	t.Helper()
 	d := o.statefulSet(t, "sentinel")
 	if d.Spec.Replicas == nil || *d.Spec.Replicas != 2 {
 		t.Errorf("replicas %v, want 2", d.Spec.Replicas)

@@ -256,7 +256,11 @@ func TestTracingMutualTLS(t *testing.T) {
 // client certificates and presents its own to the replicas, checking
 // theirs against the Service name (it dials pod addresses).
 func TestHAMutualTLS(t *testing.T) {
-	o := build(t, withHA(t), "/deploy")
+	checkHAMutualTLS(t, build(t, withHA(t), "/deploy"))
+}
+
+func checkHAMutualTLS(t *testing.T, o *objects) {
+	t.Helper()
 	var cfg struct {
 		Receivers struct {
 			OTLP struct {
