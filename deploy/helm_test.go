@@ -12,12 +12,15 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/prometheus/exporter-toolkit/web"
+	"golang.org/x/crypto/bcrypt"
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/kustomize/api/krusty"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 	"sigs.k8s.io/yaml"
 
 	"github.com/kube-sentinel/sentinel/config"
+	"github.com/kube-sentinel/sentinel/internal/testcerts"
 )
 
 // chart is the Helm chart, beside the kustomize manifests.
@@ -200,8 +203,12 @@ func TestHelmValues(t *testing.T) {
 		}
 	})
 	t.Run("web TLS and basic auth", func(t *testing.T) {
+		hash, err := bcrypt.GenerateFromPassword([]byte("scrape"), bcrypt.MinCost)
+		if err != nil {
+			t.Fatal(err)
+		}
 		o := decode(t, "helm", render(t, "--set", "tls.web.enabled=true",
-			"--set", "tls.web.basicAuthUsers.prometheus=$2y$10$abc", "--set", "serviceMonitor.basicAuthSecret=sentinel-scrape"))
+			"--set", "tls.web.basicAuthUsers.prometheus="+string(hash), "--set", "serviceMonitor.basicAuthSecret=sentinel-scrape"))
 		c := o.statefulSet(t, "sentinel").Spec.Template.Spec.Containers[0]
 		if !slices.Contains(c.Args, "--web.config.file=/etc/sentinel/web/web.yml") || !slices.Contains(c.Args, "--web.external-url=https://sentinel.monitoring.svc:9464") {
 			t.Errorf("args %v: want --web.config.file and an https external URL", c.Args)
@@ -210,7 +217,7 @@ func TestHelmValues(t *testing.T) {
 		if c.ReadinessProbe.TCPSocket == nil || c.LivenessProbe.TCPSocket == nil {
 			t.Errorf("probes %+v %+v: want TCP checks with basic auth", c.ReadinessProbe, c.LivenessProbe)
 		}
-		var web struct {
+		var webCfg struct {
 			TLSServerConfig struct {
 				CertFile string `json:"cert_file"`
 				KeyFile  string `json:"key_file"`
@@ -219,13 +226,28 @@ func TestHelmValues(t *testing.T) {
 		}
 		for _, s := range o.secrets {
 			if s.Name == "sentinel-web-config" {
-				if err := yaml.UnmarshalStrict([]byte(s.StringData["web.yml"]), &web); err != nil {
+				if err := yaml.UnmarshalStrict([]byte(s.StringData["web.yml"]), &webCfg); err != nil {
 					t.Fatal(err)
 				}
 			}
 		}
-		if web.TLSServerConfig.CertFile != "/etc/sentinel/web-tls/tls.crt" || web.BasicAuthUsers["prometheus"] != "$2y$10$abc" {
-			t.Errorf("web.yml %+v", web)
+		if webCfg.TLSServerConfig.CertFile != "/etc/sentinel/web-tls/tls.crt" || webCfg.BasicAuthUsers["prometheus"] != string(hash) {
+			t.Errorf("web.yml %+v", webCfg)
+		}
+		// The exporter-toolkit, which sentinel's --web.config.file uses,
+		// takes it, with certificates made here in the mounted Secret's place.
+		dir := t.TempDir()
+		pair := testcerts.NewCA(t, "ca").Server(t, "sentinel")
+		testcerts.WriteFile(t, filepath.Join(dir, "tls.crt"), pair.CertPEM)
+		testcerts.WriteFile(t, filepath.Join(dir, "tls.key"), pair.KeyPEM)
+		webFile := filepath.Join(dir, "web.yml")
+		for _, sec := range o.secrets {
+			if sec.Name == "sentinel-web-config" {
+				testcerts.WriteFile(t, webFile, []byte(strings.ReplaceAll(sec.StringData["web.yml"], "/etc/sentinel/web-tls/", dir+"/")))
+			}
+		}
+		if err := web.Validate(webFile); err != nil {
+			t.Errorf("the exporter-toolkit rejects the chart's web.yml: %v", err)
 		}
 		if secretMount(o.statefulSet(t, "sentinel").Spec.Template.Spec, c, o.certificateFor(t, "sentinel-web-tls").Spec.SecretName) != "/etc/sentinel/web-tls" {
 			t.Errorf("the web certificate is not mounted where web.yml reads it")
