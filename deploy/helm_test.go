@@ -273,6 +273,13 @@ func TestHelmValues(t *testing.T) {
 			t.Errorf("tls.otlp.enabled=false: the config still has otlp TLS")
 		}
 	})
+	t.Run("HA without mutual TLS is refused", func(t *testing.T) {
+		cmd := exec.Command(helmBinary(t), "template", "sentinel", chart, "--set", "ha.enabled=true", "--set", "tls.otlp.enabled=false")
+		out, err := cmd.CombinedOutput()
+		if err == nil || !strings.Contains(string(out), "ha.enabled needs tls.otlp.enabled") {
+			t.Errorf("helm template with ha.enabled and tls.otlp.enabled=false: %v\n%s", err, out)
+		}
+	})
 	t.Run("another release name", func(t *testing.T) {
 		out := runHelm(t, "template", "sre", chart, "--namespace", "observability")
 		for _, want := range []string{"name: sre-sentinel\n", "sre-sentinel.observability.svc", "name: sre-sentinel-rules\n"} {

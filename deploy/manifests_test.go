@@ -1092,3 +1092,34 @@ func TestConfigMapsKeepTheirNames(t *testing.T) {
 		}
 	}
 }
+
+// TestManagedClustersExample: the metrics-only rule that docs/kubernetes.md
+// shows for managed clusters passes sentinel's parser.
+func TestManagedClustersExample(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join("..", "docs", "kubernetes.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(data), "## Managed clusters")
+	if !ok {
+		t.Fatal("docs/kubernetes.md has no Managed clusters section")
+	}
+	m := regexp.MustCompile("(?s)```yaml\n(\\s*groups:.*?)```").FindStringSubmatch(section)
+	if m == nil {
+		t.Fatal("the Managed clusters section shows no rule file")
+	}
+	lines := strings.Split(m[1], "\n")
+	indent := len(lines[0]) - len(strings.TrimLeft(lines[0], " "))
+	for i, l := range lines {
+		if len(l) >= indent {
+			lines[i] = l[indent:]
+		}
+	}
+	groups, err := rules.Parse("kubernetes.md", []byte(strings.Join(lines, "\n")), rules.Options{})
+	if err != nil {
+		t.Fatalf("the managed clusters example: %v\n%s", err, m[1])
+	}
+	if len(groups) != 1 || len(groups[0].Rules) != 1 || groups[0].Rules[0].Source != rules.SourceMetrics {
+		t.Errorf("the managed clusters example is not one metrics rule: %+v", groups)
+	}
+}
