@@ -170,6 +170,25 @@ func TestHelmValues(t *testing.T) {
 			t.Errorf("the pods lack the extra label")
 		}
 	})
+	t.Run("scrape configs through config.extra", func(t *testing.T) {
+		values := filepath.Join(t.TempDir(), "values.yaml")
+		if err := os.WriteFile(values, []byte(`config:
+  extra:
+    scrape_configs:
+      - job_name: apiserver
+        scheme: https
+        bearer_token_file: /var/run/secrets/kubernetes.io/serviceaccount/token
+        tls_config: {ca_file: /var/run/secrets/kubernetes.io/serviceaccount/ca.crt}
+        kubernetes_sd_configs: [{role: endpoints}]
+`), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		o := decode(t, "helm", render(t, "-f", values))
+		cfg := helmConfig(t, o)
+		if len(cfg.ScrapeConfigs) != 1 || cfg.ScrapeConfigs[0].JobName != "apiserver" || len(cfg.Alertmanagers) != 1 {
+			t.Errorf("config.extra.scrape_configs: scrape configs %+v, alertmanagers %v", cfg.ScrapeConfigs, cfg.Alertmanagers)
+		}
+	})
 	t.Run("no persistence", func(t *testing.T) {
 		s := decode(t, "helm", render(t, "--set", "persistence.enabled=false")).statefulSet(t, "sentinel")
 		if len(s.Spec.VolumeClaimTemplates) != 0 {
