@@ -292,6 +292,15 @@ func TestHelmValues(t *testing.T) {
 			t.Errorf("tls.otlp.enabled=false: the config still has otlp TLS")
 		}
 	})
+	t.Run("a misspelt value is refused", func(t *testing.T) {
+		// values.schema.json, as sentinel's own config refuses unknown fields.
+		for _, set := range []string{"persistance.enabled=false", "tls.otlp.certmanager=false", "alertmanager.urls={alertmanager-main:9093}"} {
+			out, err := exec.Command(helmBinary(t), "template", "sentinel", chart, "--set", set).CombinedOutput()
+			if err == nil || !strings.Contains(string(out), "schema") {
+				t.Errorf("helm template --set %s: %v\n%s", set, err, out)
+			}
+		}
+	})
 	t.Run("HA without mutual TLS is refused", func(t *testing.T) {
 		cmd := exec.Command(helmBinary(t), "template", "sentinel", chart, "--set", "ha.enabled=true", "--set", "tls.otlp.enabled=false")
 		out, err := cmd.CombinedOutput()
