@@ -105,10 +105,10 @@ func TestEtcdSpansToAlertmanager(t *testing.T) {
 
 	// (a) sentinel sees etcd's own SERVER spans, one series per KV method.
 	var rangeSeries, putSeries apiSeries
-	waitFor(t, "etcd Range and Put series in /api/v1/rules", seriesTimeout, func() bool {
+	testkit.WaitFor(t, "etcd Range and Put series in /api/v1/rules", seriesTimeout, func() (struct{}, bool) {
 		rule, ok := s.rule(t, "EtcdKVLatency")
 		if !ok {
-			return false
+			return struct{}{}, false
 		}
 		var haveRange, havePut bool
 		for _, ser := range rule.Series {
@@ -119,7 +119,7 @@ func TestEtcdSpansToAlertmanager(t *testing.T) {
 				putSeries, havePut = ser, ser.Observations > 0
 			}
 		}
-		return haveRange && havePut
+		return struct{}{}, haveRange && havePut
 	})
 	t.Logf("etcd Range series: %d observations, p50 %vs; Put: %d observations",
 		rangeSeries.Observations, deref(rangeSeries.Value), putSeries.Observations)
@@ -590,24 +590,21 @@ func (tr *traffic) checkExemplars(t *testing.T, what string, ids []string, verbs
 // spanName is set, with that span_name label).
 func waitForAlert(t *testing.T, am *amtest.Instance, alertname, spanName string) *models.GettableAlert {
 	t.Helper()
-	var found *models.GettableAlert
-	waitFor(t, "alert "+alertname+" at Alertmanager", alertTimeout, func() bool {
+	return testkit.WaitFor(t, "alert "+alertname+" at Alertmanager", alertTimeout, func() (*models.GettableAlert, bool) {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		alerts, err := am.Alerts(ctx)
 		if err != nil {
 			t.Logf("alertmanager: %v", err)
-			return false
+			return nil, false
 		}
 		for _, a := range alerts {
 			if a.Labels["alertname"] == alertname && (spanName == "" || a.Labels["span_name"] == spanName) {
-				found = a
-				return true
+				return a, true
 			}
 		}
-		return false
+		return nil, false
 	})
-	return found
 }
 
 func annotationIDs(t *testing.T, a *models.GettableAlert) []string {
@@ -636,18 +633,3 @@ func deref(f *float64) any {
 	}
 	return *f
 }
-
-// waitFor polls cond every 200ms until it holds, failing the test after
-// timeout.
-func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-}
-
-// freeAddr returns a loopback address whose port was free a moment ago.

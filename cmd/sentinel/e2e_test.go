@@ -22,6 +22,7 @@ import (
 
 	"github.com/kube-sentinel/sentinel/config"
 	"github.com/kube-sentinel/sentinel/internal/amtest"
+	"github.com/kube-sentinel/sentinel/internal/testkit"
 )
 
 const e2eRules = `
@@ -199,21 +200,6 @@ func (s *spanSender) phase(t *testing.T, d time.Duration, getTook time.Duration)
 	}
 }
 
-func waitFor[T any](t *testing.T, what string, timeout time.Duration, f func() (T, bool)) T {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		v, ok := f()
-		if ok {
-			return v
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-}
-
 func amAlerts(t *testing.T, am *amtest.Instance) []*models.GettableAlert {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -241,7 +227,7 @@ func TestSpanToPage(t *testing.T) {
 	}
 	s.phase(t, 5*time.Second, 2*time.Second) // slow namespaces GETs
 
-	alert := waitFor(t, "the alert at Alertmanager", 30*time.Second, func() (*models.GettableAlert, bool) {
+	alert := testkit.WaitFor(t, "the alert at Alertmanager", 30*time.Second, func() (*models.GettableAlert, bool) {
 		for _, a := range amAlerts(t, am) {
 			if a.Labels["alertname"] == "NamespacesGETLatency" {
 				return a, true
@@ -289,7 +275,7 @@ func TestSpanToPage(t *testing.T) {
 		}
 	}()
 	defer close(stop)
-	waitFor(t, "the alert to resolve at Alertmanager", 40*time.Second, func() (bool, bool) {
+	testkit.WaitFor(t, "the alert to resolve at Alertmanager", 40*time.Second, func() (bool, bool) {
 		for _, a := range amAlerts(t, am) {
 			if a.Labels["alertname"] == "NamespacesGETLatency" {
 				return false, false

@@ -76,7 +76,7 @@ func TestBinarySIGTERM(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the daemon to be ready", 20*time.Second, func() (bool, bool) {
+	testkit.WaitFor(t, "the daemon to be ready", 20*time.Second, func() (bool, bool) {
 		return true, strings.Contains(logs.String(), "sentinel is ready")
 	})
 	cmd.Process.Signal(syscall.SIGTERM)

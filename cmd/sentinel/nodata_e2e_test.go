@@ -8,6 +8,7 @@ import (
 	"github.com/go-openapi/strfmt"
 
 	"github.com/kube-sentinel/sentinel/internal/amtest"
+	"github.com/kube-sentinel/sentinel/internal/testkit"
 )
 
 // TestStalledInputDoesNotResolve is issue 9's false resolve, with real
@@ -22,7 +23,7 @@ func TestStalledInputDoesNotResolve(t *testing.T) {
 	d := startSentinel(t, e2eRules, am.URL)
 	s := newSpanSender(t, d)
 	s.phase(t, 5*time.Second, 2*time.Second) // slow namespaces GETs
-	waitFor(t, "the alert at Alertmanager", 30*time.Second, func() (bool, bool) {
+	testkit.WaitFor(t, "the alert at Alertmanager", 30*time.Second, func() (bool, bool) {
 		for _, a := range amAlerts(t, am) {
 			if a.Labels["alertname"] == "NamespacesGETLatency" {
 				return true, true
@@ -38,7 +39,7 @@ func TestStalledInputDoesNotResolve(t *testing.T) {
 	// has arrived.
 	stopped := time.Now()
 	var sawNoData, sawBlind bool
-	waitFor(t, "no_data and SentinelNoData at Alertmanager", 90*time.Second, func() (bool, bool) {
+	testkit.WaitFor(t, "no_data and SentinelNoData at Alertmanager", 90*time.Second, func() (bool, bool) {
 		var firing bool
 		now := strfmt.DateTime(time.Now())
 		for _, a := range amAlerts(t, am) {

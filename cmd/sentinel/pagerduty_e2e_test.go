@@ -16,6 +16,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/kube-sentinel/sentinel/internal/amtest"
+	"github.com/kube-sentinel/sentinel/internal/testkit"
 )
 
 // The Alertmanager configuration users deploy (deploy/alertmanager/).
@@ -24,14 +25,7 @@ var alertmanagerConfig = filepath.Join("..", "..", "deploy", "alertmanager", "al
 // TestAlertmanagerConfigValid runs amtool check-config on the shipped
 // Alertmanager configuration.
 func TestAlertmanagerConfigValid(t *testing.T) {
-	amtool, err := exec.LookPath("amtool")
-	if err != nil {
-		const msg = "no amtool on PATH; on Debian: apt-get install prometheus-alertmanager"
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
+	amtool := testkit.Binary(t, "on Debian: apt-get install prometheus-alertmanager", "amtool")
 	out, err := exec.Command(amtool, "check-config", alertmanagerConfig).CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "SUCCESS") {
 		t.Fatalf("amtool check-config %s: %v\n%s", alertmanagerConfig, err, out)
@@ -193,7 +187,7 @@ func TestPagerDutyPage(t *testing.T) {
 	s := newSpanSender(t, d)
 
 	s.phase(t, 5*time.Second, 2*time.Second) // slow namespaces GETs
-	ev := waitFor(t, "a PagerDuty trigger at the stand-in", 60*time.Second, func() (pagerDutyEvent, bool) {
+	ev := testkit.WaitFor(t, "a PagerDuty trigger at the stand-in", 60*time.Second, func() (pagerDutyEvent, bool) {
 		if tr := pd.triggers(); len(tr) > 0 {
 			return tr[0], true
 		}

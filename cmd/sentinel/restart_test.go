@@ -71,7 +71,7 @@ func startProcess(t *testing.T, bin string, args []string, web, otlpHTTP string)
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { p.cmd.Process.Kill(); p.cmd.Wait() })
-	waitFor(t, "sentinel to be ready", 20*time.Second, func() (bool, bool) {
+	testkit.WaitFor(t, "sentinel to be ready", 20*time.Second, func() (bool, bool) {
 		resp, err := http.Get("http://" + web + "/-/ready")
 		if err != nil {
 			return false, false
@@ -209,7 +209,7 @@ alerting: {alertmanagers: [{url: %q}], resend_delay: 2s}
 		postSpans(t, addrs, 10, 2*time.Second, &seq)
 		time.Sleep(500 * time.Millisecond)
 	}
-	firing := waitFor(t, "instance a's alert at Alertmanager", 20*time.Second, func() (time.Time, bool) {
+	firing := testkit.WaitFor(t, "instance a's alert at Alertmanager", 20*time.Second, func() (time.Time, bool) {
 		for _, al := range amAlerts(t, am) {
 			if al.Labels["alertname"] == "NamespacesSlow" && al.Labels["instance"] == "a" {
 				return time.Time(*al.StartsAt), true

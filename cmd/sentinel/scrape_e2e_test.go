@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/alertmanager/api/v2/models"
 
 	"github.com/kube-sentinel/sentinel/internal/amtest"
+	"github.com/kube-sentinel/sentinel/internal/testkit"
 )
 
 // histogramTarget serves an apiserver-shaped histogram in OpenMetrics with
@@ -87,7 +88,7 @@ groups:
 	target.slow = true
 	target.mu.Unlock()
 
-	alert := waitFor(t, "the alert at Alertmanager", 30*time.Second, func() (*models.GettableAlert, bool) {
+	alert := testkit.WaitFor(t, "the alert at Alertmanager", 30*time.Second, func() (*models.GettableAlert, bool) {
 		for _, a := range amAlerts(t, am) {
 			if a.Labels["alertname"] == "NamespacesP99FromMetrics" {
 				return a, true
@@ -131,7 +132,7 @@ scrape_configs:
 // waitForScrapes waits until a target is up and has been scraped n times.
 func waitForScrapes(t *testing.T, d *daemon, n uint64) {
 	t.Helper()
-	waitFor(t, "healthy scrapes", 20*time.Second, func() (bool, bool) {
+	testkit.WaitFor(t, "healthy scrapes", 20*time.Second, func() (bool, bool) {
 		for _, ts := range d.scraper.Targets() {
 			if ts.Health == "up" && ts.Scrapes >= n {
 				return true, true

@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/alertmanager/api/v2/models"
 
 	"github.com/kube-sentinel/sentinel/internal/amtest"
+	"github.com/kube-sentinel/sentinel/internal/testkit"
 )
 
 // requestCounterTarget serves apiserver_request_total{code,verb,resource}
@@ -92,7 +93,7 @@ groups:
 	target.mu.Unlock()
 	began := time.Now()
 
-	alert := waitFor(t, "the burn-rate page at Alertmanager", 30*time.Second, func() (*models.GettableAlert, bool) {
+	alert := testkit.WaitFor(t, "the burn-rate page at Alertmanager", 30*time.Second, func() (*models.GettableAlert, bool) {
 		for _, a := range amAlerts(t, am) {
 			if a.Labels["alertname"] == "KubeAPINamespacesAvailability" {
 				return a, true

@@ -21,6 +21,8 @@ import (
 
 	"github.com/kube-sentinel/sentinel/engine"
 	"github.com/kube-sentinel/sentinel/rules"
+
+	"github.com/kube-sentinel/sentinel/internal/testkit"
 )
 
 func TestStatusHistoryRecord(t *testing.T) {
@@ -256,7 +258,7 @@ func startStatusSentinel(t *testing.T) (*daemon, string) {
 	s := newSpanSender(t, d)
 	s.phase(t, 2*time.Second, 1500*time.Millisecond)
 	base := "http://" + d.webLn.Addr().String()
-	waitFor(t, "a firing rule with exemplars and a firing SLO pair", 30*time.Second, func() (bool, bool) {
+	testkit.WaitFor(t, "a firing rule with exemplars and a firing SLO pair", 30*time.Second, func() (bool, bool) {
 		latency, slo := false, false
 		for _, r := range fetchRules(t, base) {
 			if r.Name == "NamespacesGETLatency" && r.State == "firing" && len(r.Series) == 1 && len(r.Series[0].Exemplars) > 0 {
@@ -580,17 +582,7 @@ func TestStatusPageServed(t *testing.T) {
 // when there is none (failing it when CI=true).
 func chromium(t *testing.T) string {
 	t.Helper()
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome", "google-chrome-stable"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	const msg = "no headless browser on PATH (chromium); on Debian: apt-get install chromium"
-	if os.Getenv("CI") == "true" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
-	return ""
+	return testkit.Binary(t, "on Debian: apt-get install chromium", "chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 }
 
 // runChromium runs a headless Chromium that talks to loopback only.

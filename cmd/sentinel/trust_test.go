@@ -28,6 +28,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/kube-sentinel/sentinel/internal/testcerts"
+	"github.com/kube-sentinel/sentinel/internal/testkit"
 )
 
 // counterSum sums a counter family of reg over the series whose labels
@@ -211,7 +212,7 @@ func collectorSender(t *testing.T, d *daemon, c *tls.Config) (stop func()) {
 // has run.
 func ruleState(t *testing.T, d *daemon, after time.Time) string {
 	t.Helper()
-	return waitFor(t, "an evaluation after "+after.Format(time.RFC3339Nano), 20*time.Second, func() (string, bool) {
+	return testkit.WaitFor(t, "an evaluation after "+after.Format(time.RFC3339Nano), 20*time.Second, func() (string, bool) {
 		for _, g := range d.engine.Status() {
 			for _, r := range g.Rules {
 				if r.Name == "NamespacesGETLatency" && r.LastEvaluation.After(after) {
@@ -265,7 +266,7 @@ func TestMaskingFloodMutualTLS(t *testing.T) {
 			d := startSentinelWith(t, e2eRules, extra)
 			stop := collectorSender(t, d, collector)
 			defer stop()
-			waitFor(t, "the alert to fire", 30*time.Second, func() (bool, bool) {
+			testkit.WaitFor(t, "the alert to fire", 30*time.Second, func() (bool, bool) {
 				return true, ruleState(t, d, time.Time{}) == "firing"
 			})
 
@@ -299,7 +300,7 @@ func TestMaskingFloodMutualTLS(t *testing.T) {
 			}
 			// The Collector still exports.
 			seen := counterSum(t, d.registry, "sentinel_spans_received_total", nil)
-			waitFor(t, "the Collector's next spans", 20*time.Second, func() (bool, bool) {
+			testkit.WaitFor(t, "the Collector's next spans", 20*time.Second, func() (bool, bool) {
 				return true, counterSum(t, d.registry, "sentinel_spans_received_total", nil) > seen
 			})
 		})

@@ -179,7 +179,7 @@ func TestSIGHUPReloadsWithoutLifecycle(t *testing.T) {
 	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "SIGHUP to reload the rules", 20*time.Second, func() (bool, bool) {
+	testkit.WaitFor(t, "SIGHUP to reload the rules", 20*time.Second, func() (bool, bool) {
 		rules := p.rules(t)
 		return true, len(rules) == 1 && rules[0].Name == "Renamed"
 	})

@@ -107,31 +107,13 @@ func StartWithOptions(t testing.TB, opts Options) *Instance {
 // test when there is none (failing it when CI=true).
 func Binary(t testing.TB) string {
 	t.Helper()
-	for _, name := range []string{"prometheus-alertmanager", "alertmanager"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	const msg = "no Alertmanager binary on PATH (prometheus-alertmanager or alertmanager); on Debian: apt-get install prometheus-alertmanager"
-	if os.Getenv("CI") == "true" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
-	return ""
+	return testkit.Binary(t, "on Debian: apt-get install prometheus-alertmanager", "prometheus-alertmanager", "alertmanager")
 }
 
 // FreePort returns a loopback TCP port that was free a moment ago.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("pick a free port: %v", err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	if err := l.Close(); err != nil {
-		t.Fatalf("pick a free port: %v", err)
-	}
-	return port
+	return testkit.FreePort(t)
 }
 
 func start(t testing.TB, bin string, opts Options) (*Instance, error) {

@@ -23,6 +23,7 @@ import (
 
 	"github.com/kube-sentinel/sentinel/engine"
 	"github.com/kube-sentinel/sentinel/internal/amtest"
+	"github.com/kube-sentinel/sentinel/internal/testkit"
 )
 
 // start builds a notifier and runs it until the test ends.
@@ -71,22 +72,6 @@ func (w testWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// eventually polls cond until it returns nil or the deadline passes.
-func eventually(t *testing.T, timeout time.Duration, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v: %v", timeout, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 func alertsOf(t *testing.T, am *amtest.Instance) map[string]*models.GettableAlert {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -106,7 +91,7 @@ func alertsOf(t *testing.T, am *amtest.Instance) map[string]*models.GettableAler
 func waitForAlerts(t *testing.T, am *amtest.Instance, timeout time.Duration, names ...string) map[string]*models.GettableAlert {
 	t.Helper()
 	var got map[string]*models.GettableAlert
-	eventually(t, timeout, func() error {
+	testkit.Eventually(t, timeout, func() error {
 		got = alertsOf(t, am)
 		have := make([]string, 0, len(got))
 		for name := range got {
@@ -164,7 +149,7 @@ func TestDeliver(t *testing.T) {
 				t.Errorf("status = %+v, want active or unprocessed", got.Status)
 			}
 			// Alertmanager may show the alert before the notifier has read its answer.
-			eventually(t, 5*time.Second, func() error {
+			testkit.Eventually(t, 5*time.Second, func() error {
 				if v := testutil.ToFloat64(n.metrics.sent.WithLabelValues(am.URL)); v != 1 {
 					return fmt.Errorf("sent_total{alertmanager=%q} = %v, want 1", am.URL, v)
 				}
@@ -221,14 +206,14 @@ func TestEveryAlertmanagerGetsEveryAlert(t *testing.T) {
 	waitForAlerts(t, am1, 10*time.Second, "A", "B")
 	waitForAlerts(t, am2, 10*time.Second, "A", "B")
 
-	eventually(t, 10*time.Second, func() error {
+	testkit.Eventually(t, 10*time.Second, func() error {
 		if v := testutil.ToFloat64(n.metrics.errors.WithLabelValues(down)); v == 0 {
 			return fmt.Errorf("errors_total{alertmanager=%q} = 0, want > 0", down)
 		}
 		return nil
 	})
 	for _, u := range []string{am1.URL, am2.URL} {
-		eventually(t, 5*time.Second, func() error {
+		testkit.Eventually(t, 5*time.Second, func() error {
 			if v := testutil.ToFloat64(n.metrics.sent.WithLabelValues(u)); v != 2 {
 				return fmt.Errorf("sent_total{alertmanager=%q} = %v, want 2", u, v)
 			}
@@ -345,7 +330,7 @@ func TestLateAlertmanager(t *testing.T) {
 	am := amtest.StartOnPort(t, port)
 	waitForAlerts(t, am, 60*time.Second-time.Since(begin), "Late")
 	t.Logf("delivered %v after the alert was sent", time.Since(begin).Round(time.Second))
-	eventually(t, 5*time.Second, func() error {
+	testkit.Eventually(t, 5*time.Second, func() error {
 		if v := testutil.ToFloat64(n.metrics.sent.WithLabelValues(amURL)); v != 1 {
 			return fmt.Errorf("sent_total = %v, want 1", v)
 		}
@@ -431,7 +416,7 @@ func TestInvalidAlertDoesNotBlockQueue(t *testing.T) {
 	now := time.Now().UTC()
 	n.Send(engine.Alert{Labels: map[string]string{}, StartsAt: now}, testAlert("Valid", now))
 	waitForAlerts(t, am, 10*time.Second, "Valid")
-	eventually(t, 5*time.Second, func() error {
+	testkit.Eventually(t, 5*time.Second, func() error {
 		if l := n.QueueLength(); l != 0 {
 			return fmt.Errorf("QueueLength() = %d, want 0", l)
 		}

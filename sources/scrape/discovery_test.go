@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/kube-sentinel/sentinel/internal/testkit"
 )
 
 // fakeAPIServer serves the lists discovery reads, over TLS, insists on the
@@ -193,13 +195,12 @@ scrape_configs:
 
 	// A node leaves; the next list drops its target.
 	api.setNodes(`{"kind":"NodeList","items":[` + nodeJSON("node-a", "127.0.0.1", p1) + `]}`)
-	deadline := time.Now().Add(5 * time.Second)
-	for len(r.s.Targets()) != 2 {
-		if time.Now().After(deadline) {
-			t.Fatalf("node-b still a target: %+v", r.s.Targets())
+	testkit.Eventually(t, 10*time.Second, func() error {
+		if ts := r.s.Targets(); len(ts) != 2 {
+			return fmt.Errorf("node-b still a target: %+v", ts)
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 func TestDiscoveryFailureKeepsTargets(t *testing.T) {
@@ -215,17 +216,12 @@ scrape_configs:
     kubernetes_sd_configs: [{role: node, api_server: %s, bearer_token_file: %s, tls_config: {ca_file: %s}}]
 `, api.URL, token, writeCA(t, api.Server)))
 	r := startScraper(t, cfgs, func(o *Options) { o.DiscoveryInterval = 50 * time.Millisecond })
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		n := testutilCounter(r, "kubelet", "node")
-		if n >= 2 {
-			break
+	testkit.Eventually(t, 10*time.Second, func() error {
+		if n := testutilCounter(r, "kubelet", "node"); n < 2 {
+			return fmt.Errorf("discovery errors not counted: %v", n)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("discovery errors not counted: %v", n)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
 	if ts := r.s.Targets(); len(ts) != 0 {
 		t.Errorf("targets %+v", ts)
 	}

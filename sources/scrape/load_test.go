@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/kube-sentinel/sentinel/internal/testkit"
 )
 
 // TestThousandTargetsKeepUp scrapes 1000 targets every second for about
@@ -21,7 +23,7 @@ func TestThousandTargetsKeepUp(t *testing.T) {
 	// The race detector slows the in-process server and the scraper alike
 	// several times over, on the same two cores: fewer targets then.
 	targets := 1000
-	if raceEnabled {
+	if testkit.RaceEnabled {
 		targets = 200
 	}
 	var requests atomic.Int64

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -19,6 +18,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/kube-sentinel/sentinel/internal/testkit"
 )
 
 // The current kube-apiserver buckets of apiserver_request_duration_seconds.
@@ -83,45 +84,9 @@ func (h *apiserverHistogram) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write([]byte(b.String()))
 }
 
-// prometheusBinary finds Debian's prometheus, installing it when root.
-// Missing after that: the test fails in CI and is skipped elsewhere.
-func prometheusBinary(t *testing.T) string {
-	t.Helper()
-	if p, err := exec.LookPath("prometheus"); err == nil {
-		return p
-	}
-	if os.Geteuid() == 0 {
-		if _, err := exec.LookPath("apt-get"); err == nil {
-			t.Log("installing Debian's prometheus")
-			cmd := exec.Command("sh", "-c", "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus")
-			if out, err := cmd.CombinedOutput(); err != nil {
-				t.Logf("apt-get: %v\n%s", err, out)
-			}
-		}
-	}
-	if p, err := exec.LookPath("prometheus"); err == nil {
-		return p
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal("prometheus is not installed (apt-get install prometheus)")
-	}
-	t.Skip("prometheus is not installed (apt-get install prometheus)")
-	return ""
-}
-
-func freePort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 // startPrometheus runs a real Prometheus on loopback scraping target every second.
 func startPrometheus(t *testing.T, target string) string {
-	bin := prometheusBinary(t)
+	bin := testkit.Binary(t, "on Debian: apt-get install prometheus", "prometheus")
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "prometheus.yml")
 	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(`
@@ -132,7 +97,7 @@ scrape_configs:
 `, target)), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	addr := freePort(t)
+	addr := testkit.FreeAddr(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	cmd := exec.CommandContext(ctx, bin, "--config.file="+cfg, "--storage.tsdb.path="+filepath.Join(dir, "data"),
 		"--web.listen-address="+addr, "--log.level=warn")
@@ -154,20 +119,18 @@ scrape_configs:
 		}
 	})
 	base := "http://" + addr
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	testkit.Eventually(t, 30*time.Second, func() error {
 		resp, err := http.Get(base + "/-/ready")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return base
-			}
+		if err != nil {
+			return fmt.Errorf("prometheus not ready on %s: %w", addr, err)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("prometheus not ready on %s: %v", addr, err)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("prometheus not ready on %s: %s", addr, resp.Status)
 		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return nil
+	})
+	return base
 }
 
 func promQuery(t *testing.T, base, query string, at time.Time) float64 {
@@ -259,13 +222,12 @@ scrape_configs:
 
 	// Static plateau: both see the baseline. Prometheus's discovery
 	// manager hands targets to scrapers only every 5s: wait for its scrapes.
-	deadline := time.Now().Add(30 * time.Second)
-	for promCount(t, prom, `count_over_time(up{job="apiserver"}[1m])`) < 3 {
-		if time.Now().After(deadline) {
-			t.Fatal("prometheus does not scrape the target")
+	testkit.Eventually(t, 30*time.Second, func() error {
+		if n := promCount(t, prom, `count_over_time(up{job="apiserver"}[1m])`); n < 3 {
+			return fmt.Errorf("prometheus scraped the target %v times, want 3", n)
 		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		return nil
+	})
 	waitScrapes(t, r.s, 1, 3, 10*time.Second)
 	time.Sleep(2 * time.Second)
 	burstStart := time.Now()

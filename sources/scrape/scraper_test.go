@@ -23,6 +23,8 @@ import (
 
 	"github.com/kube-sentinel/sentinel/config"
 	"github.com/kube-sentinel/sentinel/internal/yamlpos"
+
+	"github.com/kube-sentinel/sentinel/internal/testkit"
 )
 
 // parseConfigs reads scrape_configs YAML as sentinel.yaml would.
@@ -74,21 +76,14 @@ func startScraper(t testing.TB, cfgs []config.ScrapeConfig, mod func(*Options)) 
 // times (and there are want targets), or fails after timeout.
 func waitScrapes(t testing.TB, s *Scraper, want int, n uint64, timeout time.Duration) []TargetStatus {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
+	return testkit.WaitFor(t, fmt.Sprintf("%d targets scraped %d times each", want, n), timeout, func() ([]TargetStatus, bool) {
 		ts := s.Targets()
 		ok := len(ts) == want
 		for _, st := range ts {
 			ok = ok && st.Scrapes >= n
 		}
-		if ok {
-			return ts
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v: targets %+v", timeout, ts)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return ts, ok
+	})
 }
 
 func hostOf(u string) string { return strings.TrimPrefix(strings.TrimPrefix(u, "http://"), "https://") }
@@ -263,20 +258,16 @@ scrape_configs:
 	if err := os.WriteFile(tokenFile, []byte("second-token\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	testkit.Eventually(t, 10*time.Second, func() error {
 		mu.Lock()
 		reqs := seen["bearer"]
 		last := reqs[len(reqs)-1].Header.Get("Authorization")
 		mu.Unlock()
-		if last == "Bearer second-token" {
-			break
+		if last != "Bearer second-token" {
+			return fmt.Errorf("token file not re-read: last Authorization %q", last)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("token file not re-read: last Authorization %q", last)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return nil
+	})
 
 	mu.Lock()
 	defer mu.Unlock()

@@ -1,5 +1,0 @@
-//go:build race
-
-package scrape
-
-const raceEnabled = true
