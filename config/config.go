@@ -28,6 +28,7 @@ type Config struct {
 	ScrapeConfigs       []ScrapeConfig
 	Alertmanagers       []string
 	ResendDelay         time.Duration
+	ResolveTimeout      time.Duration // endsAt horizon of firing alerts; 0 is the engine's default (15m)
 	TraceURLTemplate    string
 	StoragePath         string
 	SnapshotInterval    time.Duration
@@ -123,7 +124,7 @@ func Parse(file string, data []byte) (*Config, error) {
 
 	c.ScrapeConfigs = ParseScrapeConfigs(d, top["scrape_configs"].Value, 0)
 
-	a := d.Mapping(top["alerting"].Value, "alerting", "alertmanagers", "resend_delay", "trace_url_template")
+	a := d.Mapping(top["alerting"].Value, "alerting", "alertmanagers", "resend_delay", "resolve_timeout", "trace_url_template")
 	for _, am := range d.Sequence(a["alertmanagers"].Value, "alertmanagers") {
 		f := d.Mapping(am, "alertmanager", "url")
 		raw := d.String(f["url"].Value, "url")
@@ -142,6 +143,13 @@ func Parse(file string, data []byte) (*Config, error) {
 		c.ResendDelay = d.Duration(n, "resend_delay")
 		if c.ResendDelay <= 0 && len(d.Errs) == before {
 			d.Errorf(n, "resend_delay must be positive")
+		}
+	}
+	if n := a["resolve_timeout"].Value; n != nil {
+		before := len(d.Errs)
+		c.ResolveTimeout = d.Duration(n, "resolve_timeout")
+		if c.ResolveTimeout <= 0 && len(d.Errs) == before {
+			d.Errorf(n, "resolve_timeout must be positive")
 		}
 	}
 	if n := a["trace_url_template"].Value; n != nil {

@@ -110,3 +110,33 @@ scrape_configs:
 		t.Fatalf("target labels %s", got)
 	}
 }
+
+func TestResolveTimeout(t *testing.T) {
+	cases := []struct {
+		name, yaml string
+		want       time.Duration
+		wantErr    string
+	}{
+		{"unset: the engine's default", "alerting: {resend_delay: 1m}", 0, ""},
+		{"set", "alerting: {resolve_timeout: 30m}", 30 * time.Minute, ""},
+		{"zero", "alerting: {resolve_timeout: 0s}", 0, "t.yaml:1:29: resolve_timeout must be positive"},
+		{"not a duration", "alerting: {resolve_timeout: soon}", 0, "t.yaml:1:29: resolve_timeout: \"soon\" is not a duration"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			cfg, err := Parse("t.yaml", []byte(c.yaml))
+			if c.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), c.wantErr) {
+					t.Fatalf("error %v, want %q", err, c.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.ResolveTimeout != c.want {
+				t.Errorf("resolve_timeout %v, want %v", cfg.ResolveTimeout, c.want)
+			}
+		})
+	}
+}

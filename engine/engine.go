@@ -28,6 +28,7 @@ type Options struct {
 	// The initial Settings (see there); Apply changes them later.
 	ExternalURL      string
 	ResendDelay      time.Duration
+	ResolveTimeout   time.Duration
 	DefaultInterval  time.Duration
 	TraceURLTemplate string
 	MaxSnapshotBytes int64
@@ -104,7 +105,7 @@ func New(opts Options) (*Engine, error) {
 	}
 	e := &Engine{opts: opts, logger: opts.Logger, reloaded: make(chan struct{}, 1), stateChanged: make(chan struct{}, 1)}
 	e.sources = newSourceTracker(opts.NoDataSources.MaxSources, opts.NoDataSources.Timeout, opts.NoDataSources.ForgetAfter, opts.Clock.Now())
-	s, err := newSettings(Settings{ExternalURL: opts.ExternalURL, ResendDelay: opts.ResendDelay, DefaultInterval: opts.DefaultInterval,
+	s, err := newSettings(Settings{ExternalURL: opts.ExternalURL, ResendDelay: opts.ResendDelay, ResolveTimeout: opts.ResolveTimeout, DefaultInterval: opts.DefaultInterval,
 		TraceURLTemplate: opts.TraceURLTemplate, MaxSnapshotBytes: opts.MaxSnapshotBytes})
 	if err != nil {
 		return nil, err

@@ -168,8 +168,8 @@ func TestAlertLifecycle(t *testing.T) {
 				}
 				continue
 			}
-			if want := clock.t.Add(4 * time.Minute); !a.EndsAt.Equal(want) {
-				t.Errorf("firing endsAt %v, want now + 4 × max(interval, resend) = %v", a.EndsAt, want)
+			if want := clock.t.Add(DefaultResolveTimeout); !a.EndsAt.Equal(want) {
+				t.Errorf("firing endsAt %v, want now + the default resolve timeout = %v", a.EndsAt, want)
 			}
 			var v float64
 			if _, err := fmt.Sscanf(a.Annotations["summary"], "p99 of GET is %gs over 1s", &v); err != nil || math.Abs(v-3) > 0.03 {
@@ -182,6 +182,42 @@ func TestAlertLifecycle(t *testing.T) {
 	}
 	if firstStart != t0.Add(105*time.Second) {
 		t.Errorf("startsAt %v, want the evaluation at which it fired", firstStart)
+	}
+}
+
+// TestEndsAtHorizon: a firing alert's endsAt lies the resolve timeout
+// ahead (15m by default, longer than a pod restart), never less than
+// Prometheus's 4 × max(interval, resend_delay).
+func TestEndsAtHorizon(t *testing.T) {
+	cases := []struct {
+		name string
+		opts Options
+		want time.Duration
+	}{
+		{"default", Options{}, 15 * time.Minute},
+		{"default with resend_delay 1m", Options{ResendDelay: time.Minute}, 15 * time.Minute},
+		{"resolve_timeout set", Options{ResendDelay: time.Minute, ResolveTimeout: 30 * time.Minute}, 30 * time.Minute},
+		{"resolve_timeout below 4 × resend_delay", Options{ResendDelay: time.Minute, ResolveTimeout: 2 * time.Minute}, 4 * time.Minute},
+		{"long resend_delay", Options{ResendDelay: 10 * time.Minute}, 40 * time.Minute},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			e, clock, rec := newTestEngine(t, namespacesRule, c.opts)
+			get := apiserverSpan("GET", "/api/v1/namespaces/default")
+			var sent []Alert
+			for at := 15 * time.Second; at <= 5*time.Minute && len(sent) == 0; at += 15 * time.Second {
+				feed(e, get, at-15*time.Second, at, time.Second, constant(3*time.Second))
+				clock.t = t0.Add(at)
+				e.Evaluate(context.Background(), clock.t)
+				sent = rec.take()
+			}
+			if len(sent) != 1 {
+				t.Fatalf("sent %d alerts, want the one firing", len(sent))
+			}
+			if got := sent[0].EndsAt.Sub(clock.t); got != c.want {
+				t.Errorf("endsAt is %v ahead, want %v", got, c.want)
+			}
+		})
 	}
 }
 

@@ -390,7 +390,7 @@ func (r *ruleState) toAlert(s *series, a *alertState, pair int, ts time.Time, in
 	if a.state == StateInactive {
 		out.EndsAt = a.resolvedAt
 	} else {
-		out.EndsAt = ts.Add(4 * max(interval, e.resendDelay()))
+		out.EndsAt = ts.Add(e.horizon(interval))
 	}
 	return out
 }

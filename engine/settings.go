@@ -12,6 +12,11 @@ import (
 const (
 	// DefaultResendDelay is how often a firing alert is sent again.
 	DefaultResendDelay = time.Minute
+	// DefaultResolveTimeout is the default endsAt horizon: longer than a
+	// pod restart takes, image pull and scheduling included, so that a
+	// restarted sentinel's resends find its alerts still firing in
+	// Alertmanager.
+	DefaultResolveTimeout = 15 * time.Minute
 	// DefaultMaxGroupsPerRule caps the distinct group_by values of a rule.
 	DefaultMaxGroupsPerRule = 1000
 	// DefaultMaxSnapshotBytes caps a state snapshot: written and read, it
@@ -25,6 +30,11 @@ const (
 type Settings struct {
 	ExternalURL string        // base of generatorURL, e.g. http://sentinel.monitoring:9464
 	ResendDelay time.Duration // default DefaultResendDelay
+	// ResolveTimeout is how far ahead a firing alert's endsAt is set at
+	// each send: how long Alertmanager keeps it firing without hearing
+	// from sentinel, e.g. across a restart. Never less than Prometheus's
+	// 4 × max(interval, ResendDelay); default DefaultResolveTimeout.
+	ResolveTimeout time.Duration
 	// DefaultInterval evaluates groups that have no interval of their own
 	// (default rules.DefaultEvaluationInterval). A change takes effect at
 	// the next Load, for the groups it concerns.
@@ -45,6 +55,9 @@ type settings struct {
 func newSettings(s Settings) (*settings, error) {
 	if s.ResendDelay <= 0 {
 		s.ResendDelay = DefaultResendDelay
+	}
+	if s.ResolveTimeout <= 0 {
+		s.ResolveTimeout = DefaultResolveTimeout
 	}
 	if s.DefaultInterval <= 0 {
 		s.DefaultInterval = rules.DefaultEvaluationInterval
@@ -88,3 +101,11 @@ func (e *Engine) Apply(s Settings) error {
 }
 
 func (e *Engine) resendDelay() time.Duration { return e.settings.Load().ResendDelay }
+
+// horizon is how far ahead of ts a firing alert's endsAt lies: the
+// resolve timeout, and never less than Prometheus's 4 × max(interval,
+// resend delay), so a few lost resends never resolve an alert.
+func (e *Engine) horizon(interval time.Duration) time.Duration {
+	s := e.settings.Load()
+	return max(s.ResolveTimeout, 4*max(interval, s.ResendDelay))
+}

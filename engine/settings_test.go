@@ -13,8 +13,9 @@ import (
 )
 
 // TestApplyChangesRunningSettings: what a reload hands the engine is what
-// the next evaluation uses: resend delay, trace URL template, external URL,
-// and the default interval of groups without their own at the next Load.
+// the next evaluation uses: resend delay, resolve timeout, trace URL
+// template, external URL, and the default interval of groups without their
+// own at the next Load.
 func TestApplyChangesRunningSettings(t *testing.T) {
 	noInterval := strings.Replace(strings.Replace(namespacesRule, "    interval: 15s\n", "", 1), "for: 30s", "for: 0s", 1)
 	e, clock, rec := newTestEngine(t, noInterval, Options{ResendDelay: time.Hour,
@@ -29,7 +30,7 @@ func TestApplyChangesRunningSettings(t *testing.T) {
 		t.Fatalf("first send: %+v", a)
 	}
 
-	if err := e.Apply(Settings{ResendDelay: time.Second, TraceURLTemplate: "https://new.example/{{ .TraceID }}",
+	if err := e.Apply(Settings{ResendDelay: time.Second, ResolveTimeout: 2 * time.Minute, TraceURLTemplate: "https://new.example/{{ .TraceID }}",
 		ExternalURL: "http://new:9464", DefaultInterval: 5 * time.Second}); err != nil {
 		t.Fatal(err)
 	}
@@ -43,7 +44,7 @@ func TestApplyChangesRunningSettings(t *testing.T) {
 	if !strings.HasPrefix(a[0].Annotations["exemplar_trace_urls"], "https://new.example/") || !strings.HasPrefix(a[0].GeneratorURL, "http://new:9464/") {
 		t.Fatalf("after Apply: urls %q generator %q", a[0].Annotations["exemplar_trace_urls"], a[0].GeneratorURL)
 	}
-	if want := clock.t.Add(4 * 15 * time.Second); !a[0].EndsAt.Equal(want) {
+	if want := clock.t.Add(2 * time.Minute); !a[0].EndsAt.Equal(want) { // the new resolve_timeout
 		t.Errorf("endsAt %v, want %v", a[0].EndsAt, want)
 	}
 	e.Load(loadRules(t, noInterval))

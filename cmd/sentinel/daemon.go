@@ -176,6 +176,7 @@ func buildDaemon(opts daemonOptions, ln net.Listener) (*daemon, error) {
 		MaxGroupsPerRule: opts.MaxGroupsPerRule,
 		ExternalURL:      opts.ExternalURL,
 		ResendDelay:      cfg.ResendDelay,
+		ResolveTimeout:   cfg.ResolveTimeout,
 		DefaultInterval:  cfg.EvaluationInterval,
 		TraceURLTemplate: cfg.TraceURLTemplate,
 		MaxSnapshotBytes: cfg.MaxSnapshotBytes,
@@ -306,8 +307,9 @@ func addrString(a net.Addr) string {
 
 // reload re-reads the config file and the rules and applies every setting
 // that can change while running: rules, scrape configs, the evaluation
-// interval of groups without their own, resend_delay, trace_url_template,
-// storage.snapshot_interval and storage.max_snapshot_bytes. The settings
+// interval of groups without their own, resend_delay, resolve_timeout,
+// trace_url_template, storage.snapshot_interval and
+// storage.max_snapshot_bytes. The settings
 // that take effect on restart only keep their running values; reload
 // returns their names (they are logged too). On any error the running
 // configuration stays in force and the error is returned.
@@ -380,7 +382,7 @@ func (d *daemon) reloadLocked() (needRestart []string, err error) {
 	if err != nil {
 		return nil, err
 	}
-	settings := engine.Settings{ExternalURL: d.opts.ExternalURL, ResendDelay: cfg.ResendDelay, DefaultInterval: cfg.EvaluationInterval,
+	settings := engine.Settings{ExternalURL: d.opts.ExternalURL, ResendDelay: cfg.ResendDelay, ResolveTimeout: cfg.ResolveTimeout, DefaultInterval: cfg.EvaluationInterval,
 		TraceURLTemplate: cfg.TraceURLTemplate, MaxSnapshotBytes: cfg.MaxSnapshotBytes}
 	if _, err := engine.ParseTraceURLTemplate(cfg.TraceURLTemplate); cfg.TraceURLTemplate != "" && err != nil {
 		return nil, err // checked before anything changes

@@ -115,7 +115,7 @@ func TestReloadChangesEvaluationInterval(t *testing.T) {
 		t.Fatalf("after reload: interval %v, want 1s", g.Interval)
 	}
 	// Evaluated at the new cadence: with the old one (1h) not even once.
-	waitFor(t, "evaluations at the new 1s interval", 30*time.Second, func() (bool, bool) {
+	testkit.WaitFor(t, "evaluations at the new 1s interval", 30*time.Second, func() (bool, bool) {
 		return true, evaluations() >= 3
 	})
 }
@@ -165,7 +165,7 @@ func TestRunWaitsForItsGoroutines(t *testing.T) {
 		}
 		done := make(chan error, 1)
 		go func() { done <- d.run(ctx) }()
-		waitFor(t, "ready", 10*time.Second, func() (bool, bool) { return true, d.ready.Load() })
+		testkit.WaitFor(t, "ready", 10*time.Second, func() (bool, bool) { return true, d.ready.Load() })
 		cancel()
 		if err := <-done; err != nil {
 			t.Fatal(err)

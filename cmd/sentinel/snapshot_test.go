@@ -128,15 +128,15 @@ alerting: {alertmanagers: [{url: %q}], resend_delay: 1s}
 		}
 		return time.Time{}, false
 	}
-	before := waitFor(t, "NamespacesSlow firing", 20*time.Second, func() (apiAlertEntry, bool) { return firing(a) })
-	startsAt := waitFor(t, "the alert sent", 20*time.Second, sentStartsAt)
+	before := testkit.WaitFor(t, "NamespacesSlow firing", 20*time.Second, func() (apiAlertEntry, bool) { return firing(a) })
+	startsAt := testkit.WaitFor(t, "the alert sent", 20*time.Second, sentStartsAt)
 	// It fired `for` (3s) after activeAt; wait for a snapshot written
 	// after that (another rule's transition may have made an earlier one).
 	activeAt, err := time.Parse(time.RFC3339Nano, before.ActiveAt)
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "a snapshot after the alert began firing (snapshot_interval is 1h)", 10*time.Second, func() (bool, bool) {
+	testkit.WaitFor(t, "a snapshot after the alert began firing (snapshot_interval is 1h)", 10*time.Second, func() (bool, bool) {
 		fi, err := os.Stat(filepath.Join(data, snapshotFile))
 		return true, err == nil && fi.ModTime().After(activeAt.Add(3*time.Second))
 	})
@@ -153,7 +153,7 @@ alerting: {alertmanagers: [{url: %q}], resend_delay: 1s}
 	if after.ActiveAt != before.ActiveAt {
 		t.Fatalf("activeAt %s after kill -9, was %s", after.ActiveAt, before.ActiveAt)
 	}
-	if got := waitFor(t, "the alert sent after the restart", 20*time.Second, sentStartsAt); !got.Equal(startsAt) {
+	if got := testkit.WaitFor(t, "the alert sent after the restart", 20*time.Second, sentStartsAt); !got.Equal(startsAt) {
 		t.Fatalf("sent with startsAt %v after kill -9, was %v", got, startsAt)
 	}
 }
