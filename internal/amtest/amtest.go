@@ -2,6 +2,7 @@ package amtest
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -43,7 +44,19 @@ type Options struct {
 	// of deploy/alertmanager/alertmanager.yaml whose receivers point at
 	// stand-ins; "" routes everything to a null receiver.
 	ConfigFile string
+	// ClusterAddress gossips with peers on this 127.0.0.1:port
+	// (--cluster.listen-address); "" runs without gossip. StartCluster
+	// sets it.
+	ClusterAddress string
+	// Peers are the other cluster members' addresses (--cluster.peer).
+	Peers []string
 }
+
+// PeerTimeout is how long a cluster member waits per position before it
+// sends a notification its peers may already have sent
+// (--cluster.peer-timeout; Alertmanager's default is 15s). Gossip on
+// loopback takes milliseconds: this only shortens the tests' waits.
+const PeerTimeout = 5 * time.Second
 
 // Instance is one running Alertmanager.
 type Instance struct {
@@ -51,6 +64,8 @@ type Instance struct {
 	// what sentinel's --alertmanager.url takes.
 	URL  string
 	Port int
+	// ClusterAddress is where it gossips, "" without gossip.
+	ClusterAddress string
 
 	tb     testing.TB
 	cmd    *exec.Cmd
@@ -103,6 +118,83 @@ func StartWithOptions(t testing.TB, opts Options) *Instance {
 	return nil
 }
 
+// StartCluster runs n Alertmanagers gossiping with each other on
+// loopback, as an HA cluster: every one of them is a peer of the others,
+// so that a notification one of them sends is not sent again by another.
+// opts.Port, ClusterAddress and Peers are chosen here.
+func StartCluster(t testing.TB, n int, opts Options) []*Instance {
+	t.Helper()
+	bin := Binary(t)
+	gossip := make([]string, n)
+	for i := range gossip {
+		gossip[i] = net.JoinHostPort("127.0.0.1", strconv.Itoa(FreePort(t)))
+	}
+	var members []*Instance
+	for i := range n {
+		o := opts
+		o.ClusterAddress = gossip[i]
+		o.Peers = nil
+		for j, p := range gossip {
+			if j != i {
+				o.Peers = append(o.Peers, p)
+			}
+		}
+		var errs []error
+		for range 3 {
+			o.Port = FreePort(t)
+			inst, err := start(t, bin, o)
+			if err == nil {
+				members = append(members, inst)
+				break
+			}
+			errs = append(errs, err)
+		}
+		if len(members) != i+1 {
+			t.Fatal(errors.Join(errs...))
+		}
+	}
+	for _, m := range members {
+		if err := m.waitPeers(n); err != nil {
+			t.Fatalf("alertmanager %s: %v\noutput:\n%s", m.URL, err, m.Output())
+		}
+	}
+	return members
+}
+
+// waitPeers waits until the member's /api/v2/status lists n cluster peers
+// (itself included).
+func (inst *Instance) waitPeers(n int) error {
+	client := &http.Client{Timeout: time.Second}
+	deadline := time.Now().Add(ReadyTimeout)
+	for {
+		got, err := inst.peers(client)
+		if err == nil && got == n {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%d cluster peers after %v, want %d (last error: %v)", got, ReadyTimeout, n, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func (inst *Instance) peers(client *http.Client) (int, error) {
+	resp, err := client.Get(inst.URL + "/api/v2/status")
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	var status struct {
+		Cluster struct {
+			Peers []json.RawMessage `json:"peers"`
+		} `json:"cluster"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&status); err != nil {
+		return 0, fmt.Errorf("decode /api/v2/status: %w", err)
+	}
+	return len(status.Cluster.Peers), nil
+}
+
 // Binary returns the path of the Alertmanager binary on PATH, skipping the
 // test when there is none (failing it when CI=true).
 func Binary(t testing.TB) string {
@@ -138,18 +230,33 @@ func start(t testing.TB, bin string, opts Options) (*Instance, error) {
 		"--config.file=" + configFile,
 		"--storage.path=" + storage,
 		"--web.listen-address=" + addr,
-		"--cluster.listen-address=", // no gossip
+	}
+	if opts.ClusterAddress == "" {
+		args = append(args, "--cluster.listen-address=") // no gossip
+	} else {
+		args = append(args,
+			"--cluster.listen-address="+opts.ClusterAddress,
+			"--cluster.advertise-address="+opts.ClusterAddress,
+			"--cluster.peer-timeout="+PeerTimeout.String(),
+			// Peers are up or coming up on loopback: settle fast.
+			"--cluster.settle-timeout=2s",
+			"--cluster.reconnect-interval=1s",
+		)
+		for _, p := range opts.Peers {
+			args = append(args, "--cluster.peer="+p)
+		}
 	}
 	if prefix != "" {
 		args = append(args, "--web.route-prefix="+prefix)
 	}
 
 	inst := &Instance{
-		URL:    "http://" + addr + prefix,
-		Port:   opts.Port,
-		tb:     t,
-		output: &testkit.SyncBuffer{},
-		exited: make(chan struct{}),
+		URL:            "http://" + addr + prefix,
+		Port:           opts.Port,
+		ClusterAddress: opts.ClusterAddress,
+		tb:             t,
+		output:         &testkit.SyncBuffer{},
+		exited:         make(chan struct{}),
 	}
 	inst.cmd = exec.Command(bin, args...)
 	inst.cmd.Stdout = inst.output
