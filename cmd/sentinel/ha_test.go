@@ -333,6 +333,7 @@ func TestRestartLongerThanOldHorizonPagesOnce(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the binary and Alertmanager")
 	}
+	t.Parallel()
 	wh := amtest.NewWebhook(t)
 	// repeat_interval 1h: a second page can only come from Alertmanager
 	// seeing the alert anew.
@@ -414,5 +415,113 @@ func TestRestartLongerThanOldHorizonPagesOnce(t *testing.T) {
 	checkNotifications(t, wh, "after the restart", 1, 0)
 	if a := amAlert(t, am, "NamespacesSlow"); a == nil || !a.StartsAt.Equal(first.StartsAt) || a.State != "active" {
 		t.Fatalf("after the restart Alertmanager has %+v, want active since %v", a, first.StartsAt)
+	}
+}
+
+// TestHAPagesOnce is the HA pair with real parts: two sentinel replicas,
+// each fed only its half of the traces (routed by trace ID, as the HA
+// component's Collector does), each sending to both members of a real
+// two-node Alertmanager cluster, and a pager (webhook) behind it. One
+// page, however the replicas come and go, and one resolve at the end:
+//
+//  1. one replica is kill -9'd while the alert fires, and restarts in its
+//     pod (same storage);
+//  2. a rolling update replaces both, as the HA component's Deployment
+//     strategy does (maxSurge 1, maxUnavailable 0): a new replica with
+//     empty storage starts and gets ready, then an old one stops, twice;
+//  3. the traffic becomes fast: the new replicas resolve the alert.
+func TestHAPagesOnce(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the binary and an Alertmanager cluster")
+	}
+	t.Parallel()
+	wh := amtest.NewWebhook(t)
+	// group_interval ≥ 10 × the peers' timeout, as Alertmanager's defaults
+	// (5m, 15s): see amtest.PeerTimeout.
+	const groupInterval = 10 * amtest.PeerTimeout
+	ams := amtest.StartCluster(t, 2, amtest.Options{ConfigFile: wh.ConfigFile(t, amtest.Route{
+		GroupWait: time.Second, GroupInterval: groupInterval, RepeatInterval: time.Hour})})
+	// By then a duplicate page or a resolve would have reached the pager:
+	// the second Alertmanager sends what the first did not after
+	// PeerTimeout, and a change is sent at the next group interval.
+	settle := amtest.PeerTimeout + 2*groupInterval
+	// resend_delay is the default, 1m.
+	rs := newReplicaSet(t, haRules("10s"), fmt.Sprintf("{alertmanagers: [{url: %q}, {url: %q}]}", ams[0].URL, ams[1].URL))
+	a, b := rs.start(), rs.start()
+	tr := startTraffic(t, 2*time.Second, a.otlpHTTP, b.otlpHTTP)
+	waitFiring := func(when string, ps ...*process) {
+		t.Helper()
+		testkit.Eventually(t, time.Minute, func() error {
+			for _, p := range ps {
+				if !p.firing(t, "NamespacesSlow") {
+					return fmt.Errorf("%s: the replica on %s is not firing", when, p.web)
+				}
+			}
+			return nil
+		})
+	}
+	waitFiring("both replicas on half the traces", a, b)
+	testkit.Eventually(t, time.Minute, func() error {
+		if n := wh.Count()["firing"]; n != 1 {
+			return fmt.Errorf("%d firing notifications, want the page", n)
+		}
+		return nil
+	})
+	for _, am := range ams {
+		if al := amAlert(t, am, "NamespacesSlow"); al == nil || al.State != "active" {
+			t.Fatalf("Alertmanager %s has %+v, want the alert active", am.URL, al)
+		}
+	}
+	checkNotifications(t, wh, "both replicas firing", 1, 0)
+
+	// 1. kill -9 while firing; the Collector routes every trace to b.
+	a.kill9(t)
+	tr.route(b.otlpHTTP)
+	time.Sleep(2 * time.Second) // a few of b's evaluations alone
+	checkNotifications(t, wh, "one replica killed", 1, 0)
+	a = a.restart(t)
+	tr.route(a.otlpHTTP, b.otlpHTTP)
+	waitFiring("the killed replica restarted", a)
+	checkNotifications(t, wh, "the killed replica back", 1, 0)
+
+	// 2. A rolling update: surge one new pod, retire one old, twice.
+	c := rs.start()
+	tr.route(a.otlpHTTP, b.otlpHTTP, c.otlpHTTP)
+	a.stop(t)
+	tr.route(b.otlpHTTP, c.otlpHTTP)
+	d := rs.start()
+	dStarted := time.Now()
+	tr.route(b.otlpHTTP, c.otlpHTTP, d.otlpHTTP)
+	b.stop(t)
+	tr.route(c.otlpHTTP, d.otlpHTTP)
+	waitFiring("after the rolling update", c, d)
+	// Scenarios 1 and 2 together: a second page or a resolve would have
+	// reached the pager by now.
+	time.Sleep(settle)
+	checkNotifications(t, wh, "after the kill -9 and the rolling update", 1, 0)
+
+	// 3. Fast again. Both windows (10s) hold only the last two replicas'
+	// halves by now, so both resolve within an evaluation of each other.
+	if wait := 12*time.Second - time.Since(dStarted); wait > 0 {
+		time.Sleep(wait)
+	}
+	tr.setTook(20 * time.Millisecond)
+	testkit.Eventually(t, time.Minute, func() error {
+		if n := wh.Count()["resolved"]; n < 1 {
+			return fmt.Errorf("%d resolved notifications, want 1", n)
+		}
+		return nil
+	})
+	for _, p := range []*process{c, d} {
+		if p.firing(t, "NamespacesSlow") {
+			t.Errorf("the replica on %s still fires on fast traffic", p.web)
+		}
+	}
+	time.Sleep(settle)
+	checkNotifications(t, wh, "traffic fast again", 1, 1)
+	for _, am := range ams {
+		if al := amAlert(t, am, "NamespacesSlow"); al != nil {
+			t.Errorf("Alertmanager %s still has the alert: %+v", am.URL, al)
+		}
 	}
 }

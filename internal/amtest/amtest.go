@@ -54,9 +54,13 @@ type Options struct {
 
 // PeerTimeout is how long a cluster member waits per position before it
 // sends a notification its peers may already have sent
-// (--cluster.peer-timeout; Alertmanager's default is 15s). Gossip on
-// loopback takes milliseconds: this only shortens the tests' waits.
-const PeerTimeout = 5 * time.Second
+// (--cluster.peer-timeout; Alertmanager's default is 15s, with a default
+// group_interval of 5m). Gossip on loopback (every 50ms here) takes
+// milliseconds. Keep a route's group_interval 10 × PeerTimeout or more, as
+// the defaults are: a member that flushed a firing group just before it
+// heard the resolve waits PeerTimeout and then sends a stale "firing"
+// when a peer has sent "resolved" in the meantime.
+const PeerTimeout = time.Second
 
 // Instance is one running Alertmanager.
 type Instance struct {
@@ -241,6 +245,7 @@ func start(t testing.TB, bin string, opts Options) (*Instance, error) {
 			// Peers are up or coming up on loopback: settle fast.
 			"--cluster.settle-timeout=2s",
 			"--cluster.reconnect-interval=1s",
+			"--cluster.gossip-interval=50ms",
 		)
 		for _, p := range opts.Peers {
 			args = append(args, "--cluster.peer="+p)
