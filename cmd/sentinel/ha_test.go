@@ -550,3 +550,28 @@ func countOf(wh *amtest.Webhook, alertname, status string) int {
 	}
 	return n
 }
+
+// TestReloadChangesResolveTimeout: alerting.resolve_timeout is a setting
+// the running engine takes on reload, not one that waits for a restart.
+func TestReloadChangesResolveTimeout(t *testing.T) {
+	const cfgText = `rule_files: [rules.yaml]
+otlp: {grpc: {listen_address: "127.0.0.1:0"}, http: {listen_address: "127.0.0.1:0"}}
+storage: {path: %%q, snapshot_interval: 1h}
+alerting: {resolve_timeout: %s}
+`
+	d, _, cfgFile := runDaemonWith(t, fmt.Sprintf(cfgText, "20m"), noIntervalRules)
+	if got := d.engine.Settings().ResolveTimeout; got != 20*time.Minute {
+		t.Fatalf("resolve_timeout %v at start, want 20m", got)
+	}
+	next := fmt.Sprintf(fmt.Sprintf(cfgText, "30m"), d.cfg.Load().StoragePath)
+	if err := os.WriteFile(cfgFile, []byte(next), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	needRestart, err := d.reload()
+	if err != nil || len(needRestart) != 0 {
+		t.Fatalf("reload: %v, needs a restart for %v", err, needRestart)
+	}
+	if got := d.engine.Settings().ResolveTimeout; got != 30*time.Minute {
+		t.Errorf("resolve_timeout %v after reload, want 30m", got)
+	}
+}
