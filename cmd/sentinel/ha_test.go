@@ -180,7 +180,8 @@ func newReplicaSet(t *testing.T, rulesYAML, alerting string) *replicaSet {
 	return &replicaSet{t: t, bin: sentinelBinary(t), dir: dir, config: alerting}
 }
 
-// start runs a new replica with a storage directory of its own (a new pod).
+// start runs a new replica with a storage directory of its own (a pod
+// with its own volume).
 func (rs *replicaSet) start() *process {
 	rs.t.Helper()
 	rs.n++
@@ -436,10 +437,10 @@ func TestRestartLongerThanOldHorizonPagesOnce(t *testing.T) {
 //
 //  1. one replica is kill -9'd while the alert fires, and restarts in its
 //     pod (same storage);
-//  2. a rolling update replaces both, as the HA component's Deployment
-//     strategy does (maxSurge 1, maxUnavailable 0): a new replica with
-//     empty storage starts and gets ready, then an old one stops, twice;
-//  3. the traffic becomes fast: the new replicas resolve the alert.
+//  2. a rolling update restarts both, as the HA component's StatefulSet
+//     does (OrderedReady, RollingUpdate): one at a time, highest ordinal
+//     first, each on its own storage and Ready before the next stops;
+//  3. the traffic becomes fast: the replicas resolve the alert.
 func TestHAPagesOnce(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the binary and an Alertmanager cluster")
@@ -492,19 +493,24 @@ func TestHAPagesOnce(t *testing.T) {
 	a = a.restart(t)
 	tr.route(a.otlpHTTP, b.otlpHTTP)
 	waitFiring("the killed replica restarted", a)
+	replicas := []*process{a, b} // by StatefulSet ordinal
 	checkNotifications(t, wh, "the killed replica back", 1, 0)
 
-	// 2. A rolling update: surge one new pod, retire one old, twice.
-	c := rs.start()
-	tr.route(a.otlpHTTP, b.otlpHTTP, c.otlpHTTP)
-	a.stop(t)
-	tr.route(b.otlpHTTP, c.otlpHTTP)
-	d := rs.start()
-	dStarted := time.Now()
-	tr.route(b.otlpHTTP, c.otlpHTTP, d.otlpHTTP)
-	b.stop(t)
-	tr.route(c.otlpHTTP, d.otlpHTTP)
-	waitFiring("after the rolling update", c, d)
+	// 2. A rolling update, as the StatefulSet does it (OrderedReady,
+	// RollingUpdate): the highest ordinal first, stopped, started again on
+	// its volume, Ready, then the next. The Collector routes around the
+	// replica that is down.
+	for _, i := range []int{1, 0} {
+		others := replicas[1-i].otlpHTTP
+		replicas[i].stop(t)
+		tr.route(others)
+		replicas[i] = replicas[i].restart(t)
+		tr.route(replicas[0].otlpHTTP, replicas[1].otlpHTTP)
+		waitFiring(fmt.Sprintf("replica %d updated", i), replicas[i])
+	}
+	updated := time.Now()
+	a, b = replicas[0], replicas[1]
+	waitFiring("after the rolling update", a, b)
 	// Scenarios 1 and 2 together: a second page or a resolve would have
 	// reached the pager by now.
 	time.Sleep(settle)
@@ -512,7 +518,7 @@ func TestHAPagesOnce(t *testing.T) {
 
 	// 3. Fast again. Both windows (10s) hold only the last two replicas'
 	// halves by now, so both resolve within an evaluation of each other.
-	if wait := 12*time.Second - time.Since(dStarted); wait > 0 {
+	if wait := 12*time.Second - time.Since(updated); wait > 0 {
 		time.Sleep(wait)
 	}
 	tr.setTook(20 * time.Millisecond)
@@ -522,7 +528,7 @@ func TestHAPagesOnce(t *testing.T) {
 		}
 		return nil
 	})
-	for _, p := range []*process{c, d} {
+	for _, p := range []*process{a, b} {
 		if p.firing(t, "NamespacesSlow") {
 			t.Errorf("the replica on %s still fires on fast traffic", p.web)
 		}

@@ -288,7 +288,7 @@ func TestPagerDutyLinksFewerExemplars(t *testing.T) {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("POST /api/v2/alerts: %s", resp.Status)
 	}
-	ev := waitFor(t, "a PagerDuty trigger at the stand-in", 30*time.Second, func() (pagerDutyEvent, bool) {
+	ev := testkit.WaitFor(t, "a PagerDuty trigger at the stand-in", 30*time.Second, func() (pagerDutyEvent, bool) {
 		if tr := pd.triggers(); len(tr) > 0 {
 			return tr[0], true
 		}
