@@ -281,6 +281,18 @@ func (t *target) scrape(ctx context.Context) {
 	job := t.job.cfg.JobName
 	m := s.metrics
 	m.duration.WithLabelValues(job, t.instance).Set(took.Seconds())
+	// Metrics first, then the status: whoever sees a scrape counted in
+	// the status finds it in the metrics too.
+	if err != nil {
+		m.up.WithLabelValues(job, t.instance).Set(0)
+		m.errors.WithLabelValues(job, t.instance, reason).Inc()
+	} else {
+		m.up.WithLabelValues(job, t.instance).Set(1)
+		m.samples.WithLabelValues(job, t.instance).Set(float64(samples))
+		if observations > 0 {
+			m.observed.WithLabelValues(job).Add(float64(observations))
+		}
+	}
 	t.mu.Lock()
 	t.lastScrape, t.lastDuration = start, took
 	t.scrapes++
@@ -291,15 +303,7 @@ func (t *target) scrape(ctx context.Context) {
 	}
 	t.mu.Unlock()
 	if err != nil {
-		m.up.WithLabelValues(job, t.instance).Set(0)
-		m.errors.WithLabelValues(job, t.instance, reason).Inc()
 		s.log.Debug("scrape failed", "job", job, "target", t.url, "reason", reason, "err", err)
-		return
-	}
-	m.up.WithLabelValues(job, t.instance).Set(1)
-	m.samples.WithLabelValues(job, t.instance).Set(float64(samples))
-	if observations > 0 {
-		m.observed.WithLabelValues(job).Add(float64(observations))
 	}
 }
 
