@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
@@ -33,8 +34,11 @@ type converter struct {
 	view spanLabels
 }
 
-func newConverter() *converter {
-	c := &converter{}
+// newConverter builds a converter whose label values are at most
+// maxValue bytes long (see truncateValue), counting the cut ones in
+// truncated (which may be nil).
+func newConverter(maxValue int, truncated prometheus.Counter) *converter {
+	c := &converter{view: spanLabels{maxValue: maxValue, truncated: truncated}}
 	c.obs.Source = engine.SourceSpans
 	c.obs.Labels = &c.view
 	return c
@@ -84,7 +88,7 @@ func (c *converter) observe(span ptrace.Span, o engine.Observer) bool {
 // release drops the references to the request's data, so that a pooled
 // converter does not keep a decoded request alive.
 func (c *converter) release() {
-	c.view = spanLabels{}
+	c.view = spanLabels{maxValue: c.view.maxValue, truncated: c.view.truncated}
 	c.obs.End = time.Time{}
 }
 
@@ -119,6 +123,9 @@ type spanLabels struct {
 	kind              ptrace.SpanKind
 	info              k8s.RequestInfo
 	infoState         infoState
+
+	maxValue  int                // label values longer than this are truncated
+	truncated prometheus.Counter // may be nil
 }
 
 // reset points the view at span, scans its attributes once for what
@@ -162,8 +169,21 @@ func (v *spanLabels) reset(span ptrace.Span) (failed bool) {
 	return grpcStatus != 0 && (v.kind == ptrace.SpanKindServer || v.kind == ptrace.SpanKindClient)
 }
 
-// Get implements engine.Labels.
+// Get implements engine.Labels. A value longer than the attribute value
+// limit comes truncated, with TruncationMarker at its end: label values
+// become group keys and alert labels, which must stay small.
 func (v *spanLabels) Get(name string) (string, bool) {
+	s, ok := v.get(name)
+	if len(s) > v.maxValue && v.maxValue > 0 {
+		s, _ = truncateValue(s, v.maxValue)
+		if v.truncated != nil {
+			v.truncated.Inc()
+		}
+	}
+	return s, ok
+}
+
+func (v *spanLabels) get(name string) (string, bool) {
 	switch name {
 	case labelSpanName:
 		return v.span.Name(), true

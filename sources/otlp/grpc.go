@@ -2,8 +2,10 @@ package otlp
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -17,6 +19,8 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/grpc/tap"
 	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/kube-sentinel/sentinel/sources/otlp/otlpwire"
 )
 
 // The OTLP trace service, as in
@@ -100,11 +104,10 @@ func (rawCodec) Name() string { return grpcproto.Name }
 type grpcTraceService struct{ r *Receiver }
 
 func (r *Receiver) newGRPCServer() *grpc.Server {
-	opts := []grpc.ServerOption{
+	opts := append(r.grpcServerOptions(),
 		grpc.ForceServerCodecV2(rawCodec{proto: grpcencoding.GetCodecV2(grpcproto.Name)}),
-		grpc.MaxRecvMsgSize(int(min(r.opts.MaxRequestBytes, int64(maxInt)))),
 		grpc.InTapHandle(r.grpcTap),
-	}
+	)
 	if r.opts.GRPCTLS != nil {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(r.opts.GRPCTLS)))
 	}
@@ -120,21 +123,36 @@ const maxInt = int(^uint(0) >> 1)
 // may win the race for it.
 func (r *Receiver) grpcTap(ctx context.Context, info *tap.Info) (context.Context, error) {
 	if info.FullMethodName == exportFullMethod && r.saturated() {
-		return ctx, r.overloaded()
+		return ctx, r.overloaded(reasonOverloaded, fmt.Sprintf("more than %d export requests in flight, retry later", cap(r.inFlight)))
 	}
 	return ctx, nil
 }
 
-func (r *Receiver) overloaded() error {
-	st := status.New(codes.ResourceExhausted, reasonOverloaded+": "+
-		fmt.Sprintf("more than %d export requests in flight, retry later", cap(r.inFlight)))
+// overloaded is RESOURCE_EXHAUSTED with a RetryInfo, which tells OTLP
+// clients that they may retry.
+func (r *Receiver) overloaded(reason, msg string) error {
+	r.refusals.refused(time.Now(), reason)
+	st := status.New(codes.ResourceExhausted, reason+": "+msg)
 	if detailed, err := st.WithDetails(
 		&errdetails.RetryInfo{RetryDelay: durationpb.New(retryAfter)},
-		&errdetails.ErrorInfo{Reason: reasonOverloaded, Domain: errorDomain},
+		&errdetails.ErrorInfo{Reason: reason, Domain: errorDomain},
 	); err == nil {
 		st = detailed
 	}
 	r.countGRPC(codes.ResourceExhausted)
+	r.metrics.refused.WithLabelValues(transportGRPC.String(), reason).Inc()
+	return st.Err()
+}
+
+// invalid is INVALID_ARGUMENT, which tells clients not to retry.
+func (r *Receiver) invalid(reason, msg string) error {
+	r.countGRPC(codes.InvalidArgument)
+	r.metrics.refused.WithLabelValues(transportGRPC.String(), reason).Inc()
+	r.log.Debug("OTLP gRPC export refused", "code", codes.InvalidArgument, "reason", reason, "err", msg)
+	st := status.New(codes.InvalidArgument, reason+": "+strings.ToValidUTF8(msg, "\uFFFD"))
+	if detailed, derr := st.WithDetails(&errdetails.ErrorInfo{Reason: reason, Domain: errorDomain}); derr == nil {
+		st = detailed
+	}
 	return st.Err()
 }
 
@@ -146,21 +164,34 @@ func (s grpcTraceService) export(ctx context.Context, in *rawMessage) (*rawMessa
 	r := s.r
 	defer in.buf.Free()
 	if !r.acquire() {
-		return nil, r.overloaded()
+		return nil, r.overloaded(reasonOverloaded, fmt.Sprintf("more than %d export requests in flight, retry later", cap(r.inFlight)))
 	}
 	defer r.release()
 
-	req := ptraceotlp.NewExportRequest()
-	if err := req.UnmarshalProto(in.buf.ReadOnlyData()); err != nil {
-		r.countGRPC(codes.InvalidArgument)
-		r.log.Debug("OTLP gRPC export refused", "code", codes.InvalidArgument, "reason", reasonInvalidProtobuf, "err", err)
-		st := status.New(codes.InvalidArgument, reasonInvalidProtobuf+": "+
-			strings.ToValidUTF8(fmt.Sprintf("cannot decode ExportTraceServiceRequest: %v", err), "\uFFFD"))
-		if detailed, derr := st.WithDetails(&errdetails.ErrorInfo{Reason: reasonInvalidProtobuf, Domain: errorDomain}); derr == nil {
-			st = detailed
+	// Before decoding: the request's limits and what decoding it costs.
+	data := in.buf.ReadOnlyData()
+	st, err := otlpwire.Scan(data, r.limits.wire())
+	if err != nil {
+		reason := reasonInvalidProtobuf
+		if le, ok := errors.AsType[*otlpwire.LimitError](err); ok {
+			reason = le.Reason
 		}
-		return nil, st.Err()
+		return nil, r.invalid(reason, fmt.Sprintf("cannot decode ExportTraceServiceRequest: %v", err))
 	}
+	if st.DecodedBytes > r.budget.total {
+		return nil, r.invalid(reasonTooCostly, fmt.Sprintf("decoding this request would take about %d bytes, more than the whole budget of %d bytes; send smaller requests", st.DecodedBytes, r.budget.total))
+	}
+	res, ok := r.budget.reserve(st.DecodedBytes)
+	if !ok {
+		return nil, r.overloaded(reasonOverBudget, fmt.Sprintf("the requests in flight hold the memory budget of %d bytes, retry later", r.budget.total))
+	}
+	defer res.release()
+
+	req := ptraceotlp.NewExportRequest()
+	if err := req.UnmarshalProto(data); err != nil {
+		return nil, r.invalid(reasonInvalidProtobuf, fmt.Sprintf("cannot decode ExportTraceServiceRequest: %v", err))
+	}
+	r.refusals.accepted()
 	_, rejected := r.observe(req.Traces(), transportGRPC)
 	body, err := exportResponse(rejected).MarshalProto()
 	if err != nil {

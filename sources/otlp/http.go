@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -17,6 +19,8 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
+
+	"github.com/kube-sentinel/sentinel/sources/otlp/otlpwire"
 )
 
 // TracesPath is the OTLP/HTTP path that HTTPHandler serves.
@@ -40,6 +44,9 @@ const (
 	reasonInvalidProtobuf      = "INVALID_PROTOBUF"
 	reasonInvalidJSON          = "INVALID_JSON"
 	reasonOverloaded           = "TOO_MANY_CONCURRENT_REQUESTS"
+	reasonOverBudget           = "MEMORY_BUDGET_EXHAUSTED"
+	reasonTooCostly            = "REQUEST_TOO_COSTLY"
+	reasonBodyTimeout          = "BODY_READ_TIMEOUT"
 )
 
 type encoding uint8
@@ -103,7 +110,36 @@ func (r *Receiver) serveTraces(w http.ResponseWriter, req *http.Request) {
 			fmt.Sprintf("request body of %d bytes is over the limit of %d bytes", req.ContentLength, r.opts.MaxRequestBytes))
 		return
 	}
+	// The body has a deadline of its own, so that a client that stalls
+	// frees what it holds; a recorder in tests may not support it.
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(r.limits.ReadTimeout))
+
+	// Reading holds memory, not a request slot: a body is held against the
+	// budget at its declared size, or the most it may reach.
+	declared := r.opts.MaxRequestBytes
+	if !gzipped && req.ContentLength >= 0 {
+		declared = req.ContentLength
+	}
+	res, ok := r.budget.reserve(declared)
+	if !ok {
+		r.refuseHTTPOverBudget(w, enc)
+		return
+	}
+	defer res.release()
+
+	buf := r.getBuffer()
+	defer r.putBuffer(buf)
+	if status, reason, msg := r.readBody(w, req, gzipped, buf); status != 0 {
+		if status == http.StatusRequestTimeout {
+			r.refusals.refused(time.Now(), reason)
+			w.Header().Set("Connection", "close")
+		}
+		r.writeHTTPError(w, enc, status, codes.InvalidArgument, reason, msg)
+		return
+	}
+
 	if !r.acquire() {
+		r.refusals.refused(time.Now(), reasonOverloaded)
 		w.Header().Set("Retry-After", strconv.Itoa(int(retryAfter.Seconds())))
 		r.writeHTTPError(w, enc, http.StatusTooManyRequests, codes.ResourceExhausted, reasonOverloaded,
 			fmt.Sprintf("more than %d export requests in flight, retry later", cap(r.inFlight)))
@@ -111,10 +147,30 @@ func (r *Receiver) serveTraces(w http.ResponseWriter, req *http.Request) {
 	}
 	defer r.release()
 
-	buf := r.getBuffer()
-	defer r.putBuffer(buf)
-	if status, reason, msg := r.readBody(w, req, gzipped, buf); status != 0 {
-		r.writeHTTPError(w, enc, status, codes.InvalidArgument, reason, msg)
+	// Before decoding: the request's limits and what decoding it costs.
+	var cost int64
+	if enc == encodingJSON {
+		cost = jsonEstimate(buf.Bytes())
+	} else {
+		st, err := otlpwire.Scan(buf.Bytes(), r.limits.wire())
+		if err != nil {
+			reason := reasonInvalidProtobuf
+			if le, ok := errors.AsType[*otlpwire.LimitError](err); ok {
+				reason = le.Reason
+			}
+			r.writeHTTPError(w, enc, http.StatusBadRequest, codes.InvalidArgument, reason,
+				fmt.Sprintf("cannot decode ExportTraceServiceRequest: %v", err))
+			return
+		}
+		cost = st.DecodedBytes
+	}
+	if cost > r.budget.total {
+		r.writeHTTPError(w, enc, http.StatusBadRequest, codes.InvalidArgument, reasonTooCostly,
+			fmt.Sprintf("decoding this request would take about %d bytes, more than the whole budget of %d bytes; send smaller requests", cost, r.budget.total))
+		return
+	}
+	if !res.resize(max(cost, int64(buf.Cap()))) {
+		r.refuseHTTPOverBudget(w, enc)
 		return
 	}
 
@@ -134,6 +190,15 @@ func (r *Receiver) serveTraces(w http.ResponseWriter, req *http.Request) {
 			fmt.Sprintf("cannot decode ExportTraceServiceRequest: %v", err))
 		return
 	}
+	if enc == encodingJSON {
+		// JSON is not scanned before decoding (the budget bounds its cost);
+		// its limits are checked on what was decoded.
+		if reason, msg := r.checkDecoded(exportReq.Traces()); reason != "" {
+			r.writeHTTPError(w, enc, http.StatusBadRequest, codes.InvalidArgument, reason, msg)
+			return
+		}
+	}
+	r.refusals.accepted()
 
 	_, rejected := r.observe(exportReq.Traces(), transportHTTP)
 	resp := exportResponse(rejected)
@@ -195,6 +260,10 @@ func (r *Receiver) readBody(w http.ResponseWriter, req *http.Request, gzipped bo
 			if isMaxBytes(err) {
 				return tooLarge()
 			}
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				return http.StatusRequestTimeout, reasonBodyTimeout,
+					fmt.Sprintf("the request body did not arrive within %s", r.limits.ReadTimeout)
+			}
 			return http.StatusBadRequest, reasonBadGzip, fmt.Sprintf("invalid gzip body: %v", err)
 		}
 		defer r.gzipReaders.Put(zr)
@@ -208,6 +277,9 @@ func (r *Receiver) readBody(w http.ResponseWriter, req *http.Request, gzipped bo
 		switch {
 		case isMaxBytes(err):
 			return tooLarge()
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			return http.StatusRequestTimeout, reasonBodyTimeout,
+				fmt.Sprintf("the request body did not arrive within %s", r.limits.ReadTimeout)
 		case gzipped:
 			return http.StatusBadRequest, reasonBadGzip, fmt.Sprintf("invalid gzip body: %v", err)
 		default:
@@ -218,6 +290,13 @@ func (r *Receiver) readBody(w http.ResponseWriter, req *http.Request, gzipped bo
 		return tooLarge()
 	}
 	return 0, "", ""
+}
+
+func (r *Receiver) refuseHTTPOverBudget(w http.ResponseWriter, enc encoding) {
+	r.refusals.refused(time.Now(), reasonOverBudget)
+	w.Header().Set("Retry-After", strconv.Itoa(int(retryAfter.Seconds())))
+	r.writeHTTPError(w, enc, http.StatusTooManyRequests, codes.ResourceExhausted, reasonOverBudget,
+		fmt.Sprintf("the requests in flight hold the memory budget of %d bytes, retry later", r.budget.total))
 }
 
 func isMaxBytes(err error) bool {
@@ -259,6 +338,7 @@ func (r *Receiver) putBuffer(b *bytes.Buffer) {
 // request's content type is not one of OTLP's.
 func (r *Receiver) writeHTTPError(w http.ResponseWriter, enc encoding, httpStatus int, code codes.Code, reason, msg string) {
 	r.log.Debug("OTLP HTTP export refused", "status", httpStatus, "reason", reason, "err", msg)
+	r.metrics.refused.WithLabelValues(transportHTTP.String(), reasonLabel(reason)).Inc()
 	if enc == encodingNone {
 		// The request's encoding is unknown (a 415, or a 405 without a
 		// content type): the Collector answers in plain text here, but a

@@ -311,7 +311,7 @@ func TestConvertTimesAndIDs(t *testing.T) {
 			span.SetStartTimestamp(tt.start)
 			span.SetEndTimestamp(tt.end)
 			o := &recordingObserver{names: []string{"span.kind"}}
-			accepted, rejected := newConverter().convert(td, o)
+			accepted, rejected := newConverter(DefaultLimits().MaxAttributeValueBytes, nil).convert(td, o)
 			if !tt.wantOK {
 				if accepted != 0 || rejected != 1 || len(o.all()) != 0 {
 					t.Fatalf("accepted %d, rejected %d, observed %d; want the span rejected", accepted, rejected, len(o.all()))
@@ -358,7 +358,7 @@ func TestRequestInfoPerSpan(t *testing.T) {
 		}
 	}
 	o := &recordingObserver{names: []string{"resource", "group", "resource"}}
-	newConverter().convert(td, o)
+	newConverter(DefaultLimits().MaxAttributeValueBytes, nil).convert(td, o)
 	got := o.all()
 	want := []map[string]string{
 		{"resource": "pods", "group": ""},
@@ -389,7 +389,7 @@ func TestConvertAllocs(t *testing.T) {
 		t.Fatalf("payload has %d spans", td.SpanCount())
 	}
 	o := &countingObserver{names: append(benchLabelNames, "namespace", "http.status_code", "rpc.grpc.status_code", "missing")}
-	c := newConverter()
+	c := newConverter(DefaultLimits().MaxAttributeValueBytes, nil)
 	allocs := testing.AllocsPerRun(100, func() {
 		if accepted, rejected := c.convert(td, o); accepted != 100 || rejected != 0 {
 			t.Fatalf("accepted %d, rejected %d", accepted, rejected)

@@ -39,6 +39,8 @@ type Options struct {
 	// HTTP 429 or gRPC RESOURCE_EXHAUSTED and a retry delay, never queued.
 	// Zero means 4 × GOMAXPROCS.
 	MaxConcurrentRequests int
+	// Limits bound what a request may cost; zero fields take DefaultLimits.
+	Limits Limits
 	// Observer receives every valid span. Required.
 	Observer engine.Observer
 	// Logger defaults to slog.Default().
@@ -58,7 +60,10 @@ type Receiver struct {
 	log      *slog.Logger
 	observer engine.Observer
 	metrics  *metrics
-	inFlight chan struct{} // a slot per request being served
+	inFlight chan struct{} // a slot per request being decoded and observed
+	limits   Limits
+	budget   *budget // memory of the requests in flight
+	refusals *refusals
 
 	converters  sync.Pool // *converter
 	buffers     sync.Pool // *bytes.Buffer, HTTP bodies
@@ -95,7 +100,14 @@ func New(opts Options) (*Receiver, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	m := newMetrics()
+	limits, err := opts.Limits.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	opts.Limits = limits
+	bud := newBudget(limits.MemoryBudgetBytes)
+	refused := &refusals{after: limits.RefusingAfter, log: opts.Logger}
+	m := newMetrics(bud, refused)
 	if opts.Registerer != nil {
 		if err := m.register(opts.Registerer); err != nil {
 			return nil, fmt.Errorf("otlp receiver: registering metrics: %w", err)
@@ -107,8 +119,11 @@ func New(opts Options) (*Receiver, error) {
 		observer: opts.Observer,
 		metrics:  m,
 		inFlight: make(chan struct{}, opts.MaxConcurrentRequests),
+		limits:   limits,
+		budget:   bud,
+		refusals: refused,
 	}
-	r.converters.New = func() any { return newConverter() }
+	r.converters.New = func() any { return newConverter(limits.MaxAttributeValueBytes, m.truncated) }
 	r.handler = r.newHTTPHandler()
 	return r, nil
 }
@@ -157,11 +172,10 @@ func (r *Receiver) Start(ctx context.Context) error {
 	}
 	if r.httpLn != nil {
 		r.httpServer = &http.Server{
-			Handler:           r.handler,
-			ReadHeaderTimeout: 10 * time.Second,
-			IdleTimeout:       2 * time.Minute,
-			ErrorLog:          slog.NewLogLogger(r.log.Handler(), slog.LevelWarn),
+			Handler:  r.handler,
+			ErrorLog: slog.NewLogLogger(r.log.Handler(), slog.LevelWarn),
 		}
+		r.boundHTTPServer(r.httpServer)
 		serve := r.httpServer.Serve
 		if r.opts.HTTPTLS != nil {
 			r.httpServer.TLSConfig = r.opts.HTTPTLS.Clone()
@@ -231,6 +245,10 @@ func (r *Receiver) Shutdown(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
+// Ready reports an error while ingestion is refusing everything: every
+// export request for Limits.RefusingAfter refused for overload or timeouts.
+func (r *Receiver) Ready() error { return r.refusals.err(time.Now()) }
+
 // acquire takes a request slot without waiting; false means overloaded.
 func (r *Receiver) acquire() bool {
 	select {
@@ -278,11 +296,14 @@ type metrics struct {
 	received      *prometheus.CounterVec
 	rejected      *prometheus.CounterVec
 	requests      *prometheus.CounterVec
+	refused       *prometheus.CounterVec
+	truncated     prometheus.Counter
+	bounds        []prometheus.Collector // gauges of the budget and of readiness
 	spansReceived [2]prometheus.Counter
 	spansRejected [2]prometheus.Counter // reason invalid_time, the one span-level reason
 }
 
-func newMetrics() *metrics {
+func newMetrics(bud *budget, refused *refusals) *metrics {
 	m := &metrics{
 		received: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sentinel_spans_received_total",
@@ -296,6 +317,33 @@ func newMetrics() *metrics {
 			Name: "sentinel_otlp_requests_total",
 			Help: "OTLP export requests by transport and outcome (HTTP status code, or gRPC status code name).",
 		}, []string{"transport", "code"}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sentinel_otlp_requests_refused_total",
+			Help: "OTLP export requests refused, by transport and reason (the google.rpc.ErrorInfo reason of the answer).",
+		}, []string{"transport", "reason"}),
+		truncated: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sentinel_otlp_label_values_truncated_total",
+			Help: "Label values read from spans that were cut to the attribute value limit (each lookup counts).",
+		}),
+		bounds: []prometheus.Collector{
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "sentinel_otlp_memory_budget_bytes",
+				Help: "The memory budget of OTLP export requests in flight (bodies, then their estimated decoded size).",
+			}, func() float64 { return float64(bud.total) }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "sentinel_otlp_memory_in_flight_bytes",
+				Help: "The memory budget held by OTLP export requests in flight.",
+			}, func() float64 { return float64(bud.inUse.Load()) }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "sentinel_otlp_refusing",
+				Help: "1 while OTLP ingestion refuses every export request (overload or timeouts); /-/ready then answers 503.",
+			}, func() float64 {
+				if refused.err(time.Now()) != nil {
+					return 1
+				}
+				return 0
+			}),
+		},
 	}
 	for _, t := range []transport{transportGRPC, transportHTTP} {
 		m.spansReceived[t] = m.received.WithLabelValues(t.String())
@@ -305,7 +353,7 @@ func newMetrics() *metrics {
 }
 
 func (m *metrics) register(reg prometheus.Registerer) error {
-	cs := []prometheus.Collector{m.received, m.rejected, m.requests}
+	cs := append([]prometheus.Collector{m.received, m.rejected, m.requests, m.refused, m.truncated}, m.bounds...)
 	for i, c := range cs {
 		if err := reg.Register(c); err != nil {
 			for _, done := range cs[:i] {
