@@ -153,7 +153,9 @@ func TestReadyWhenRefusingEverything(t *testing.T) {
 	url := "http://" + r.HTTPAddr().String() + TracesPath
 
 	done := make(chan int, 1)
-	go func() { done <- post(r.HTTPHandler(), http.MethodPost, protobufContentType, "", marshalTraces(t, blocking, false)).Code }()
+	go func() {
+		done <- post(r.HTTPHandler(), http.MethodPost, protobufContentType, "", marshalTraces(t, blocking, false)).Code
+	}()
 	<-o.entered
 	if err := r.Ready(); err != nil {
 		t.Fatalf("not ready before any refusal: %v", err)
