@@ -24,6 +24,10 @@ type Options struct {
 	// (cardinality); observations beyond it are counted and dropped.
 	// Default DefaultMaxGroupsPerRule.
 	MaxGroupsPerRule int
+	// MaxLabelValueBytes bounds each group_by value of a group key, from
+	// spans and scrapes alike; a longer value is truncated, ending with
+	// TruncationMarker, and counted. Default DefaultMaxLabelValueBytes.
+	MaxLabelValueBytes int
 
 	// The initial Settings (see there); Apply changes them later.
 	ExternalURL      string
@@ -102,6 +106,9 @@ func New(opts Options) (*Engine, error) {
 	opts.NoDataSources.ForgetAfter = max(opts.NoDataSources.ForgetAfter, 2*opts.NoDataSources.Timeout)
 	if opts.NoDataSources.MaxSources <= 0 {
 		opts.NoDataSources.MaxSources = 1000
+	}
+	if opts.MaxLabelValueBytes <= 0 {
+		opts.MaxLabelValueBytes = DefaultMaxLabelValueBytes
 	}
 	e := &Engine{opts: opts, logger: opts.Logger, reloaded: make(chan struct{}, 1), stateChanged: make(chan struct{}, 1)}
 	e.sources = newSourceTracker(opts.NoDataSources.MaxSources, opts.NoDataSources.Timeout, opts.NoDataSources.ForgetAfter, opts.Clock.Now())

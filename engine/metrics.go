@@ -14,6 +14,7 @@ type metrics struct {
 	observations [2]atomic.Uint64 // by Source
 	matched      atomic.Uint64
 	late         atomic.Uint64
+	truncated    atomic.Uint64
 
 	overflow    *prometheus.CounterVec
 	templateErr *prometheus.CounterVec
@@ -42,6 +43,10 @@ func newMetrics(reg prometheus.Registerer, e *Engine) *metrics {
 		Name: "sentinel_observations_late_total",
 		Help: "Observations dropped because they ended before anything a rule's window still holds.",
 	}, func() float64 { return float64(m.late.Load()) })
+	f.NewCounterFunc(prometheus.CounterOpts{
+		Name: "sentinel_rule_label_values_truncated_total",
+		Help: "group_by values cut to the label value limit (--rules.max-label-value-bytes) before they became a group key.",
+	}, func() float64 { return float64(m.truncated.Load()) })
 	m.overflow = f.NewCounterVec(prometheus.CounterOpts{
 		Name: "sentinel_rule_groups_overflow_total",
 		Help: "Observations dropped because their rule already tracks its maximum number of groups.",

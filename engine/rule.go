@@ -32,6 +32,8 @@ type ruleState struct {
 	clock       Clock
 	slo         *sloRule // nil for latency rules
 
+	maxLabelValue int // group_by values longer than this are truncated (boundLabelValue)
+
 	mu       sync.Mutex
 	series   map[string]*series
 	blind    blindState // SentinelNoData for this rule
@@ -77,6 +79,7 @@ func (e *Engine) newRuleState(group string, rd *rules.Rule, g *groupState) *rule
 		overflow:    e.metrics.overflow.WithLabelValues(group, rd.Name),
 		blind:       blindState{loadedAt: e.opts.Clock.Now()},
 	}
+	r.maxLabelValue = e.opts.MaxLabelValueBytes
 	if rd.Source == rules.SourceMetrics {
 		r.source = SourceMetrics
 	} else {
@@ -132,7 +135,10 @@ func (r *ruleState) observe(o *Observation, skip int, m *metrics) {
 	var buf [256]byte
 	key := buf[:0]
 	for _, name := range r.groupBy {
-		v, _ := o.Labels.Get(name)
+		v, cut := r.groupValue(o, name)
+		if cut {
+			m.truncated.Add(1)
+		}
 		key = append(key, v...)
 		key = append(key, 0xff)
 	}
@@ -175,8 +181,7 @@ func (r *ruleState) observe(o *Observation, skip int, m *metrics) {
 func (r *ruleState) newSeries(key string, o *Observation) *series {
 	s := &series{labels: make(map[string]string, len(r.groupBy)), value: math.NaN()}
 	for i, name := range r.groupBy {
-		v, _ := o.Labels.Get(name)
-		s.labels[r.groupNames[i]] = v
+		s.labels[r.groupNames[i]], _ = r.groupValue(o, name)
 	}
 	if r.slo != nil {
 		s.slo = r.newSLOSeries()
