@@ -10,12 +10,13 @@ const alertmanagerLabel = "alertmanager"
 
 // metrics mirrors prometheus_notifications_*, under sentinel's prefix.
 type metrics struct {
-	sent     *prometheus.CounterVec
-	errors   *prometheus.CounterVec
-	dropped  prometheus.Counter
-	latency  *prometheus.HistogramVec
-	length   prometheus.GaugeFunc
-	capacity prometheus.Gauge
+	sent      *prometheus.CounterVec
+	errors    *prometheus.CounterVec
+	dropped   prometheus.Counter
+	truncated prometheus.Counter
+	latency   *prometheus.HistogramVec
+	length    prometheus.GaugeFunc
+	capacity  prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer, capacity int, queueLength func() int) (*metrics, error) {
@@ -31,6 +32,10 @@ func newMetrics(reg prometheus.Registerer, capacity int, queueLength func() int)
 		dropped: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "sentinel_notifications_dropped_total",
 			Help: "Total number of alerts dropped undelivered: the oldest of a full queue, or still queued at shutdown.",
+		}),
+		truncated: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sentinel_notifications_alerts_truncated_total",
+			Help: "Alerts over the size limit whose annotations were truncated before sending.",
 		}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "sentinel_notifications_latency_seconds",
@@ -50,7 +55,7 @@ func newMetrics(reg prometheus.Registerer, capacity int, queueLength func() int)
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.sent, m.errors, m.dropped, m.latency, m.length, m.capacity} {
+	for _, c := range []prometheus.Collector{m.sent, m.errors, m.dropped, m.truncated, m.latency, m.length, m.capacity} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("alertmanager notifier: register metrics: %w", err)
 		}

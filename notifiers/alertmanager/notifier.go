@@ -26,6 +26,12 @@ const (
 	DefaultMaxBatchSize  = 256
 	DefaultTimeout       = 10 * time.Second
 	DefaultBackoff       = 500 * time.Millisecond
+	// DefaultMaxBatchBytes bounds a request's alerts, so that a post
+	// stays quick whatever the alerts hold.
+	DefaultMaxBatchBytes = 1 << 20
+	// DefaultMaxAlertBytes bounds one alert: past it, its annotations are
+	// truncated (labels identify the alert and are kept whole).
+	DefaultMaxAlertBytes = 64 << 10
 	// MaxBackoff caps the doubling retry delay, so an Alertmanager that comes
 	// back gets its alerts within half a minute.
 	MaxBackoff = 30 * time.Second
@@ -36,6 +42,8 @@ type Options struct {
 	URLs          []string      // every configured Alertmanager (HA): each gets every alert
 	QueueCapacity int           // per Alertmanager; when full, the oldest alert is dropped and counted
 	MaxBatchSize  int           // alerts per request
+	MaxBatchBytes int           // bytes of alerts per request (at least one alert is sent)
+	MaxAlertBytes int           // bytes of one alert; its annotations are truncated to fit, and counted
 	Timeout       time.Duration // per request; also bounds the final flush on shutdown
 	Backoff       time.Duration // initial retry delay, doubling up to MaxBackoff
 	Logger        *slog.Logger
@@ -45,9 +53,10 @@ type Options struct {
 // Notifier sends alerts to every configured Alertmanager. It implements
 // engine.Notifier.
 type Notifier struct {
-	logger  *slog.Logger
-	metrics *metrics
-	loops   []*sendLoop
+	maxAlert int
+	logger   *slog.Logger
+	metrics  *metrics
+	loops    []*sendLoop
 }
 
 var _ engine.Notifier = (*Notifier)(nil)
@@ -57,8 +66,14 @@ func New(opts Options) (*Notifier, error) {
 	if len(opts.URLs) == 0 {
 		return nil, errors.New("alertmanager notifier: no Alertmanager URL configured")
 	}
-	if opts.QueueCapacity < 0 || opts.MaxBatchSize < 0 || opts.Timeout < 0 || opts.Backoff < 0 {
-		return nil, errors.New("alertmanager notifier: queue capacity, batch size, timeout and backoff must not be negative")
+	if opts.QueueCapacity < 0 || opts.MaxBatchSize < 0 || opts.MaxBatchBytes < 0 || opts.MaxAlertBytes < 0 || opts.Timeout < 0 || opts.Backoff < 0 {
+		return nil, errors.New("alertmanager notifier: queue capacity, batch size and bytes, alert bytes, timeout and backoff must not be negative")
+	}
+	if opts.MaxBatchBytes == 0 {
+		opts.MaxBatchBytes = DefaultMaxBatchBytes
+	}
+	if opts.MaxAlertBytes == 0 {
+		opts.MaxAlertBytes = DefaultMaxAlertBytes
 	}
 	if opts.QueueCapacity == 0 {
 		opts.QueueCapacity = DefaultQueueCapacity
@@ -77,7 +92,7 @@ func New(opts Options) (*Notifier, error) {
 		logger = slog.New(slog.DiscardHandler)
 	}
 
-	n := &Notifier{logger: logger}
+	n := &Notifier{logger: logger, maxAlert: opts.MaxAlertBytes}
 	// One HTTP client for all Alertmanagers: its own transport, so nothing
 	// here depends on or changes http.DefaultClient.
 	httpClient := &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
@@ -94,7 +109,7 @@ func New(opts Options) (*Notifier, error) {
 		n.loops = append(n.loops, &sendLoop{
 			target:     target,
 			client:     newAlertClient(target, httpClient),
-			queue:      newQueue(opts.QueueCapacity),
+			queue:      newBoundedQueue(opts.QueueCapacity, opts.MaxBatchBytes),
 			wake:       make(chan struct{}, 1),
 			maxBatch:   opts.MaxBatchSize,
 			timeout:    opts.Timeout,
@@ -162,7 +177,12 @@ func (n *Notifier) Send(alerts ...engine.Alert) {
 	pending := make([]pendingAlert, len(alerts))
 	for i := range alerts {
 		pa := toPostable(&alerts[i])
-		pending[i] = pendingAlert{key: labelsKey(pa.Labels), alert: pa}
+		size, cut := boundAlert(pa, n.maxAlert)
+		if cut {
+			n.metrics.truncated.Inc()
+			n.logger.Warn("Alert over the size limit, annotations truncated", "alertname", pa.Labels["alertname"], "limit_bytes", n.maxAlert)
+		}
+		pending[i] = pendingAlert{key: labelsKey(pa.Labels), alert: pa, size: size}
 	}
 	for _, l := range n.loops {
 		if dropped := l.queue.push(pending); dropped > 0 {

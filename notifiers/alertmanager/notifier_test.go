@@ -343,6 +343,7 @@ func TestLateAlertmanager(t *testing.T) {
 type batchRecorder struct {
 	mu      sync.Mutex
 	batches []int
+	bodies  []int // bytes of each POST
 }
 
 func (r *batchRecorder) sizes() []int {
@@ -372,6 +373,7 @@ func proxyTo(t *testing.T, target string) (*httptest.Server, *batchRecorder) {
 			}
 			rec.mu.Lock()
 			rec.batches = append(rec.batches, len(alerts))
+			rec.bodies = append(rec.bodies, len(body))
 			rec.mu.Unlock()
 			req.Body = io.NopCloser(bytes.NewReader(body))
 		}

@@ -16,6 +16,7 @@ type entry struct {
 	version uint64
 	key     string
 	alert   *models.PostableAlert
+	size    int // bytes the alert takes in a request, about
 }
 
 // queue is the bounded FIFO of alerts not yet delivered to one Alertmanager.
@@ -25,6 +26,7 @@ type entry struct {
 type queue struct {
 	mu       sync.Mutex
 	capacity int
+	maxBytes int      // of a batch; 0: no bound
 	entries  []*entry // ordered by seq, oldest first
 	byKey    map[string]*entry
 	nextSeq  uint64
@@ -39,6 +41,7 @@ func newQueue(capacity int) *queue {
 type pendingAlert struct {
 	key   string
 	alert *models.PostableAlert
+	size  int
 }
 
 // push enqueues alerts, superseding pending alerts with the same labels and
@@ -49,7 +52,7 @@ func (q *queue) push(alerts []pendingAlert) (dropped int) {
 	defer q.mu.Unlock()
 	for _, a := range alerts {
 		if e, ok := q.byKey[a.key]; ok {
-			e.alert = a.alert
+			e.alert, e.size = a.alert, a.size
 			e.version++
 			continue
 		}
@@ -58,7 +61,7 @@ func (q *queue) push(alerts []pendingAlert) (dropped int) {
 			dropped++
 		}
 		q.nextSeq++
-		e := &entry{seq: q.nextSeq, key: a.key, alert: a.alert}
+		e := &entry{seq: q.nextSeq, key: a.key, alert: a.alert, size: a.size}
 		q.entries = append(q.entries, e)
 		q.byKey[a.key] = e
 	}
@@ -80,11 +83,22 @@ type batch struct {
 	maxSeq   uint64
 }
 
-// peek returns up to n of the oldest alerts, without removing them.
+// peek returns up to n of the oldest alerts, without removing them, and
+// no more than maxBytes of them (but at least one).
 func (q *queue) peek(n int) batch {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	n = min(n, len(q.entries))
+	if q.maxBytes > 0 {
+		bytes := 0
+		for i, e := range q.entries[:n] {
+			bytes += e.size
+			if i > 0 && bytes > q.maxBytes {
+				n = i
+				break
+			}
+		}
+	}
 	if n == 0 {
 		return batch{}
 	}
@@ -149,4 +163,11 @@ func labelsKey(labels map[string]string) string {
 		b.WriteByte(0xff)
 	}
 	return b.String()
+}
+
+// newBoundedQueue is a queue whose batches hold at most maxBytes of alerts.
+func newBoundedQueue(capacity, maxBytes int) *queue {
+	q := newQueue(capacity)
+	q.maxBytes = maxBytes
+	return q
 }
