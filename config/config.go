@@ -25,6 +25,7 @@ type Config struct {
 	OTLPGRPCAddress     string
 	OTLPHTTPAddress     string
 	OTLPMaxRequestBytes int64
+	OTLPLimits          OTLPLimits
 	ScrapeConfigs       []ScrapeConfig
 	Alertmanagers       []string
 	ResendDelay         time.Duration
@@ -103,13 +104,13 @@ func Parse(file string, data []byte) (*Config, error) {
 		}
 	}
 
-	o := d.Mapping(top["otlp"].Value, "otlp", "grpc", "http")
-	og := d.Mapping(o["grpc"].Value, "otlp.grpc", "listen_address", "tls")
+	o := d.Mapping(top["otlp"].Value, "otlp", "grpc", "http", "limits")
+	og := d.Mapping(o["grpc"].Value, "otlp.grpc", "listen_address", "tls", "max_concurrent_streams")
 	if n := og["listen_address"].Value; n != nil {
 		c.OTLPGRPCAddress = d.String(n, "listen_address")
 	}
 	c.OTLPGRPCTLS = parseServerTLS(d, og["tls"].Value, "otlp.grpc.tls")
-	oh := d.Mapping(o["http"].Value, "otlp.http", "listen_address", "max_request_bytes", "tls")
+	oh := d.Mapping(o["http"].Value, "otlp.http", "listen_address", "max_request_bytes", "tls", "read_header_timeout", "read_timeout", "idle_timeout", "max_header_bytes")
 	c.OTLPHTTPTLS = parseServerTLS(d, oh["tls"].Value, "otlp.http.tls")
 	if n := oh["listen_address"].Value; n != nil {
 		c.OTLPHTTPAddress = d.String(n, "listen_address")
@@ -121,6 +122,8 @@ func Parse(file string, data []byte) (*Config, error) {
 			d.Errorf(n, "max_request_bytes must be positive")
 		}
 	}
+
+	c.OTLPLimits = parseOTLPLimits(d, o["limits"].Value, og, oh)
 
 	c.ScrapeConfigs = ParseScrapeConfigs(d, top["scrape_configs"].Value, 0)
 

@@ -23,6 +23,18 @@ func TestLoadContractExample(t *testing.T) {
 		{"rule pattern relative to the file", c.RulePatterns()[0], "testdata/rules/*.yaml"},
 		{"grpc", c.OTLPGRPCAddress, ":4317"},
 		{"max bytes", c.OTLPMaxRequestBytes, int64(8388608)},
+		{"read timeout", c.OTLPLimits.ReadTimeout, 30 * time.Second},
+		{"idle timeout", c.OTLPLimits.IdleTimeout, 2 * time.Minute},
+		{"header timeout", c.OTLPLimits.ReadHeaderTimeout, 10 * time.Second},
+		{"header bytes", c.OTLPLimits.MaxHeaderBytes, 65536},
+		{"streams", c.OTLPLimits.MaxConcurrentStreams, 100},
+		{"spans per request", c.OTLPLimits.MaxSpansPerRequest, 32768},
+		{"attributes", c.OTLPLimits.MaxAttributesPerSpan, 128},
+		{"key bytes", c.OTLPLimits.MaxAttributeKeyBytes, 256},
+		{"value bytes", c.OTLPLimits.MaxAttributeValueBytes, 1024},
+		{"depth", c.OTLPLimits.MaxAttributeDepth, 8},
+		{"budget", c.OTLPLimits.MemoryBudgetBytes, int64(256 << 20)},
+		{"refusing after", c.OTLPLimits.RefusingAfter, 30 * time.Second},
 		{"alertmanager", c.Alertmanagers[0], "http://alertmanager.monitoring:9093"},
 		{"resend", c.ResendDelay, time.Minute},
 		{"trace url", c.TraceURLTemplate, "https://tracing.example/trace/{{ .TraceID }}"},
@@ -41,7 +53,7 @@ func TestEmptyConfigIsDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.OTLPHTTPAddress != ":4318" || c.EvaluationInterval != 15*time.Second || c.StoragePath != "data/" ||
-		c.ResendDelay != 0 || c.MaxSnapshotBytes != 0 { // the engine's defaults
+		c.ResendDelay != 0 || c.MaxSnapshotBytes != 0 || c.OTLPLimits != (OTLPLimits{}) { // the receiver's and engine's defaults
 		t.Fatalf("defaults: %+v", c)
 	}
 }
@@ -87,7 +99,12 @@ func FuzzParse(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		c, err := Parse("fuzz.yaml", data)
-		if err == nil && (c.EvaluationInterval <= 0 || c.OTLPMaxRequestBytes <= 0) {
+		if err != nil {
+			return
+		}
+		l := c.OTLPLimits
+		if (c.EvaluationInterval <= 0 || c.OTLPMaxRequestBytes <= 0 || l.MemoryBudgetBytes < 0 || l.ReadTimeout < 0 ||
+			l.MaxSpansPerRequest < 0 || (l.MaxAttributeValueBytes != 0 && l.MaxAttributeValueBytes < MinAttributeValueBytes)) {
 			t.Fatalf("accepted invalid config %+v", c)
 		}
 	})
