@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"strings"
@@ -41,6 +42,8 @@ type daemonOptions struct {
 	Notifiers []engine.Notifier
 	// MaxGroupsPerRule caps each rule's groups (--rules.max-groups-per-rule); 0 is the engine's default.
 	MaxGroupsPerRule int
+	// MaxLabelValue bounds group_by values in group keys (--rules.max-label-value-bytes); 0 is the engine's default.
+	MaxLabelValue int
 	// AlertmanagerURLs, when set, replace the config's (the --alertmanager.url flag).
 	AlertmanagerURLs []string
 	// WebConfigFile is --web.config.file: TLS, client certificates and
@@ -168,7 +171,7 @@ func buildDaemon(opts daemonOptions, ln net.Listener) (*daemon, error) {
 		notifiers = append(notifiers, am)
 	}
 
-	eng, err := engine.New(engine.Options{
+	eng, err := engine.New(withLabelValueBound(opts.MaxLabelValue, engine.Options{
 		Notifier:         notifiers,
 		Logger:           d.logger.With("component", "engine"),
 		Registerer:       d.registry,
@@ -180,7 +183,7 @@ func buildDaemon(opts daemonOptions, ln net.Listener) (*daemon, error) {
 		DefaultInterval:  cfg.EvaluationInterval,
 		TraceURLTemplate: cfg.TraceURLTemplate,
 		MaxSnapshotBytes: cfg.MaxSnapshotBytes,
-	})
+	}))
 	if err != nil {
 		return nil, err
 	}
@@ -205,6 +208,7 @@ func buildDaemon(opts daemonOptions, ln net.Listener) (*daemon, error) {
 		GRPCAddress:     cfg.OTLPGRPCAddress,
 		HTTPAddress:     cfg.OTLPHTTPAddress,
 		MaxRequestBytes: cfg.OTLPMaxRequestBytes,
+		Limits:          otlpLimits(cfg.OTLPLimits),
 		Observer:        eng,
 		Logger:          d.logger.With("component", "otlp"),
 		Registerer:      d.registry,
@@ -296,6 +300,30 @@ func (d *daemon) run(ctx context.Context) error {
 		d.logger.Warn("web shutdown", "err", e)
 	}
 	return err
+}
+
+// withLabelValueBound sets the engine's bound on group_by values.
+func withLabelValueBound(maxBytes int, o engine.Options) engine.Options {
+	o.MaxLabelValueBytes = maxBytes
+	return o
+}
+
+// otlpLimits passes otlp.limits on; zero fields take the receiver's defaults.
+func otlpLimits(c config.OTLPLimits) otlp.Limits {
+	return otlp.Limits{
+		MaxSpansPerRequest:     c.MaxSpansPerRequest,
+		MaxAttributesPerSpan:   c.MaxAttributesPerSpan,
+		MaxAttributeKeyBytes:   c.MaxAttributeKeyBytes,
+		MaxAttributeValueBytes: c.MaxAttributeValueBytes,
+		MaxAttributeDepth:      c.MaxAttributeDepth,
+		MemoryBudgetBytes:      c.MemoryBudgetBytes,
+		ReadHeaderTimeout:      c.ReadHeaderTimeout,
+		ReadTimeout:            c.ReadTimeout,
+		IdleTimeout:            c.IdleTimeout,
+		MaxHeaderBytes:         c.MaxHeaderBytes,
+		MaxConcurrentStreams:   uint32(min(c.MaxConcurrentStreams, math.MaxUint32)),
+		RefusingAfter:          c.RefusingAfter,
+	}
 }
 
 func addrString(a net.Addr) string {

@@ -78,6 +78,7 @@ func runDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	webConfig := fs.String("web.config.file", "", "exporter-toolkit web config file: TLS, client certificates and basic auth on the web port (see docs/security.md)")
 	lifecycle := fs.Bool("web.enable-lifecycle", false, "allow POST /-/reload (SIGHUP reloads either way)")
 	maxGroups := fs.Int("rules.max-groups-per-rule", engine.DefaultMaxGroupsPerRule, "most groups (distinct group_by values) a rule tracks; observations beyond are dropped and counted")
+	maxLabelValue := fs.Int("rules.max-label-value-bytes", engine.DefaultMaxLabelValueBytes, "longest group_by value kept in a group key and alert label; longer ones are truncated with a marker and counted")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -118,6 +119,7 @@ func runDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		ConfigFile:       *configFile,
 		ConfigOverrides:  overrides,
 		MaxGroupsPerRule: *maxGroups,
+		MaxLabelValue:    *maxLabelValue,
 		WebAddress:       common.webAddress,
 		ExternalURL:      common.externalURLFor(common.webAddress),
 		Logger:           logger,

@@ -25,6 +25,10 @@ func (d *daemon) routes() http.Handler {
 			http.Error(w, "Sentinel is not ready.", http.StatusServiceUnavailable)
 			return
 		}
+		if err := d.receiver.Ready(); err != nil {
+			http.Error(w, "Sentinel is not ready: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
 		w.Write([]byte("Sentinel is Ready.\n"))
 	})
 	mux.HandleFunc("POST /-/reload", d.lifecycle(func(w http.ResponseWriter, _ *http.Request) {
