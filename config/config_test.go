@@ -103,8 +103,8 @@ func FuzzParse(f *testing.F) {
 			return
 		}
 		l := c.OTLPLimits
-		if (c.EvaluationInterval <= 0 || c.OTLPMaxRequestBytes <= 0 || l.MemoryBudgetBytes < 0 || l.ReadTimeout < 0 ||
-			l.MaxSpansPerRequest < 0 || (l.MaxAttributeValueBytes != 0 && l.MaxAttributeValueBytes < MinAttributeValueBytes)) {
+		if c.EvaluationInterval <= 0 || c.OTLPMaxRequestBytes <= 0 || l.MemoryBudgetBytes < 0 || l.ReadTimeout < 0 ||
+			l.MaxSpansPerRequest < 0 || (l.MaxAttributeValueBytes != 0 && l.MaxAttributeValueBytes < MinAttributeValueBytes) {
 			t.Fatalf("accepted invalid config %+v", c)
 		}
 	})
