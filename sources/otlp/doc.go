@@ -5,7 +5,11 @@
 //
 // It owns the wire protocol (status codes, google.rpc.Status error bodies,
 // partial success, back-pressure with 429/RESOURCE_EXHAUSTED when too many
-// requests are in flight) and the span-to-observation conversion: duration,
+// requests are in flight or their memory budget is spent), what a request
+// may cost (Limits: connection timeouts and body deadlines, spans and
+// attributes per request checked by package otlpwire before pdata
+// decodes anything, label values truncated) and the span-to-observation
+// conversion: duration,
 // failure, trace and span IDs, and a zero-allocation label view over span
 // and resource attributes plus the Kubernetes request info derived from the
 // apiserver's SERVER spans by package sources/k8s.

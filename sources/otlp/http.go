@@ -169,7 +169,7 @@ func (r *Receiver) serveTraces(w http.ResponseWriter, req *http.Request) {
 			fmt.Sprintf("decoding this request would take about %d bytes, more than the whole budget of %d bytes; send smaller requests", cost, r.budget.total))
 		return
 	}
-	if !res.resize(max(cost, int64(buf.Cap()))) {
+	if !res.resize(min(max(cost, int64(buf.Cap())), r.budget.total)) {
 		r.refuseHTTPOverBudget(w, enc)
 		return
 	}
