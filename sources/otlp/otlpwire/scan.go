@@ -135,18 +135,18 @@ const (
 // content; n is the bytes the field took. It accepts what pdata's decoder
 // accepts, down to its leniency with groups.
 func next(b []byte) (num protowire.Number, typ protowire.Type, payload []byte, n int, err error) {
-	tag, tn := protowire.ConsumeVarint(b)
-	if tn < 0 {
-		return 0, 0, nil, 0, fmt.Errorf("%w: tag: %v", ErrMalformed, protowire.ParseError(tn))
+	tag, tn, err := varint(b)
+	if err != nil {
+		return 0, 0, nil, 0, fmt.Errorf("%w: tag: %v", ErrMalformed, err)
 	}
 	if int32(tag>>3) <= 0 {
 		return 0, 0, nil, 0, fmt.Errorf("%w: illegal field number in tag %d", ErrMalformed, tag)
 	}
 	num, typ = protowire.Number(int32(tag>>3)), protowire.Type(tag&7)
 	if typ == protowire.BytesType {
-		v, vn := protowire.ConsumeBytes(b[tn:])
-		if vn < 0 {
-			return 0, 0, nil, 0, fmt.Errorf("%w: field %d: %v", ErrMalformed, num, protowire.ParseError(vn))
+		v, vn, err := lengthPrefixed(b[tn:])
+		if err != nil {
+			return 0, 0, nil, 0, fmt.Errorf("%w: field %d: %v", ErrMalformed, num, err)
 		}
 		return num, typ, v, tn + vn, nil
 	}
@@ -157,6 +157,46 @@ func next(b []byte) (num protowire.Number, typ protowire.Type, payload []byte, n
 	return num, typ, nil, tn + vn, nil
 }
 
+var (
+	errOverflow      = errors.New("variable length integer overflow")
+	errInvalidLength = errors.New("negative length")
+)
+
+// varint reads a varint as pdata does: at most ten bytes, the bits past
+// 64 ignored (protowire refuses those).
+func varint(b []byte) (v uint64, n int, err error) {
+	for shift := uint(0); ; shift += 7 {
+		if shift >= 64 {
+			return 0, 0, errOverflow
+		}
+		if n >= len(b) {
+			return 0, 0, io.ErrUnexpectedEOF
+		}
+		c := b[n]
+		n++
+		v |= uint64(c&0x7f) << shift
+		if c < 0x80 {
+			return v, n, nil
+		}
+	}
+}
+
+// lengthPrefixed reads a length-delimited value as pdata does.
+func lengthPrefixed(b []byte) (v []byte, n int, err error) {
+	length, n, err := varint(b)
+	if err != nil {
+		return nil, 0, err
+	}
+	if int(length) < 0 {
+		return nil, 0, errInvalidLength
+	}
+	end := n + int(length)
+	if end < n || end > len(b) {
+		return nil, 0, io.ErrUnexpectedEOF
+	}
+	return b[n:end], end, nil
+}
+
 // skip passes over a value that is not length-delimited, as pdata's
 // ConsumeUnknown does: a group ends at its end tag, or at the first
 // scalar inside it.
@@ -165,9 +205,9 @@ func skip(b []byte, typ protowire.Type) (int, error) {
 	for pos < len(b) {
 		switch typ {
 		case protowire.VarintType:
-			_, n := protowire.ConsumeVarint(b[pos:])
-			if n < 0 {
-				return 0, protowire.ParseError(n)
+			_, n, err := varint(b[pos:])
+			if err != nil {
+				return 0, err
 			}
 			return pos + n, nil
 		case protowire.Fixed64Type:
@@ -181,9 +221,9 @@ func skip(b []byte, typ protowire.Type) (int, error) {
 			}
 			return pos + 4, nil
 		case protowire.BytesType:
-			_, n := protowire.ConsumeBytes(b[pos:])
-			if n < 0 {
-				return 0, protowire.ParseError(n)
+			_, n, err := lengthPrefixed(b[pos:])
+			if err != nil {
+				return 0, err
 			}
 			return pos + n, nil
 		case protowire.StartGroupType:
@@ -199,9 +239,9 @@ func skip(b []byte, typ protowire.Type) (int, error) {
 		if depth == 0 {
 			return pos, nil
 		}
-		tag, n := protowire.ConsumeVarint(b[pos:])
-		if n < 0 {
-			return 0, protowire.ParseError(n)
+		tag, n, err := varint(b[pos:])
+		if err != nil {
+			return 0, err
 		}
 		if int32(tag>>3) <= 0 {
 			return 0, fmt.Errorf("illegal field number in tag %d", tag)
