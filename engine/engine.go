@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -109,6 +110,9 @@ func New(opts Options) (*Engine, error) {
 	}
 	if opts.MaxLabelValueBytes <= 0 {
 		opts.MaxLabelValueBytes = DefaultMaxLabelValueBytes
+	}
+	if opts.MaxLabelValueBytes < MinLabelValueBytes {
+		return nil, fmt.Errorf("max label value bytes %d is under the minimum of %d", opts.MaxLabelValueBytes, MinLabelValueBytes)
 	}
 	e := &Engine{opts: opts, logger: opts.Logger, reloaded: make(chan struct{}, 1), stateChanged: make(chan struct{}, 1)}
 	e.sources = newSourceTracker(opts.NoDataSources.MaxSources, opts.NoDataSources.Timeout, opts.NoDataSources.ForgetAfter, opts.Clock.Now())

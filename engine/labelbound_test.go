@@ -108,3 +108,12 @@ func findCounter(t *testing.T, reg *prometheus.Registry, name string) prometheus
 	t.Fatalf("no metric %s", name)
 	return nil
 }
+
+func TestMaxLabelValueBytesValidated(t *testing.T) {
+	if _, err := New(Options{MaxLabelValueBytes: 5}); err == nil {
+		t.Error("a label value limit with no room for the marker was accepted")
+	}
+	if got, _ := boundLabelValue("abcdefgh", 4); got != TruncationMarker {
+		t.Errorf("a limit under the marker's length: %q", got)
+	}
+}

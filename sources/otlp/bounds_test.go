@@ -570,3 +570,42 @@ func TestJSONEstimate(t *testing.T) {
 		t.Errorf("braces in strings counted: %d", got)
 	}
 }
+
+// Idle connections to the gRPC port, with or without the HTTP/2 preface,
+// do not keep an exporter out, and are closed once the connection timeout
+// (the header timeout) passes without a handshake.
+func TestGRPCIdleConnectionsAreClosed(t *testing.T) {
+	o := &countingObserver{}
+	r := startReceiver(t, Options{Observer: o, Limits: Limits{ReadHeaderTimeout: time.Second}})
+	addr := r.GRPCAddr().String()
+	var idle []net.Conn
+	for i := range 24 {
+		conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close() })
+		if i%2 == 1 {
+			// The client preface, then nothing: no SETTINGS frame.
+			if _, err := conn.Write([]byte("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")); err != nil {
+				t.Fatal(err)
+			}
+		}
+		idle = append(idle, conn)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req := ptraceotlp.NewExportRequestFromTraces(apiserverTraces(rand.New(rand.NewPCG(55, 56)), 8))
+	if _, err := ptraceotlp.NewGRPCClient(dial(t, r)).Export(ctx, req); err != nil {
+		t.Fatalf("export while %d connections idle: %v", len(idle), err)
+	}
+	if got := o.n.Load(); got != 8 {
+		t.Errorf("observed %d spans, want 8", got)
+	}
+	for i, conn := range idle {
+		_ = conn.SetReadDeadline(time.Now().Add(20 * time.Second))
+		if _, err := io.Copy(io.Discard, conn); err != nil {
+			t.Errorf("idle connection %d was not closed by the server: %v", i, err)
+		}
+	}
+}

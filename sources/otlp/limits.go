@@ -125,15 +125,15 @@ func (l Limits) wire() otlpwire.Limits {
 	}
 }
 
-// truncateValue cuts s to at most max bytes, TruncationMarker included,
+// truncateValue cuts s to at most limit bytes, TruncationMarker included,
 // at a UTF-8 boundary; the result is a fresh string, so that it does not
-// keep a large request alive. A value at most max bytes long is returned
+// keep a large request alive. A value at most limit bytes long is returned
 // as is, which makes truncation idempotent.
-func truncateValue(s string, max int) (string, bool) {
-	if max <= 0 || len(s) <= max {
+func truncateValue(s string, limit int) (string, bool) {
+	if limit <= 0 || len(s) <= limit {
 		return s, false
 	}
-	cut := max - len(TruncationMarker)
+	cut := max(limit-len(TruncationMarker), 0)
 	for cut > 0 && !utf8.RuneStart(s[cut]) {
 		cut--
 	}
