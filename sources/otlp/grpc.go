@@ -119,11 +119,18 @@ func (r *Receiver) newGRPCServer() *grpc.Server {
 const maxInt = int(^uint(0) >> 1)
 
 // grpcTap refuses an export before its message is read when no request
-// slot is free; export still takes the slot itself, since another request
-// may win the race for it.
+// slot is free or the memory budget is spent; export still takes the slot
+// and its share of the budget itself, since another request may win the
+// race for them.
 func (r *Receiver) grpcTap(ctx context.Context, info *tap.Info) (context.Context, error) {
-	if info.FullMethodName == exportFullMethod && r.saturated() {
+	if info.FullMethodName != exportFullMethod {
+		return ctx, nil
+	}
+	if r.saturated() {
 		return ctx, r.overloaded(reasonOverloaded, fmt.Sprintf("more than %d export requests in flight, retry later", cap(r.inFlight)))
+	}
+	if r.budget.inUse.Load() >= r.budget.total {
+		return ctx, r.overloaded(reasonOverBudget, fmt.Sprintf("the requests in flight hold the memory budget of %d bytes, retry later", r.budget.total))
 	}
 	return ctx, nil
 }
