@@ -2,7 +2,6 @@ package otlp
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -179,11 +178,7 @@ func (s grpcTraceService) export(ctx context.Context, in *rawMessage) (*rawMessa
 	data := in.buf.ReadOnlyData()
 	st, err := otlpwire.Scan(data, r.limits.wire())
 	if err != nil {
-		reason := reasonInvalidProtobuf
-		if le, ok := errors.AsType[*otlpwire.LimitError](err); ok {
-			reason = le.Reason
-		}
-		return nil, r.invalid(reason, fmt.Sprintf("cannot decode ExportTraceServiceRequest: %v", err))
+		return nil, r.invalid(scanRefusal(err))
 	}
 	if st.DecodedBytes > r.budget.total {
 		return nil, r.invalid(reasonTooCostly, fmt.Sprintf("decoding this request would take about %d bytes, more than the whole budget of %d bytes; send smaller requests", st.DecodedBytes, r.budget.total))

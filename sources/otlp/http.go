@@ -154,12 +154,8 @@ func (r *Receiver) serveTraces(w http.ResponseWriter, req *http.Request) {
 	} else {
 		st, err := otlpwire.Scan(buf.Bytes(), r.limits.wire())
 		if err != nil {
-			reason := reasonInvalidProtobuf
-			if le, ok := errors.AsType[*otlpwire.LimitError](err); ok {
-				reason = le.Reason
-			}
-			r.writeHTTPError(w, enc, http.StatusBadRequest, codes.InvalidArgument, reason,
-				fmt.Sprintf("cannot decode ExportTraceServiceRequest: %v", err))
+			reason, msg := scanRefusal(err)
+			r.writeHTTPError(w, enc, http.StatusBadRequest, codes.InvalidArgument, reason, msg)
 			return
 		}
 		cost = st.DecodedBytes

@@ -1,6 +1,7 @@
 package otlp
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -304,6 +305,15 @@ func jsonEstimate(b []byte) int64 {
 		}
 	}
 	return 2*int64(len(b)) + objects*costObject
+}
+
+// scanRefusal is the reason and message that answer a request the
+// pre-scan refused: over a limit, or not protobuf at all.
+func scanRefusal(err error) (reason, msg string) {
+	if le, ok := errors.AsType[*otlpwire.LimitError](err); ok {
+		return le.Reason, "request over a limit: " + le.Msg
+	}
+	return reasonInvalidProtobuf, fmt.Sprintf("cannot decode ExportTraceServiceRequest: %v", err)
 }
 
 // reasonLabel is the reason label of sentinel_otlp_requests_refused_total.
