@@ -201,11 +201,21 @@ func TestReadyWhenRefusingEverything(t *testing.T) {
 // attributes each (two bytes on the wire, a couple of hundred decoded),
 // about size bytes in all.
 func emptyAttributeSpans(size, perSpan int) []byte {
+	return emptyAttributeSpansWith(size, perSpan, nil)
+}
+
+// emptyAttributeSpansWith is emptyAttributeSpans whose first span starts
+// with the given fields.
+func emptyAttributeSpansWith(size, perSpan int, first []byte) []byte {
 	span := []byte{}
 	for range perSpan {
 		span = append(span, 0x4a, 0x00)
 	}
 	scope := []byte{}
+	if first != nil {
+		scope = protowire.AppendTag(scope, 2, protowire.BytesType)
+		scope = protowire.AppendBytes(scope, append(first, span...))
+	}
 	for len(scope) < size {
 		scope = protowire.AppendTag(scope, 2, protowire.BytesType) // ScopeSpans.spans
 		scope = protowire.AppendBytes(scope, span)
@@ -287,17 +297,24 @@ func TestAttributeBombRefusedBeforeDecoding(t *testing.T) {
 }
 
 // Concurrent senders of requests that each fit the limits are refused
-// with 429 and Retry-After once their decoded size would outgrow the
-// memory budget, instead of growing the heap.
+// with 429 and Retry-After while the budget is held, instead of growing
+// the heap: one such request is held in the observer while 15 more arrive.
 func TestConcurrentSendersStayWithinBudget(t *testing.T) {
 	const budget = 64 << 20
-	r := startReceiver(t, Options{Observer: &countingObserver{}, MaxConcurrentRequests: 32,
+	o := &blockingObserver{entered: make(chan struct{}), release: make(chan struct{})}
+	r := startReceiver(t, Options{Observer: o, MaxConcurrentRequests: 32,
 		Limits: Limits{MemoryBudgetBytes: budget}})
 	body := emptyAttributeSpans(300<<10, 128) // ~1,150 spans, ~33 MB decoded
 	st, err := otlpwire.Scan(body, otlpwire.Limits{})
 	if err != nil || st.DecodedBytes > budget || 2*st.DecodedBytes < budget {
 		t.Fatalf("the request should fit the budget once, not twice: %+v %v", st, err)
 	}
+	// The same request, its first span named "block": the observer holds it.
+	// Span name (5), start (7) and end (8): a span without times is not observed.
+	blocking := protowire.AppendString(protowire.AppendTag(nil, 5, protowire.BytesType), "block")
+	blocking = protowire.AppendFixed64(protowire.AppendTag(blocking, 7, protowire.Fixed64Type), 1)
+	blocking = protowire.AppendFixed64(protowire.AppendTag(blocking, 8, protowire.Fixed64Type), 2)
+	blocking = emptyAttributeSpansWith(300<<10, 128, blocking)
 	url := "http://" + r.HTTPAddr().String() + TracesPath
 
 	runtime.GC()
@@ -320,39 +337,54 @@ func TestConcurrentSendersStayWithinBudget(t *testing.T) {
 		}
 	}()
 
-	const senders = 16
+	send := func(b []byte) (int, string) {
+		resp, err := http.Post(url, protobufContentType, bytes.NewReader(b))
+		if err != nil {
+			t.Error(err)
+			return 0, ""
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode, resp.Header.Get("Retry-After")
+	}
+	first := make(chan int, 1)
+	go func() { code, _ := send(blocking); first <- code }()
+	select {
+	case <-o.entered:
+	case code := <-first:
+		t.Fatalf("the blocking request ended with %d before it was observed", code)
+	case <-time.After(30 * time.Second):
+		t.Fatal("the blocking request was never observed")
+	}
+
+	const senders = 15
 	var wg sync.WaitGroup
-	var ok, tooMany atomic.Int32
+	var tooMany atomic.Int32
 	for range senders {
 		wg.Go(func() {
-			resp, err := http.Post(url, protobufContentType, bytes.NewReader(body))
-			if err != nil {
-				t.Error(err)
+			code, retry := send(body)
+			if code != http.StatusTooManyRequests {
+				t.Errorf("status %d while the budget is held, want 429", code)
 				return
 			}
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			switch resp.StatusCode {
-			case http.StatusOK:
-				ok.Add(1)
-			case http.StatusTooManyRequests:
-				tooMany.Add(1)
-				if ra, err := strconv.Atoi(resp.Header.Get("Retry-After")); err != nil || ra < 1 {
-					t.Errorf("429 without a Retry-After: %q", resp.Header.Get("Retry-After"))
-				}
-			default:
-				t.Errorf("status %d", resp.StatusCode)
+			tooMany.Add(1)
+			if ra, err := strconv.Atoi(retry); err != nil || ra < 1 {
+				t.Errorf("429 without a Retry-After: %q", retry)
 			}
 		})
 	}
 	wg.Wait()
+	close(o.release)
+	if code := <-first; code != http.StatusOK {
+		t.Errorf("the held request ended with %d", code)
+	}
+	if code, _ := send(body); code != http.StatusOK {
+		t.Errorf("after the budget is free again: %d", code)
+	}
 	close(stop)
 	<-sampled
-	if tooMany.Load() == 0 {
-		t.Errorf("%d senders of %d MB decoded each against a %d MB budget: none refused", senders, st.DecodedBytes>>20, budget>>20)
-	}
-	if ok.Load() == 0 {
-		t.Errorf("none accepted")
+	if tooMany.Load() != senders {
+		t.Errorf("%d of %d senders refused", tooMany.Load(), senders)
 	}
 	// Without the budget, 16 decodes at once hold half a gigabyte.
 	if grown := int64(peak.Load()) - int64(base); grown > budget+64<<20 {
