@@ -45,7 +45,7 @@ const (
 	reasonInvalidJSON          = "INVALID_JSON"
 	reasonOverloaded           = "TOO_MANY_CONCURRENT_REQUESTS"
 	reasonOverBudget           = "MEMORY_BUDGET_EXHAUSTED"
-	reasonTooCostly            = "REQUEST_TOO_COSTLY"
+	reasonTooCostly            = otlpwire.ReasonTooCostly
 	reasonBodyTimeout          = "BODY_READ_TIMEOUT"
 )
 

@@ -123,6 +123,9 @@ func (l Limits) wire() otlpwire.Limits {
 		MaxAttributes: l.MaxAttributesPerSpan,
 		MaxKeyBytes:   l.MaxAttributeKeyBytes,
 		MaxDepth:      l.MaxAttributeDepth,
+		// A request that alone would take more than the whole budget can
+		// never be admitted: the scan stops there.
+		MaxDecodedBytes: l.MemoryBudgetBytes,
 	}
 }
 

@@ -22,6 +22,9 @@ type Limits struct {
 	// MaxDepth bounds the nesting of kvlist and array values: 1 allows an
 	// array of scalars but no array inside it.
 	MaxDepth int
+	// MaxDecodedBytes bounds Stats.DecodedBytes: the scan stops as soon as
+	// the estimate is over it.
+	MaxDecodedBytes int64
 }
 
 // DefaultMaxDepth is what a zero Limits.MaxDepth means. It also keeps the
@@ -63,7 +66,7 @@ var ErrMalformed = errors.New("malformed ExportTraceServiceRequest")
 // LimitError says which limit a request is over.
 type LimitError struct {
 	// Reason is machine-readable: TOO_MANY_SPANS, TOO_MANY_ATTRIBUTES,
-	// ATTRIBUTE_KEY_TOO_LONG or ATTRIBUTE_TOO_DEEP.
+	// ATTRIBUTE_KEY_TOO_LONG, ATTRIBUTE_TOO_DEEP or REQUEST_TOO_COSTLY.
 	Reason string
 	Msg    string
 }
@@ -76,6 +79,7 @@ const (
 	ReasonTooManyAttributes = "TOO_MANY_ATTRIBUTES"
 	ReasonKeyTooLong        = "ATTRIBUTE_KEY_TOO_LONG"
 	ReasonTooDeep           = "ATTRIBUTE_TOO_DEEP"
+	ReasonTooCostly         = "REQUEST_TOO_COSTLY"
 )
 
 // Scan walks an ExportTraceServiceRequest's wire bytes once, without
@@ -87,14 +91,24 @@ func Scan(b []byte, lim Limits) (Stats, error) {
 		lim.MaxDepth = DefaultMaxDepth
 	}
 	s := scanner{lim: lim}
+	s.st.DecodedBytes = int64(len(b))
 	err := s.request(b)
-	s.st.DecodedBytes += int64(len(b))
 	return s.st, err
 }
 
 type scanner struct {
 	lim Limits
 	st  Stats
+}
+
+// cost adds n to the decoded estimate and checks it.
+func (s *scanner) cost(n int64) error {
+	s.st.DecodedBytes += n
+	if s.lim.MaxDecodedBytes > 0 && s.st.DecodedBytes > s.lim.MaxDecodedBytes {
+		return &LimitError{Reason: ReasonTooCostly,
+			Msg: fmt.Sprintf("decoding the request would take more than %d bytes", s.lim.MaxDecodedBytes)}
+	}
+	return nil
 }
 
 // Field numbers, from opentelemetry/proto/trace/v1/trace.proto,
@@ -279,7 +293,9 @@ func (s *scanner) request(b []byte) error {
 
 func (s *scanner) resourceSpans(b []byte) error {
 	s.st.ResourceSpans++
-	s.st.DecodedBytes += costResourceSpans
+	if err := s.cost(costResourceSpans); err != nil {
+		return err
+	}
 	for len(b) > 0 {
 		num, typ, v, n, err := next(b)
 		if err != nil {
@@ -308,7 +324,9 @@ func (s *scanner) resourceSpans(b []byte) error {
 
 func (s *scanner) scopeSpans(b []byte) error {
 	s.st.ScopeSpans++
-	s.st.DecodedBytes += costScopeSpans
+	if err := s.cost(costScopeSpans); err != nil {
+		return err
+	}
 	for len(b) > 0 {
 		num, typ, v, n, err := next(b)
 		if err != nil {
@@ -341,7 +359,9 @@ func (s *scanner) scopeSpans(b []byte) error {
 }
 
 func (s *scanner) span(b []byte) error {
-	s.st.DecodedBytes += costSpan
+	if err := s.cost(costSpan); err != nil {
+		return err
+	}
 	attrs := 0
 	for len(b) > 0 {
 		num, typ, v, n, err := next(b)
@@ -363,7 +383,9 @@ func (s *scanner) span(b []byte) error {
 				return wrongType("Span", num, typ)
 			}
 			s.st.Events++
-			s.st.DecodedBytes += costEvent
+			if err := s.cost(costEvent); err != nil {
+				return err
+			}
 			if err := s.attributeList(v, fieldEventAttributes, "span event"); err != nil {
 				return err
 			}
@@ -372,7 +394,9 @@ func (s *scanner) span(b []byte) error {
 				return wrongType("Span", num, typ)
 			}
 			s.st.Links++
-			s.st.DecodedBytes += costLink
+			if err := s.cost(costLink); err != nil {
+				return err
+			}
 			if err := s.attributeList(v, fieldLinkAttributes, "span link"); err != nil {
 				return err
 			}
@@ -408,7 +432,9 @@ func (s *scanner) attributeList(b []byte, attrField protowire.Number, owner stri
 // attribute scans a KeyValue, the nth of its list, at a nesting depth.
 func (s *scanner) attribute(b []byte, nth int, owner string, depth int) error {
 	s.st.Attributes++
-	s.st.DecodedBytes += costKeyValue
+	if err := s.cost(costKeyValue); err != nil {
+		return err
+	}
 	if s.lim.MaxAttributes > 0 && nth > s.lim.MaxAttributes {
 		return &LimitError{Reason: ReasonTooManyAttributes,
 			Msg: fmt.Sprintf("more than %d attributes in a %s's list", s.lim.MaxAttributes, owner)}
@@ -486,7 +512,9 @@ func (s *scanner) array(b []byte, owner string, depth int) error {
 		}
 		values++
 		s.st.Values++
-		s.st.DecodedBytes += costArrayValue
+		if err := s.cost(costArrayValue); err != nil {
+			return err
+		}
 		if s.lim.MaxAttributes > 0 && values > s.lim.MaxAttributes {
 			return &LimitError{Reason: ReasonTooManyAttributes,
 				Msg: fmt.Sprintf("more than %d values in an array of a %s attribute", s.lim.MaxAttributes, owner)}

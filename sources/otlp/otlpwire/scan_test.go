@@ -118,6 +118,8 @@ func TestScanLimits(t *testing.T) {
 		{"nesting over a set limit", nestedArrays(3), Limits{MaxDepth: 2}, ReasonTooDeep},
 		{"deep nesting, not recursed", nestedArrays(2000), Limits{}, ReasonTooDeep},
 		{"array values over the limit", sample(t, 1), Limits{MaxAttributes: 5}, ""},
+		{"decoded bytes over the limit", emptyAttributes(1 << 20), Limits{MaxDecodedBytes: 1 << 20}, ReasonTooCostly},
+		{"decoded bytes within the limit", emptyAttributes(100), Limits{MaxDecodedBytes: 1 << 20}, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
