@@ -375,6 +375,9 @@ var restartOnly = []struct {
 		func(n, r *config.Config) { n.OTLPHTTPAddress = r.OTLPHTTPAddress }},
 	{"otlp.http.max_request_bytes", func(c *config.Config) string { return fmt.Sprint(c.OTLPMaxRequestBytes) },
 		func(n, r *config.Config) { n.OTLPMaxRequestBytes = r.OTLPMaxRequestBytes }},
+	// With the timeouts, header and stream bounds of otlp.http and otlp.grpc.
+	{"otlp.limits", func(c *config.Config) string { return fmt.Sprint(c.OTLPLimits) },
+		func(n, r *config.Config) { n.OTLPLimits = r.OTLPLimits }},
 	{"alerting.alertmanagers", func(c *config.Config) string { return fmt.Sprint(c.Alertmanagers) },
 		func(n, r *config.Config) { n.Alertmanagers = r.Alertmanagers }},
 	{"global.external_labels", func(c *config.Config) string { return fmt.Sprint(c.ExternalLabels) },
