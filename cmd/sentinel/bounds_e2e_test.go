@@ -28,6 +28,7 @@ import (
 	"github.com/kube-sentinel/sentinel/config"
 	"github.com/kube-sentinel/sentinel/engine"
 	"github.com/kube-sentinel/sentinel/internal/amtest"
+	"github.com/kube-sentinel/sentinel/internal/testkit"
 )
 
 // serverSpans builds apiserver SERVER spans for the given request targets,
@@ -120,7 +121,7 @@ groups:
 	}
 
 	check := func(what string) {
-		got := waitFor(t, what, 60*time.Second, func() ([]string, bool) {
+		got := testkit.WaitFor(t, what, 60*time.Second, func() ([]string, bool) {
 			var firing []string
 			for _, a := range amAlerts(t, am) {
 				if a.Labels["alertname"] == "PodsLatencyByNamespace" && time.Time(*a.EndsAt).After(time.Now()) {
@@ -196,7 +197,7 @@ func startSentinelOTLP(t *testing.T, otlpSection string) *daemon {
 			t.Errorf("daemon: %v", err)
 		}
 	})
-	waitFor(t, "the daemon to be ready", 10*time.Second, func() (bool, bool) { return true, d.ready.Load() })
+	testkit.WaitFor(t, "the daemon to be ready", 10*time.Second, func() (bool, bool) { return true, d.ready.Load() })
 	return d
 }
 
@@ -258,7 +259,7 @@ otlp:
 			stall(t, d, 64<<10, nil)
 		}
 		good := serverSpans([]string{"/api/v1/namespaces/default/pods"}, time.Second, 2)
-		reason := waitFor(t, "/-/ready to answer 503", 20*time.Second, func() (string, bool) {
+		reason := testkit.WaitFor(t, "/-/ready to answer 503", 20*time.Second, func() (string, bool) {
 			if code := postOTLP(t, d, good); code != http.StatusTooManyRequests {
 				return "", false
 			}
@@ -268,7 +269,7 @@ otlp:
 		if !strings.Contains(reason, "refused every export request") {
 			t.Errorf("/-/ready body %q does not say why", reason)
 		}
-		waitFor(t, "exports accepted and ready again once the stalled clients are cut off", 30*time.Second, func() (int, bool) {
+		testkit.WaitFor(t, "exports accepted and ready again once the stalled clients are cut off", 30*time.Second, func() (int, bool) {
 			if postOTLP(t, d, good) != http.StatusOK {
 				return 0, false
 			}

@@ -36,19 +36,6 @@ import (
 	"github.com/kube-sentinel/sentinel/sources/otlp/otlpwire"
 )
 
-// eventually polls cond every 20ms until it holds or the generous bound
-// passes; it asserts nothing about how long that takes.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("not within 20s: %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // stalledClient opens a connection, sends a request's headers and the
 // first part bytes of its body, and then nothing.
 func stalledClient(t *testing.T, addr string, contentLength int, part []byte) net.Conn {
@@ -133,7 +120,7 @@ func TestStalledClientsDoNotBlind(t *testing.T) {
 			t.Errorf("stalled client %d got %.40q, want a 408", i, resp)
 		}
 	}
-	eventually(t, "the stalled bodies' memory is released", func() bool { return r.budget.inUse.Load() == 0 })
+	testkit.WaitFor(t, "the stalled bodies' memory to be released", 20*time.Second, func() (bool, bool) { return true, r.budget.inUse.Load() == 0 })
 	if got := testutil.ToFloat64(r.metrics.refused.WithLabelValues("http", reasonBodyTimeout)); got != float64(len(stalled)) {
 		t.Errorf("refused{http,%s} = %v, want %d", reasonBodyTimeout, got, len(stalled))
 	}
@@ -160,7 +147,7 @@ func TestReadyWhenRefusingEverything(t *testing.T) {
 	if err := r.Ready(); err != nil {
 		t.Fatalf("not ready before any refusal: %v", err)
 	}
-	eventually(t, "Ready reports the refusals", func() bool {
+	testkit.WaitFor(t, "Ready to report the refusals", 20*time.Second, func() (bool, bool) {
 		resp, err := http.Post(url, protobufContentType, bytes.NewReader(good))
 		if err != nil {
 			t.Fatal(err)
@@ -169,7 +156,7 @@ func TestReadyWhenRefusingEverything(t *testing.T) {
 		if resp.StatusCode != http.StatusTooManyRequests {
 			t.Fatalf("status %d while saturated, want 429", resp.StatusCode)
 		}
-		return r.Ready() != nil
+		return true, r.Ready() != nil
 	})
 	if err := r.Ready(); !strings.Contains(err.Error(), "refused every export request") {
 		t.Errorf("Ready: %v", err)
