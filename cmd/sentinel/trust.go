@@ -8,9 +8,11 @@ import (
 	"net/http"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/prometheus/exporter-toolkit/web"
 
 	"github.com/kube-sentinel/sentinel/config"
+	"github.com/kube-sentinel/sentinel/internal/logbound"
 	"github.com/kube-sentinel/sentinel/internal/tlsreload"
 )
 
@@ -49,7 +51,12 @@ func otlpTLS(cfg *config.Config, logger *slog.Logger, reg prometheus.Registerer)
 // (re-read as it changes, as Prometheus does).
 func (d *daemon) serveWeb() error {
 	if d.web.ErrorLog == nil { // handshake errors and the like, in our log rather than on stderr
-		d.web.ErrorLog = slog.NewLogLogger(d.logger.With("component", "web").Handler(), slog.LevelWarn)
+		// Failed handshakes are logged at the rate clients choose: bound it.
+		dropped := promauto.With(d.registry).NewCounter(prometheus.CounterOpts{
+			Name: "sentinel_web_error_log_lines_dropped_total",
+			Help: "Lines of the web server's error log (failed TLS handshakes, malformed requests) not written because they came faster than the log's rate.",
+		})
+		d.web.ErrorLog = logbound.NewLogLogger(d.logger.With("component", "web").Handler(), slog.LevelWarn, 1, 10, dropped.Inc)
 	}
 	file := d.opts.WebConfigFile
 	if file == "" {

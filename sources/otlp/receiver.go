@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/kube-sentinel/sentinel/engine"
+	"github.com/kube-sentinel/sentinel/internal/logbound"
 )
 
 // DefaultMaxRequestBytes is the default of Options.MaxRequestBytes and of the
@@ -172,8 +173,10 @@ func (r *Receiver) Start(ctx context.Context) error {
 	}
 	if r.httpLn != nil {
 		r.httpServer = &http.Server{
-			Handler:  r.handler,
-			ErrorLog: slog.NewLogLogger(r.log.Handler(), slog.LevelWarn),
+			Handler: r.handler,
+			// A client chooses how often this log is written (one line per
+			// failed handshake): a steady rate passes, the rest is counted.
+			ErrorLog: logbound.NewLogLogger(r.log.Handler(), slog.LevelWarn, errorLogPerSecond, errorLogBurst, r.metrics.logsDropped.Inc),
 		}
 		r.boundHTTPServer(r.httpServer)
 		serve := r.httpServer.Serve
@@ -278,6 +281,12 @@ func (r *Receiver) observe(td ptrace.Traces, t transport) (accepted, rejected in
 	return accepted, rejected
 }
 
+// The OTLP HTTP server's error log: a line a second on average, bursts of 10.
+const (
+	errorLogPerSecond = 1
+	errorLogBurst     = 10
+)
+
 type transport int
 
 const (
@@ -298,6 +307,7 @@ type metrics struct {
 	requests      *prometheus.CounterVec
 	refused       *prometheus.CounterVec
 	truncated     prometheus.Counter
+	logsDropped   prometheus.Counter     // error-log lines (failed handshakes, bad request lines) over the log's rate
 	bounds        []prometheus.Collector // gauges of the budget and of readiness
 	spansReceived [2]prometheus.Counter
 	spansRejected [2]prometheus.Counter // reason invalid_time, the one span-level reason
@@ -324,6 +334,10 @@ func newMetrics(bud *budget, refused *refusals) *metrics {
 		truncated: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "sentinel_otlp_label_values_truncated_total",
 			Help: "Label values read from spans that were cut to the attribute value limit (each lookup counts).",
+		}),
+		logsDropped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sentinel_otlp_error_log_lines_dropped_total",
+			Help: "Lines of the OTLP HTTP server's error log (failed TLS handshakes, malformed requests) not written because they came faster than the log's rate.",
 		}),
 		bounds: []prometheus.Collector{
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -353,7 +367,7 @@ func newMetrics(bud *budget, refused *refusals) *metrics {
 }
 
 func (m *metrics) register(reg prometheus.Registerer) error {
-	cs := append([]prometheus.Collector{m.received, m.rejected, m.requests, m.refused, m.truncated}, m.bounds...)
+	cs := append([]prometheus.Collector{m.received, m.rejected, m.requests, m.refused, m.truncated, m.logsDropped}, m.bounds...)
 	for i, c := range cs {
 		if err := reg.Register(c); err != nil {
 			for _, done := range cs[:i] {

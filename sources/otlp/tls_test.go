@@ -3,6 +3,9 @@ package otlp
 import (
 	"context"
 	"crypto/tls"
+	"log/slog"
+	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -16,6 +19,7 @@ import (
 	"google.golang.org/grpc/credentials"
 
 	"github.com/kube-sentinel/sentinel/internal/testcerts"
+	"github.com/kube-sentinel/sentinel/internal/testkit"
 	"github.com/kube-sentinel/sentinel/internal/tlsreload"
 )
 
@@ -150,5 +154,63 @@ func TestMutualTLS(t *testing.T) {
 			}
 			t.Logf("refused: %v", err)
 		})
+	}
+}
+
+// TestHandshakeFloodLogIsBounded: every failed handshake is a line of the
+// HTTP server's error log, written as fast as a client can fail them; the
+// log passes a steady rate and counts what it drops.
+func TestHandshakeFloodLogIsBounded(t *testing.T) {
+	dir := t.TempDir()
+	ca := testcerts.NewCA(t, "sentinel-otlp-ca")
+	files := ca.Server(t, "sentinel").WriteFiles(t, dir, "server", ca)
+	reloader, err := tlsreload.New(tlsreload.Files{CertFile: files.Cert, KeyFile: files.Key, ClientCAFile: files.CA},
+		tlsreload.Options{Listener: "otlp_http"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var log testkit.SyncBuffer
+	r, reg := newTestReceiver(t, Options{HTTPAddress: "127.0.0.1:0", HTTPTLS: reloader.TLSConfig(),
+		Logger: slog.New(slog.NewTextHandler(&log, nil))})
+	if err := r.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = r.Shutdown(ctx)
+	})
+	const attempts = 200
+	noCert := testcerts.ClientTLS(ca, nil)
+	for range attempts {
+		conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", r.HTTPAddr().String(), noCert)
+		if err == nil {
+			// TLS 1.3: the server refuses the missing certificate after the
+			// client's side of the handshake; a read sees the alert.
+			_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+			_, _ = conn.Read(make([]byte, 1))
+			_ = conn.Close()
+		}
+	}
+	dropped := func() float64 {
+		mfs, _ := reg.Gather()
+		for _, mf := range mfs {
+			if mf.GetName() == "sentinel_otlp_error_log_lines_dropped_total" {
+				return mf.GetMetric()[0].GetCounter().GetValue()
+			}
+		}
+		return 0
+	}
+	lines := testkit.WaitFor(t, "the failed handshakes to be logged or counted", 10*time.Second, func() (int, bool) {
+		n := strings.Count(log.String(), "TLS handshake error")
+		return n, float64(n)+dropped() >= attempts
+	})
+	// The burst is 10 and the rate 1/s: however long the flood took, far
+	// fewer lines than handshakes.
+	if lines >= attempts/2 {
+		t.Errorf("%d log lines for %d failed handshakes: the error log is not bounded", lines, attempts)
+	}
+	if dropped() == 0 {
+		t.Error("no dropped log line counted")
 	}
 }
