@@ -123,6 +123,7 @@ func New(opts Options) (*Engine, error) {
 	}
 	e.settings.Store(s)
 	e.metrics = newMetrics(opts.Registerer, e)
+	registerSourceCollector(opts.Registerer, e)
 	e.current.Store(&ruleSet{})
 	return e, nil
 }
