@@ -23,6 +23,7 @@ import (
 	"github.com/kube-sentinel/sentinel/rules"
 	"github.com/kube-sentinel/sentinel/sources/otlp"
 	"github.com/kube-sentinel/sentinel/sources/scrape"
+	"github.com/kube-sentinel/sentinel/web"
 )
 
 // daemonOptions is everything a daemon needs besides its config file.
@@ -73,14 +74,12 @@ type daemon struct {
 	snapshotErrors   prometheus.Counter
 	snapshotTooLarge *prometheus.CounterVec
 	snapshots        *prometheus.CounterVec
-	statusPageErrors prometheus.Counter
 	// reconfigured wakes the snapshot loop after a reload, which may have
 	// changed storage.snapshot_interval.
-	reconfigured     chan struct{}
-	reloadTime       prometheus.Gauge
-	ready            atomic.Bool
-	history          *statusHistory // the status page's charts
-	lifecycleRefused *prometheus.CounterVec
+	reconfigured chan struct{}
+	reloadTime   prometheus.Gauge
+	ready        atomic.Bool
+	ui           *web.Handler // the HTTP API and status page
 }
 
 // fanout sends every alert to several notifiers.
@@ -118,7 +117,7 @@ func newDaemon(opts daemonOptions) (*daemon, error) {
 
 func buildDaemon(opts daemonOptions, ln net.Listener) (*daemon, error) {
 	cfg := opts.Config
-	d := &daemon{opts: opts, logger: opts.Logger, registry: prometheus.NewRegistry(), webLn: ln, history: newStatusHistory(),
+	d := &daemon{opts: opts, logger: opts.Logger, registry: prometheus.NewRegistry(), webLn: ln,
 		reconfigured: make(chan struct{}, 1)}
 	d.cfg.Store(cfg)
 	d.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -135,10 +134,6 @@ func buildDaemon(opts daemonOptions, ln net.Listener) (*daemon, error) {
 		Name: "sentinel_snapshot_errors_total",
 		Help: "State snapshots that could not be written.",
 	})
-	d.lifecycleRefused = f.NewCounterVec(prometheus.CounterOpts{
-		Name: "sentinel_web_lifecycle_refused_total",
-		Help: "Requests to lifecycle endpoints (POST /-/reload) refused, by reason (disabled, cross_origin, form_post).",
-	}, []string{"reason"})
 	d.snapshotTooLarge = f.NewCounterVec(prometheus.CounterOpts{
 		Name: "sentinel_snapshot_too_large_total",
 		Help: "State snapshots refused for exceeding storage.max_snapshot_bytes, by operation (write: not written, the previous one stays; restore: ignored, sentinel started fresh).",
@@ -150,10 +145,6 @@ func buildDaemon(opts daemonOptions, ln net.Listener) (*daemon, error) {
 	for _, op := range []string{"write", "restore"} {
 		d.snapshotTooLarge.WithLabelValues(op)
 	}
-	d.statusPageErrors = f.NewCounter(prometheus.CounterOpts{
-		Name: "sentinel_status_page_errors_total",
-		Help: "Status page renderings that failed.",
-	})
 	f.NewGaugeFunc(prometheus.GaugeOpts{Name: "sentinel_build_info", Help: "Always 1.",
 		ConstLabels: prometheus.Labels{"version": version}}, func() float64 { return 1 })
 
@@ -225,8 +216,50 @@ func buildDaemon(opts daemonOptions, ln net.Listener) (*daemon, error) {
 	if err != nil {
 		return nil, err
 	}
-	d.web = &http.Server{Handler: d.routes(), ReadHeaderTimeout: 10 * time.Second}
+	d.ui, err = web.New(web.Options{
+		Rules:            eng,
+		ExternalTraceURL: d.externalTraceURL,
+		Targets:          d.scraper.TargetsHandler(),
+		Ready:            d.readiness,
+		Reload:           d.reload,
+		EnableLifecycle:  opts.EnableLifecycle,
+		Gatherer:         d.registry,
+		Registerer:       d.registry,
+		Logger:           d.logger.With("component", "web"),
+		Version:          version,
+	})
+	if err != nil {
+		return nil, err
+	}
+	d.web = &http.Server{Handler: d.ui, ReadHeaderTimeout: 10 * time.Second}
 	return d, nil
+}
+
+// externalTraceURL links exemplars to the trace_url_template in force
+// (the engine's, so that the status page links as the alerts do), nil
+// without one.
+func (d *daemon) externalTraceURL() web.ExemplarURLFunc {
+	if d.engine.Settings().TraceURLTemplate == "" {
+		return nil
+	}
+	return d.engine.ExemplarURL
+}
+
+// evaluationInterval is the default evaluation interval in force.
+func (d *daemon) evaluationInterval() time.Duration {
+	if every := d.cfg.Load().EvaluationInterval; every > 0 {
+		return every
+	}
+	return rules.DefaultEvaluationInterval
+}
+
+// readiness is nil while the daemon serves: started, not shutting down,
+// and its OTLP ingestion not refusing every export.
+func (d *daemon) readiness() error {
+	if !d.ready.Load() {
+		return errors.New("starting or shutting down")
+	}
+	return d.receiver.Ready()
 }
 
 // start opens the OTLP listeners (the web listener is open already); run
@@ -252,7 +285,7 @@ func (d *daemon) run(ctx context.Context) error {
 	evalCtx, stopEval := context.WithCancel(context.Background())
 	wg.Add(4)
 	go func() { defer wg.Done(); d.engine.Run(evalCtx) }()
-	go func() { defer wg.Done(); d.sampleStatus(evalCtx) }()
+	go func() { defer wg.Done(); d.ui.SampleStatus(evalCtx, d.evaluationInterval) }()
 	go func() {
 		defer wg.Done()
 		if err := d.scraper.Run(evalCtx); err != nil {

@@ -23,6 +23,7 @@ import (
 	"github.com/kube-sentinel/sentinel/config"
 	"github.com/kube-sentinel/sentinel/internal/amtest"
 	"github.com/kube-sentinel/sentinel/internal/testkit"
+	"github.com/kube-sentinel/sentinel/web"
 )
 
 const e2eRules = `
@@ -298,7 +299,7 @@ func checkRulesAPI(t *testing.T, d *daemon) {
 		Status string
 		Data   struct {
 			Groups []struct {
-				Rules []apiRule
+				Rules []web.Rule
 			}
 		}
 	}
@@ -312,4 +313,25 @@ func checkRulesAPI(t *testing.T, d *daemon) {
 	if v := r.Series[0].Value; v == nil || *v < 1.9 || *v > 2.1 || len(r.Series[0].Exemplars) != 5 {
 		t.Errorf("series %+v", r.Series[0])
 	}
+}
+
+// fetchRules returns every rule of /api/v1/rules.
+func fetchRules(t *testing.T, base string) []web.Rule {
+	t.Helper()
+	resp, err := http.Get(base + "/api/v1/rules")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body struct {
+		Data struct{ Groups []web.Group }
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		t.Fatal(err)
+	}
+	var out []web.Rule
+	for _, g := range body.Data.Groups {
+		out = append(out, g.Rules...)
+	}
+	return out
 }

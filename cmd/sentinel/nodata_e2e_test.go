@@ -71,7 +71,7 @@ func TestStalledInputDoesNotResolve(t *testing.T) {
 			continue
 		}
 		if r.State != "firing" || !r.NoData || len(r.Series) != 1 || !r.Series[0].NoData || r.Series[0].NoDataSince == "" {
-			t.Errorf("/api/v1/rules: %+v", r.apiRule)
+			t.Errorf("/api/v1/rules: %+v", r)
 		}
 	}
 }

@@ -172,7 +172,7 @@ func TestRunWaitsForItsGoroutines(t *testing.T) {
 		}
 		buf := make([]byte, 1<<20)
 		stacks := string(buf[:runtime.Stack(buf, true)])
-		for _, fn := range []string{"(*daemon).sampleStatus", "(*daemon).snapshotLoop", "(*Engine).Run"} {
+		for _, fn := range []string{"(*Handler).SampleStatus", "(*daemon).snapshotLoop", "(*Engine).Run"} {
 			if strings.Contains(stacks, fn) {
 				t.Fatalf("%s still runs after run returned", fn)
 			}

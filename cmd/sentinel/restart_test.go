@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/kube-sentinel/sentinel/internal/testkit"
+	"github.com/kube-sentinel/sentinel/web"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
@@ -82,7 +83,7 @@ func startProcess(t *testing.T, bin string, args []string, web, otlpHTTP string)
 	return p
 }
 
-func (p *process) rules(t *testing.T) []apiRule {
+func (p *process) rules(t *testing.T) []web.Rule {
 	t.Helper()
 	resp, err := http.Get("http://" + p.web + "/api/v1/rules")
 	if err != nil {
@@ -90,26 +91,26 @@ func (p *process) rules(t *testing.T) []apiRule {
 	}
 	defer resp.Body.Close()
 	var body struct {
-		Data struct{ Groups []struct{ Rules []apiRule } }
+		Data struct{ Groups []struct{ Rules []web.Rule } }
 	}
 	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
 		t.Fatal(err)
 	}
-	var out []apiRule
+	var out []web.Rule
 	for _, g := range body.Data.Groups {
 		out = append(out, g.Rules...)
 	}
 	return out
 }
 
-func (p *process) rule(t *testing.T, name string) apiRule {
+func (p *process) rule(t *testing.T, name string) web.Rule {
 	for _, r := range p.rules(t) {
 		if r.Name == name {
 			return r
 		}
 	}
 	t.Fatalf("no rule %s", name)
-	return apiRule{}
+	return web.Rule{}
 }
 
 const restartRules = `

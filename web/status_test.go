@@ -1,15 +1,15 @@
-package main
+package web
 
 import (
-	"context"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"html"
 	"io"
 	"math"
 	"net/http"
+	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -20,9 +20,8 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/kube-sentinel/sentinel/engine"
-	"github.com/kube-sentinel/sentinel/rules"
-
 	"github.com/kube-sentinel/sentinel/internal/testkit"
+	"github.com/kube-sentinel/sentinel/rules"
 )
 
 func TestStatusHistoryRecord(t *testing.T) {
@@ -117,7 +116,7 @@ func TestStatusPageSLO(t *testing.T) {
 	h := newStatusHistory()
 	h.record(groups, now)
 	var b strings.Builder
-	if err := statusTemplate.Execute(&b, buildStatusPage(groups, h, nil, now)); err != nil {
+	if err := statusTemplate.Execute(&b, buildStatusPage(groups, h, nil, now, "test")); err != nil {
 		t.Fatal(err)
 	}
 	page := b.String()
@@ -168,7 +167,7 @@ func TestStatusPageNoData(t *testing.T) {
 		{Name: "NeverFed", Kind: "alerting", Quantile: 0.9, Threshold: time.Second, Window: 5 * time.Minute, LastEvaluation: now,
 			NoData: true, NoDataSince: since},
 	}}}
-	data := buildStatusPage(groups, newStatusHistory(), nil, now)
+	data := buildStatusPage(groups, newStatusHistory(), nil, now, "test")
 	data.SilentSources = silentSources([]engine.AlertStatus{
 		{Labels: map[string]string{"alertname": "SentinelNoData", "service_name": "etcd"}, State: engine.StateFiring, FiredAt: since,
 			Annotations: map[string]string{"summary": `no spans from service.name "etcd" since 2025-01-01T11:40:00Z`}},
@@ -214,91 +213,6 @@ func TestStatusPageNoData(t *testing.T) {
 			t.Errorf("/api/v1/rules lacks %s:\n%s", frag, body)
 		}
 	}
-}
-
-// The test's rules: one that fires (slow namespaces GETs), one with data
-// under its objective, and one that never matches anything.
-const statusRules = `
-groups:
-  - name: status
-    interval: 3s
-    rules:
-      - alert: NamespacesGETLatency
-        matchers: ['service.name="apiserver"', 'resource="namespaces"', 'verb="GET"']
-        group_by: [verb]
-        objective: {quantile: 0.99, threshold: 1s}
-        window: 2m
-        for: 1s
-        labels: {severity: page}
-      - alert: PodsLatency
-        matchers: ['service.name="apiserver"', 'resource="pods"']
-        group_by: [verb]
-        objective: {quantile: 0.5, threshold: 5s}
-        window: 2m
-      - alert: NothingMatches
-        matchers: ['service.name="nothing"']
-        objective: {quantile: 0.9, threshold: 250ms}
-        window: 2m
-      # Every namespaces request of the test is slower than 1s: the budget
-      # burns 100x, so the page pair fires and the ticket pair (1000x) never.
-      - slo: NamespacesBudget
-        matchers: ['service.name="apiserver"', 'resource="namespaces"']
-        objective: {target: 99.0, latency: 1s}
-        period: 1h
-        burn_rate_alerts:
-          - {severity: page, long_window: 10m, short_window: 2m, factor: 14.4, for: 1s}
-          - {severity: ticket, long_window: 30m, short_window: 5m, factor: 1000, for: 1s}
-`
-
-// startStatusSentinel runs a daemon whose status page has every kind of
-// row: firing with exemplars, inactive with data, no data, and an SLO with
-// one pair firing and one not.
-func startStatusSentinel(t *testing.T) (*daemon, string) {
-	d := startSentinel(t, statusRules)
-	s := newSpanSender(t, d)
-	s.phase(t, 2*time.Second, 1500*time.Millisecond)
-	base := "http://" + d.webLn.Addr().String()
-	testkit.WaitFor(t, "a firing rule with exemplars and a firing SLO pair", 30*time.Second, func() (bool, bool) {
-		latency, slo := false, false
-		for _, r := range fetchRules(t, base) {
-			if r.Name == "NamespacesGETLatency" && r.State == "firing" && len(r.Series) == 1 && len(r.Series[0].Exemplars) > 0 {
-				latency = true
-			}
-			if r.Name == "NamespacesBudget" && len(r.Series) == 1 && len(r.Series[0].Pairs) == 2 &&
-				r.Series[0].Pairs[0].State == "firing" && r.Series[0].Pairs[1].State == "inactive" {
-				slo = true
-			}
-		}
-		return latency && slo, latency && slo
-	})
-	return d, base
-}
-
-type statusAPIRule struct {
-	apiRule
-	group, groupEval string
-}
-
-func fetchRules(t *testing.T, base string) []statusAPIRule {
-	t.Helper()
-	resp, err := http.Get(base + "/api/v1/rules")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var body struct {
-		Data struct{ Groups []apiGroup }
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
-		t.Fatal(err)
-	}
-	var out []statusAPIRule
-	for _, g := range body.Data.Groups {
-		for _, r := range g.Rules {
-			out = append(out, statusAPIRule{r, g.Name, g.LastEvaluation})
-		}
-	}
-	return out
 }
 
 // pageRow is one series row of the status page as a browser shows it.
@@ -389,7 +303,7 @@ func parsePage(t *testing.T, dom string) []pageRow {
 }
 
 // comparePage checks that the page shows what /api/v1/rules says.
-func comparePage(t *testing.T, rows []pageRow, api []statusAPIRule) {
+func comparePage(t *testing.T, rows []pageRow, api []Rule) {
 	t.Helper()
 	byRule := map[string][]pageRow{}
 	for _, r := range rows {
@@ -425,7 +339,7 @@ func comparePage(t *testing.T, rows []pageRow, api []statusAPIRule) {
 				t.Errorf("%s: kind %q, API type %q", r.Name, row.kind, r.Type)
 			}
 			if r.Type == "slo" {
-				compareSLORow(t, r.apiRule, s, row)
+				compareSLORow(t, r, s, row)
 				compareExemplars(t, r.Name, s, row)
 				continue
 			}
@@ -456,7 +370,7 @@ func deref(v *float64) string {
 }
 
 // compareExemplars checks a row's request count and trace links.
-func compareExemplars(t *testing.T, name string, s apiSeries, row pageRow) {
+func compareExemplars(t *testing.T, name string, s Series, row pageRow) {
 	t.Helper()
 	if row.observations != strconv.FormatUint(s.Observations, 10) {
 		t.Errorf("%s: observations %s, API %d", name, row.observations, s.Observations)
@@ -477,7 +391,7 @@ func compareExemplars(t *testing.T, name string, s apiSeries, row pageRow) {
 
 // compareSLORow checks an SLO's row against its API series: target and
 // period, budget remaining, every window's burn rate, every pair's state.
-func compareSLORow(t *testing.T, r apiRule, s apiSeries, row pageRow) {
+func compareSLORow(t *testing.T, r Rule, s Series, row pageRow) {
 	t.Helper()
 	if row.value != nil {
 		t.Errorf("%s: an SLO row has a latency data-value %v", r.Name, *row.value)
@@ -522,16 +436,95 @@ func compareSLORow(t *testing.T, r apiRule, s apiSeries, row pageRow) {
 	}
 }
 
-func sameEvaluation(a, b []statusAPIRule) bool {
-	if len(a) != len(b) {
-		return false
+// fakeRules is the engine's status as a test sets it.
+type fakeRules struct {
+	groups []engine.GroupStatus
+	alerts []engine.AlertStatus
+}
+
+func (f *fakeRules) Status() []engine.GroupStatus { return f.groups }
+func (f *fakeRules) Alerts() []engine.AlertStatus { return f.alerts }
+
+func traceID(b byte) [16]byte {
+	var id [16]byte
+	for i := range id {
+		id[i] = b + byte(i)
 	}
-	for i := range a {
-		if a[i].groupEval != b[i].groupEval || a[i].LastEvaluation != b[i].LastEvaluation {
-			return false
-		}
+	return id
+}
+
+// pageStatus has every kind of row: a firing latency series with
+// exemplars, one with data under its objective, a rule that matched
+// nothing, and an SLO with one pair firing and one not.
+func pageStatus(now time.Time) *fakeRules {
+	firing := engine.AlertStatus{Labels: map[string]string{"alertname": "NamespacesGETLatency", "verb": "GET", "severity": "page"},
+		Annotations: map[string]string{"summary": "slow"}, State: engine.StateFiring, ActiveAt: now.Add(-time.Minute), FiredAt: now.Add(-50 * time.Second), Value: 1.5}
+	return &fakeRules{alerts: []engine.AlertStatus{firing}, groups: []engine.GroupStatus{{
+		Name: "status", File: "rules.yaml", Interval: 3 * time.Second, LastEvaluation: now, Rules: []engine.RuleStatus{
+			{Name: "NamespacesGETLatency", Kind: "alerting", Quantile: 0.99, Threshold: time.Second, Window: 2 * time.Minute,
+				State: engine.StateFiring, LastEvaluation: now, Alerts: []engine.AlertStatus{firing},
+				Series: []engine.SeriesStatus{{Labels: map[string]string{"verb": "GET"}, Value: 1.5, Observations: 120,
+					Exemplars: []engine.Exemplar{
+						{TraceID: traceID(0x10), SpanID: [8]byte{1}, Duration: 1600 * time.Millisecond, Time: now.Add(-20 * time.Second)},
+						{TraceID: traceID(0x20), SpanID: [8]byte{2}, Duration: 1500 * time.Millisecond, Time: now.Add(-40 * time.Second)},
+					}}}},
+			{Name: "PodsLatency", Kind: "alerting", Quantile: 0.5, Threshold: 5 * time.Second, Window: 2 * time.Minute, LastEvaluation: now,
+				Series: []engine.SeriesStatus{{Labels: map[string]string{"verb": "LIST"}, Value: 0.25, Observations: 40}}},
+			{Name: "NothingMatches", Kind: "alerting", Quantile: 0.9, Threshold: 250 * time.Millisecond, Window: 2 * time.Minute, LastEvaluation: now},
+			{Name: "NamespacesBudget", Kind: "slo", Target: 99, Period: time.Hour, State: engine.StateFiring, LastEvaluation: now,
+				Series: []engine.SeriesStatus{{Labels: map[string]string{}, Value: 100, Observations: 160, Failed: 160,
+					SLO: &engine.SLOStatus{Target: 99, Period: time.Hour, BudgetRemaining: -0.5,
+						BurnRates: map[string]float64{"2m": 100, "10m": 100, "5m": 100, "30m": 100},
+						Pairs: []engine.PairStatus{
+							{Severity: "page", LongWindow: 10 * time.Minute, ShortWindow: 2 * time.Minute, Factor: 14.4, State: engine.StateFiring},
+							{Severity: "ticket", LongWindow: 30 * time.Minute, ShortWindow: 5 * time.Minute, Factor: 1000, State: engine.StateInactive},
+						}}}},
+				Alerts: []engine.AlertStatus{{Labels: map[string]string{"alertname": "NamespacesBudget", "severity": "page", "long_window": "10m", "short_window": "2m"}, State: engine.StateFiring}}},
+		}}}}
+}
+
+// serve runs a Handler on a loopback port.
+func serve(t *testing.T, opts Options) string {
+	t.Helper()
+	h, err := New(opts)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return true
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+// externalLinks links exemplars the way a trace_url_template does.
+func externalLinks() ExemplarURLFunc {
+	return func(_, _ string, x engine.Exemplar) string {
+		return "http://tracing.test/trace/" + hex.EncodeToString(x.TraceID[:])
+	}
+}
+
+func startStatusPage(t *testing.T) string {
+	now := time.Now()
+	return serve(t, Options{Rules: pageStatus(now), ExternalTraceURL: externalLinks, Version: "test"})
+}
+
+func fetchRules(t *testing.T, base string) []Rule {
+	t.Helper()
+	resp, err := http.Get(base + "/api/v1/rules")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body struct {
+		Data struct{ Groups []Group }
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		t.Fatal(err)
+	}
+	var out []Rule
+	for _, g := range body.Data.Groups {
+		out = append(out, g.Rules...)
+	}
+	return out
 }
 
 func getPage(t *testing.T, url string) string {
@@ -553,98 +546,61 @@ func getPage(t *testing.T, url string) string {
 
 // TestStatusPageServed checks the HTML as served, without a browser.
 func TestStatusPageServed(t *testing.T) {
-	if testing.Short() {
-		t.Skip("end to end")
+	base := startStatusPage(t)
+	api := fetchRules(t, base)
+	page := getPage(t, base+"/")
+	if m := scriptRe.FindString(page); m != "" {
+		t.Errorf("the page loads something (%q): it must be self-contained", m)
 	}
-	_, base := startStatusSentinel(t)
-	for attempt := 0; ; attempt++ {
-		before := fetchRules(t, base)
-		page := getPage(t, base+"/")
-		after := fetchRules(t, base)
-		if !sameEvaluation(before, after) && attempt < 10 {
-			continue // an evaluation ran in between
-		}
-		if m := scriptRe.FindString(page); m != "" {
-			t.Errorf("the page loads something (%q): it must be self-contained", m)
-		}
-		if m := externalRe.FindString(page); m != "" && !strings.Contains(page, `href="http://tracing.test/`) {
-			t.Errorf("the page links out (%q)", m)
-		}
-		if !strings.Contains(page, `<svg class="chart"`) || !strings.Contains(page, "<polyline") && !strings.Contains(page, "<circle") {
-			t.Errorf("no chart with data on the page")
-		}
-		comparePage(t, parsePage(t, page), before)
-		return
+	if m := externalRe.FindString(page); m != "" && !strings.Contains(page, `href="http://tracing.test/`) {
+		t.Errorf("the page links out (%q)", m)
 	}
-}
-
-// chromium returns the headless browser to test with, skipping the test
-// when there is none (failing it when CI=true).
-func chromium(t *testing.T) string {
-	t.Helper()
-	return testkit.Binary(t, "on Debian: apt-get install chromium", "chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
-}
-
-// runChromium runs a headless Chromium that talks to loopback only.
-func runChromium(t *testing.T, bin string, args ...string) string {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	base := []string{"--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-		"--disable-background-networking", "--disable-component-update", "--disable-sync",
-		"--disable-default-apps", "--disable-extensions", "--no-default-browser-check", "--mute-audio",
-		"--disable-dev-shm-usage", "--user-data-dir=" + t.TempDir()}
-	cmd := exec.CommandContext(ctx, bin, append(base, args...)...)
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("chromium %v: %v\n%s", args, err, stderr.String())
+	if !strings.Contains(page, `<svg class="chart"`) || !strings.Contains(page, "<polyline") && !strings.Contains(page, "<circle") {
+		t.Errorf("no chart with data on the page")
 	}
-	return string(out)
+	comparePage(t, parsePage(t, page), api)
 }
 
 // TestStatusPageInBrowser renders the page in a real headless browser and
 // checks that the numbers it shows are those of /api/v1/rules.
 func TestStatusPageInBrowser(t *testing.T) {
 	if testing.Short() {
-		t.Skip("end to end")
+		t.Skip("runs a browser")
 	}
-	bin := chromium(t)
-	_, base := startStatusSentinel(t)
-	for attempt := 0; ; attempt++ {
-		before := fetchRules(t, base)
-		dom := runChromium(t, bin, "--dump-dom", base+"/")
-		after := fetchRules(t, base)
-		if !sameEvaluation(before, after) && attempt < 10 {
-			continue // an evaluation ran while the browser loaded the page
-		}
-		if !strings.Contains(dom, "<h1>sentinel</h1>") {
-			t.Fatalf("the browser did not render the page:\n%s", dom)
-		}
-		rows := parsePage(t, dom)
-		if len(rows) != 4 {
-			t.Errorf("the browser shows %d rows, want 4:\n%s", len(rows), dom)
-		}
-		comparePage(t, rows, before)
-		// The chart is in the DOM the browser built, as SVG.
-		if !strings.Contains(dom, `<svg class="chart"`) {
-			t.Errorf("no chart in the rendered DOM")
-		}
-		break
+	bin := testkit.Chromium(t)
+	base := startStatusPage(t)
+	api := fetchRules(t, base)
+	dom := testkit.RunChromium(t, bin, "--dump-dom", base+"/")
+	if !strings.Contains(dom, "<h1>sentinel</h1>") {
+		t.Fatalf("the browser did not render the page:\n%s", dom)
+	}
+	rows := parsePage(t, dom)
+	if len(rows) != 4 {
+		t.Errorf("the browser shows %d rows, want 4:\n%s", len(rows), dom)
+	}
+	comparePage(t, rows, api)
+	if !strings.Contains(dom, `<svg class="chart"`) {
+		t.Errorf("no chart in the rendered DOM")
 	}
 
 	// A screenshot, to look at: STATUS_PAGE_SCREENSHOT=/tmp/status.png keeps it.
-	shot := filepath.Join(t.TempDir(), "status.png")
-	runChromium(t, bin, "--hide-scrollbars", "--window-size=1500,700", "--screenshot="+shot, base+"/")
+	screenshot(t, bin, base+"/", "STATUS_PAGE_SCREENSHOT")
+}
+
+// screenshot renders url in the browser and checks that a PNG came out;
+// when the environment variable keep names a file, it is kept there.
+func screenshot(t *testing.T, bin, url, keep string) {
+	t.Helper()
+	shot := filepath.Join(t.TempDir(), "page.png")
+	testkit.RunChromium(t, bin, "--hide-scrollbars", "--window-size=1500,900", "--screenshot="+shot, url)
 	png, err := os.ReadFile(shot)
 	if err != nil || len(png) < 1000 || string(png[1:4]) != "PNG" {
 		t.Fatalf("screenshot: %v (%d bytes)", err, len(png))
 	}
-	if keep := os.Getenv("STATUS_PAGE_SCREENSHOT"); keep != "" {
-		if err := os.WriteFile(keep, png, 0o644); err != nil {
+	if path := os.Getenv(keep); path != "" {
+		if err := os.WriteFile(path, png, 0o644); err != nil {
 			t.Error(err)
 		}
-		fmt.Fprintln(os.Stderr, "status page screenshot:", keep)
+		fmt.Fprintln(os.Stderr, "screenshot:", path)
 	}
 }

@@ -1,8 +1,8 @@
-package main
+package web
 
 import (
 	"bytes"
-	"context"
+	_ "embed"
 	"encoding/hex"
 	"fmt"
 	"html/template"
@@ -53,25 +53,6 @@ type statusHistory struct {
 
 func newStatusHistory() *statusHistory {
 	return &statusHistory{series: map[string][]statusPoint{}}
-}
-
-// sampleStatus records every series' value once per evaluation interval
-// until ctx is done, so that the charts have no gaps when nobody looks at
-// the page. The daemon's run starts it next to the engine.
-func (d *daemon) sampleStatus(ctx context.Context) {
-	h := d.history
-	for {
-		h.record(d.engine.Status(), time.Now())
-		every := d.cfg.Load().EvaluationInterval
-		if every <= 0 {
-			every = rules.DefaultEvaluationInterval
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(every):
-		}
-	}
 }
 
 func historyKey(group, rule string, labels map[string]string) string {
@@ -228,23 +209,22 @@ type statusExemplar struct {
 	URL      string // "" without trace_url_template
 }
 
-func (d *daemon) statusPage(w http.ResponseWriter, _ *http.Request) {
+func (h *Handler) statusPage(w http.ResponseWriter, _ *http.Request) {
 	now := time.Now()
-	groups := d.engine.Status()
-	h := d.history
-	h.record(groups, now)
+	groups := h.opts.Rules.Status()
+	h.history.record(groups, now)
 	// The engine's template, so that the page links as the alerts do; a
 	// failure is logged and counted there, and only loses the link.
-	var traceURL exemplarURL
-	if d.engine.Settings().TraceURLTemplate != "" {
-		traceURL = d.engine.ExemplarURL
+	var traceURL ExemplarURLFunc
+	if h.opts.ExternalTraceURL != nil {
+		traceURL = h.opts.ExternalTraceURL()
 	}
-	data := buildStatusPage(groups, h, traceURL, now)
-	data.SilentSources = silentSources(d.engine.Alerts())
+	data := buildStatusPage(groups, h.history, traceURL, now, h.opts.Version)
+	data.SilentSources = silentSources(h.opts.Rules.Alerts())
 	var b bytes.Buffer
 	if err := statusTemplate.Execute(&b, data); err != nil {
-		d.statusPageErrors.Inc()
-		d.logger.Error("status page template failed", "err", err)
+		h.statusPageErrors.Inc()
+		h.logger.Error("status page template failed", "err", err)
 		http.Error(w, "status page: "+err.Error(), http.StatusInternalServerError)
 		return
 	}
@@ -253,10 +233,7 @@ func (d *daemon) statusPage(w http.ResponseWriter, _ *http.Request) {
 	w.Write(b.Bytes())
 }
 
-// exemplarURL renders an exemplar's trace URL for a group's rule.
-type exemplarURL func(group, rule string, x engine.Exemplar) string
-
-func buildStatusPage(groups []engine.GroupStatus, h *statusHistory, traceURL exemplarURL, now time.Time) statusPageData {
+func buildStatusPage(groups []engine.GroupStatus, h *statusHistory, traceURL ExemplarURLFunc, now time.Time, version string) statusPageData {
 	data := statusPageData{Now: now, Version: version}
 	for _, g := range groups {
 		sg := statusGroup{Name: g.Name, File: g.File, Interval: g.Interval, LastEvaluation: g.LastEvaluation}
@@ -457,6 +434,9 @@ func chartSVG(pts []statusPoint, line float64, format func(float64) string, what
 	return template.HTML(b.String())
 }
 
+//go:embed templates/status.html
+var statusHTML string
+
 var statusTemplate = template.Must(template.New("status").Funcs(template.FuncMap{
 	"dur":     rules.HumanizeDuration,
 	"secs":    func(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) },
@@ -466,83 +446,4 @@ var statusTemplate = template.Must(template.New("status").Funcs(template.FuncMap
 	"pdur":    func(d time.Duration) string { return model.Duration(d).String() },
 	"burn":    formatBurnRate,
 	"budget":  formatBudget,
-}).Parse(`<!doctype html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta http-equiv="refresh" content="30">
-<title>sentinel{{if .Firing}} ({{.Firing}} firing){{end}}</title>
-<style>
-body{font:14px/1.4 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;color:#1d2330;background:#f5f6f8}
-header{background:#1d2330;color:#fff;padding:12px 24px;display:flex;gap:24px;align-items:baseline;flex-wrap:wrap}
-header h1{font-size:18px;margin:0}header .meta{color:#aab3c5;font-size:13px}
-header .counts span{margin-right:12px}
-main{padding:16px 24px}
-section{background:#fff;border:1px solid #dde1e8;border-radius:6px;margin-bottom:16px}
-section h2{font-size:15px;margin:0;padding:10px 14px;border-bottom:1px solid #dde1e8;display:flex;gap:16px;align-items:baseline}
-section h2 .meta{font-weight:normal;color:#667;font-size:12px}
-table{border-collapse:collapse;width:100%}
-th,td{padding:6px 10px;text-align:left;vertical-align:middle;border-bottom:1px solid #eef0f4}
-th{font-size:12px;color:#667;font-weight:600;background:#fafbfc}
-tr:last-child td{border-bottom:0}
-.rule{font-weight:600}.labels{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:12px;color:#445}
-.state{display:inline-block;padding:1px 8px;border-radius:10px;font-size:12px;font-weight:600}
-.badge.no-data{display:inline-block;padding:1px 6px;margin-left:4px;border-radius:10px;font-size:11px;font-weight:600;background:#e4e6eb;color:#3d4350;border:1px dashed #8a90a0}
-.state.firing{background:#fde2e1;color:#b3261e}.state.pending{background:#fff1d6;color:#8a5a00}.state.inactive{background:#e3f4e6;color:#1e6b34}
-.value{font-variant-numeric:tabular-nums;font-weight:600;white-space:nowrap}
-.bar{height:4px;background:#eef0f4;border-radius:2px;margin-top:3px;width:90px}
-.bar i{display:block;height:4px;border-radius:2px;background:#3b7d4f}.bar i.over{background:#b3261e}
-.objective-cell{white-space:nowrap;color:#445}
-.num{font-variant-numeric:tabular-nums;text-align:right}
-ul.burn-rates,ul.pairs{list-style:none;margin:4px 0 0;padding:0;font-size:12px;font-variant-numeric:tabular-nums}
-ul.burn-rates li{display:inline-block;margin-right:8px;color:#445;white-space:nowrap}ul.burn-rates li.over{color:#b3261e;font-weight:600}
-ul.pairs li{white-space:nowrap;margin-top:2px}ul.pairs .sev{display:inline-block;width:40px;color:#667}
-ul.pairs .state{font-size:11px;padding:0 6px;margin-left:4px}
-.kind{font-size:11px;font-weight:normal;color:#667;margin-left:6px;border:1px solid #dde1e8;border-radius:3px;padding:0 4px}
-svg.chart .bg{fill:#fafbfc}svg.chart .objective{stroke:#b3261e;stroke-dasharray:4 3;stroke-width:1}
-svg.chart .value{fill:none;stroke:#2f5fb3;stroke-width:1.5}svg.chart .dot{fill:#2f5fb3}svg.chart .axis{font-size:8px;fill:#99a}
-.exemplars{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:12px}
-.exemplars a{color:#2f5fb3}.nodata{color:#889}
-footer{color:#889;font-size:12px;padding:0 24px 24px}
-</style></head>
-<body>
-<header><h1>sentinel</h1>
-<span class="counts"><span id="count-firing">{{.Firing}} firing</span><span id="count-pending">{{.Pending}} pending</span><span>{{.Series}} series</span>{{if .NoData}}<span id="count-no-data" class="badge no-data">{{.NoData}} without data</span>{{end}}</span>
-<span class="meta">version {{.Version}} · rendered {{rfc3339 .Now}} · refreshes every 30s · <a href="/api/v1/rules" style="color:#aab3c5">/api/v1/rules</a> · <a href="/api/v1/alerts" style="color:#aab3c5">/api/v1/alerts</a> · <a href="/metrics" style="color:#aab3c5">/metrics</a></span>
-</header>
-<main>
-{{$now := .Now}}
-{{if .SilentSources}}<section class="silent-sources"><h2>Span sources without data <span class="meta">SentinelNoData: rules over their spans are blind</span></h2>
-<table><tr><th>service.name</th><th>since</th><th>summary</th></tr>
-{{range .SilentSources}}<tr class="silent-source" data-service-name="{{.Name}}"><td class="labels">{{.Name}}<span class="badge no-data">no data</span></td><td>{{rfc3339 .Since}}</td><td>{{.Summary}}</td></tr>{{end}}
-</table></section>{{end}}
-{{range .Groups}}<section class="group" data-group="{{.Name}}">
-<h2>{{.Name}} <span class="meta">{{.File}} · every {{pdur .Interval}}{{if not .LastEvaluation.IsZero}} · evaluated {{ago $now .LastEvaluation}}{{else}} · not evaluated yet{{end}}</span></h2>
-<table>
-<tr><th>rule</th><th>group</th><th>state</th><th>value</th><th>objective</th><th>last hour</th><th class="num">requests</th><th>slowest traces</th></tr>
-{{range .Rules}}{{$r := .}}{{range $i, $s := .Series}}
-<tr class="series"{{if eq $i 0}} id="rule-{{$r.Name}}"{{end}} data-rule="{{$r.Name}}" data-kind="{{$r.Kind}}" data-labels="{{.Labels}}" data-state="{{.State}}"{{if .NoData}} data-no-data="true"{{end}}{{if .SLO}} data-budget-remaining="{{secs .SLO.BudgetRemaining}}" data-target="{{secs $r.Target}}" data-period="{{pdur $r.Period}}"{{else}}{{if .HasValue}} data-value="{{secs .Value}}"{{end}} data-threshold="{{secs $r.Threshold}}"{{end}} data-observations="{{.Observations}}">
-<td class="rule">{{$r.Name}}{{if .SLO}}<span class="kind">SLO</span>{{end}}</td>
-<td class="labels">{{if .Labels}}{{.Labels}}{{else}}—{{end}}</td>
-<td><span class="state {{.State}}">{{.State}}</span>{{if .NoData}}<span class="badge no-data" title="fewer than min_observations in the window since {{rfc3339 .NoDataSince}}: {{if eq .State "firing"}}keeps firing until data returns or no_data_timeout passes{{else}}neither breach nor clear{{end}}">no data</span>{{end}}</td>
-{{if .SLO}}<td><span class="value budget" title="error budget remaining over the period">{{budget .SLO.BudgetRemaining}}</span> <span class="nodata">budget left</span><div class="bar" title="{{budget .SLO.BudgetRemaining}} of the budget left"><i class="{{if le .SLO.BudgetRemaining 0.0}}over{{end}}" style="width:{{if le .SLO.BudgetRemaining 0.0}}100{{else}}{{pct .SLO.BudgetRemaining}}{{end}}%"></i></div>
-<ul class="burn-rates" title="burn rate by window: 1× spends exactly the budget over the period">{{range .SLO.BurnRates}}<li class="burn-rate{{if .Over}} over{{end}}" data-window="{{.Window}}" data-burn-rate="{{secs .Rate}}">{{.Window}} <b>{{burn .Rate}}</b></li>{{end}}</ul></td>
-<td class="objective-cell">{{$r.Objective}} <span class="nodata">{{$r.Over}}</span>
-<ul class="pairs">{{range .SLO.Pairs}}<li class="pair" data-severity="{{.Severity}}" data-long-window="{{.LongWindow}}" data-short-window="{{.ShortWindow}}" data-factor="{{secs .Factor}}" data-state="{{.State}}"><span class="sev">{{.Severity}}</span> {{.LongWindow}} &amp; {{.ShortWindow}} &gt; {{burn .Factor}}<span class="state {{.State}}">{{.State}}</span></li>{{end}}</ul></td>
-{{else}}<td>{{if .HasValue}}<span class="value">{{dur .Value}}</span><div class="bar" title="{{pct .Ratio}}% of the objective"><i class="{{if gt .Ratio 1.0}}over{{end}}" style="width:{{pct .Ratio}}%"></i></div>{{else}}<span class="value nodata">no data</span>{{end}}</td>
-<td class="objective-cell">{{$r.Objective}} <span class="nodata">{{$r.Over}}</span></td>{{end}}
-<td>{{.Chart}}</td>
-<td class="num">{{.Observations}}{{if .Failed}} <span class="nodata">({{.Failed}} {{if .SLO}}bad{{else}}failed{{end}})</span>{{end}}</td>
-<td class="exemplars">{{range .Exemplars}}<div>{{if .URL}}<a class="trace" href="{{.URL}}" data-trace-id="{{.TraceID}}">{{.TraceID}}</a>{{else}}<code class="trace" data-trace-id="{{.TraceID}}">{{.TraceID}}</code>{{end}} {{.Duration}}</div>{{else}}<span class="nodata">none</span>{{end}}</td>
-</tr>{{else}}
-<tr class="series empty" id="rule-{{$r.Name}}" data-rule="{{$r.Name}}" data-kind="{{$r.Kind}}" data-state="{{$r.State}}"{{if $r.NoData}} data-no-data="true"{{end}}>
-<td class="rule">{{$r.Name}}{{if eq $r.Kind "slo"}}<span class="kind">SLO</span>{{end}}</td><td class="labels">—</td><td><span class="state {{$r.State}}">{{$r.State}}</span>{{if $r.NoData}}<span class="badge no-data" title="blind since {{rfc3339 $r.NoDataSince}}: SentinelNoData fires">no data</span>{{end}}</td>
-<td><span class="value nodata">no data</span></td><td class="objective-cell">{{$r.Objective}} <span class="nodata">{{$r.Over}}</span></td>
-<td colspan="3" class="nodata">no matching request yet</td></tr>{{end}}{{end}}
-</table></section>
-{{else}}<section><h2>No rules loaded</h2><p style="padding:0 14px">Add rule files to the config's rule_files and reload.</p></section>{{end}}
-</main>
-<footer>Latency rules: the value is the objective's quantile of request latency over the rule's window at the last evaluation; the chart's dashed line is the objective.
-A "no data" badge marks a series whose window holds fewer than the rule's min_observations: it neither breaches nor clears, and a firing alert keeps firing (annotated no_data) until data returns or no_data_timeout passes; a rule whose every series has no data is blind, and SentinelNoData says so.
-SLOs: the error budget left over the period (negative once it is spent), the burn rate over each window (1× spends exactly the budget over the period; red above a pair's factor), and each burn-rate pair, which fires when both its windows burn faster than its factor; the chart is the burn rate over the shortest window, its dashed line that window's factor.</footer>
-</body></html>
-`))
+}).Parse(statusHTML))
