@@ -34,6 +34,9 @@ type Options struct {
 	// engine's trace_url_template). It is asked at every rendering; nil
 	// or returning nil: no external link.
 	ExternalTraceURL func() ExemplarURLFunc
+	// Traces is the trace store of the trace view (/trace/{traceID} and
+	// /api/v1/traces/{traceID}); nil answers every trace 404.
+	Traces TraceSource
 	// Targets serves /api/v1/targets (the scrape targets).
 	Targets http.Handler
 	// Ready says why the daemon does not serve (/-/ready answers 503 with
@@ -116,6 +119,8 @@ func (h *Handler) routes() *http.ServeMux {
 	if h.opts.Targets != nil {
 		mux.Handle("GET /api/v1/targets", h.opts.Targets)
 	}
+	mux.HandleFunc("GET /api/v1/traces/{traceID}", h.apiTrace)
+	mux.HandleFunc("GET /trace/{traceID}", h.tracePage)
 	mux.HandleFunc("GET /{$}", h.statusPage)
 	return mux
 }
