@@ -67,6 +67,9 @@ type Series struct {
 	BudgetRemaining *float64           `json:"budgetRemaining,omitempty"`
 	BurnRates       map[string]float64 `json:"burnRates,omitempty"`
 	Pairs           []Pair             `json:"pairs,omitempty"`
+	// Why it is slow, when the engine's status says (see ExplainFunc).
+	CriticalPath   *CriticalPath     `json:"criticalPath,omitempty"`
+	SlowRequestsBy []Overrepresented `json:"slowRequestsBy,omitempty"`
 }
 
 // Pair is an SLO's burn-rate pair and its state.
@@ -107,7 +110,7 @@ func toAlert(a engine.AlertStatus) Alert {
 		ActiveAt: rfc3339(a.ActiveAt), Value: strconv.FormatFloat(a.Value, 'e', -1, 64)}
 }
 
-func rulesData(groups []engine.GroupStatus) map[string]any {
+func rulesData(groups []engine.GroupStatus, explain ExplainFunc) map[string]any {
 	out := make([]Group, 0, len(groups))
 	for _, g := range groups {
 		ag := Group{Name: g.Name, File: g.File, Interval: g.Interval.Seconds(),
@@ -140,6 +143,11 @@ func rulesData(groups []engine.GroupStatus) map[string]any {
 							ShortWindow: model.Duration(p.ShortWindow).String(), Factor: p.Factor, State: p.State.String()})
 					}
 				}
+				if explain != nil {
+					if e := explain(s); e != nil {
+						as.CriticalPath, as.SlowRequestsBy = e.CriticalPath, e.SlowRequestsBy
+					}
+				}
 				for _, x := range s.Exemplars {
 					as.Exemplars = append(as.Exemplars, Exemplar{TraceID: hex.EncodeToString(x.TraceID[:]),
 						SpanID: hex.EncodeToString(x.SpanID[:]), Value: x.Duration.Seconds(), Timestamp: rfc3339(x.Time)})
@@ -157,7 +165,7 @@ func rulesData(groups []engine.GroupStatus) map[string]any {
 }
 
 func (h *Handler) apiRules(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, rulesData(h.opts.Rules.Status()))
+	writeJSON(w, rulesData(h.opts.Rules.Status(), h.opts.Explain))
 }
 
 func (h *Handler) apiAlerts(w http.ResponseWriter, _ *http.Request) {

@@ -26,12 +26,40 @@ import (
 // resource: it works in any browser that can reach the web port, and in a
 // cluster with no egress.
 
-// historyWindow is how far back a chart goes; historyMaxPoints bounds the
-// memory a series' history takes whatever the evaluation interval.
+// A chart shows chartWindows × the rule's window (a latency rule's
+// window, an SLO's shortest burn-rate window), so that a breach and how
+// it began are both in view, within [minChartRange, maxChartRange];
+// historyMaxPoints bounds the memory a series' history takes whatever the
+// range and the evaluation interval (older points are thinned).
 const (
-	historyWindow    = time.Hour
+	chartWindows     = 6
+	minChartRange    = 5 * time.Minute
+	maxChartRange    = 24 * time.Hour
 	historyMaxPoints = 720
 )
+
+// chartRange is how far back a rule's charts go.
+func chartRange(window time.Duration) time.Duration {
+	return min(max(chartWindows*window, minChartRange), maxChartRange)
+}
+
+// ruleChartRange is chartRange of the window a rule's chart shows.
+func ruleChartRange(r engine.RuleStatus) time.Duration {
+	if r.Kind == string(rules.KindSLO) {
+		var shortest time.Duration
+		for _, s := range r.Series {
+			if s.SLO != nil {
+				for _, p := range s.SLO.Pairs {
+					if shortest == 0 || p.ShortWindow < shortest {
+						shortest = p.ShortWindow
+					}
+				}
+			}
+		}
+		return chartRange(shortest)
+	}
+	return chartRange(r.Window)
+}
 
 // statusPoint is one evaluation's value of a series: a latency rule's
 // quantile in seconds (NaN when the window held no observation), an SLO's
@@ -75,21 +103,30 @@ func historyKey(group, rule string, labels map[string]string) string {
 }
 
 // record adds the current value of every evaluated series, drops points
-// older than historyWindow before now, and forgets series that are gone
-// (a rule removed by a reload, a group that left every window).
+// older than the rule's chart range before now, and forgets series that
+// are gone (a rule removed by a reload, a group that left every window).
+// A point closer to the one before the newest than 2 × range /
+// historyMaxPoints replaces the newest, so that kept points lie at least
+// range / historyMaxPoints apart and the range fits in historyMaxPoints.
 func (h *statusHistory) record(groups []engine.GroupStatus, now time.Time) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	seen := make(map[string]bool, len(h.series))
-	cutoff := now.Add(-historyWindow)
 	for _, g := range groups {
 		for _, r := range g.Rules {
+			span := ruleChartRange(r)
+			cutoff, step := now.Add(-span), 2*span/historyMaxPoints
 			for _, s := range r.Series {
 				key := historyKey(g.Name, r.Name, s.Labels)
 				seen[key] = true
 				pts := h.series[key]
 				if !r.LastEvaluation.IsZero() && (len(pts) == 0 || r.LastEvaluation.After(pts[len(pts)-1].Time)) {
-					pts = append(pts, statusPoint{Time: r.LastEvaluation, Value: s.Value})
+					p := statusPoint{Time: r.LastEvaluation, Value: s.Value}
+					if n := len(pts); n >= 2 && p.Time.Sub(pts[n-2].Time) < step {
+						pts[n-1] = p // thinned: the newest value of the step
+					} else {
+						pts = append(pts, p)
+					}
 				}
 				drop := 0
 				for drop < len(pts) && (pts[drop].Time.Before(cutoff) || len(pts)-drop > historyMaxPoints) {
@@ -180,6 +217,9 @@ type statusSeries struct {
 	Chart        template.HTML
 	Exemplars    []statusExemplar
 	SLO          *statusSLO // SLO rules only
+	// Why, beside a pending or firing series whose engine status explains
+	// it (nil otherwise).
+	Explanation *Explanation
 }
 
 // statusSLO is an SLO group's budget and burn rates, as /api/v1/rules has
@@ -206,7 +246,7 @@ type statusPair struct {
 type statusExemplar struct {
 	TraceID  string
 	Duration string
-	URL      string // "" without trace_url_template
+	URL      string // the external tracing UI's: "" without trace_url_template
 }
 
 func (h *Handler) statusPage(w http.ResponseWriter, _ *http.Request) {
@@ -219,7 +259,7 @@ func (h *Handler) statusPage(w http.ResponseWriter, _ *http.Request) {
 	if h.opts.ExternalTraceURL != nil {
 		traceURL = h.opts.ExternalTraceURL()
 	}
-	data := buildStatusPage(groups, h.history, traceURL, now, h.opts.Version)
+	data := buildStatusPage(groups, h.history, traceURL, h.opts.Explain, now, h.opts.Version)
 	data.SilentSources = silentSources(h.opts.Rules.Alerts())
 	var b bytes.Buffer
 	if err := statusTemplate.Execute(&b, data); err != nil {
@@ -233,7 +273,7 @@ func (h *Handler) statusPage(w http.ResponseWriter, _ *http.Request) {
 	w.Write(b.Bytes())
 }
 
-func buildStatusPage(groups []engine.GroupStatus, h *statusHistory, traceURL ExemplarURLFunc, now time.Time, version string) statusPageData {
+func buildStatusPage(groups []engine.GroupStatus, h *statusHistory, traceURL ExemplarURLFunc, explain ExplainFunc, now time.Time, version string) statusPageData {
 	data := statusPageData{Now: now, Version: version}
 	for _, g := range groups {
 		sg := statusGroup{Name: g.Name, File: g.File, Interval: g.Interval, LastEvaluation: g.LastEvaluation}
@@ -255,17 +295,23 @@ func buildStatusPage(groups []engine.GroupStatus, h *statusHistory, traceURL Exe
 			for _, s := range r.Series {
 				ss := statusSeries{Labels: labelString(s.Labels), State: seriesState(s, r.Alerts).String(),
 					Observations: s.Observations, Failed: s.Failed, NoData: s.NoData, NoDataSince: s.NoDataSince}
-				pts := h.points(historyKey(g.Name, r.Name, s.Labels))
+				c := chart{Points: h.points(historyKey(g.Name, r.Name, s.Labels)), Range: ruleChartRange(r), Now: now}
 				if s.SLO != nil {
-					var factor float64
-					ss.SLO, factor = sloView(s.SLO)
-					ss.Chart = chartSVG(pts, factor, formatBurnRate, "burn rate over "+shortestWindow(s.SLO), now)
+					ss.SLO, c.Line = sloView(s.SLO)
+					c.Format, c.What = formatBurnRate, "burn rate over "+shortestWindow(s.SLO)
 				} else {
 					ss.Value, ss.HasValue = s.Value, !math.IsNaN(s.Value)
 					if ss.HasValue && sr.Threshold > 0 {
 						ss.Ratio = s.Value / sr.Threshold
 					}
-					ss.Chart = chartSVG(pts, sr.Threshold, rules.HumanizeDuration, quantileName(r.Quantile)+" over "+model.Duration(r.Window).String(), now)
+					c.Line, c.Format, c.What = sr.Threshold, rules.HumanizeDuration, quantileName(r.Quantile)+" over "+model.Duration(r.Window).String()
+					// An SLO's chart is of a burn rate: its exemplars'
+					// durations have no place on it.
+					c.Exemplars = s.Exemplars
+				}
+				ss.Chart = c.svg()
+				if explain != nil && ss.State != "inactive" {
+					ss.Explanation = explain(s)
 				}
 				for _, x := range s.Exemplars {
 					ex := statusExemplar{TraceID: hex.EncodeToString(x.TraceID[:]), Duration: rules.HumanizeDuration(x.Duration.Seconds())}
@@ -379,35 +425,63 @@ func labelString(l map[string]string) string {
 	return strings.Join(parts, ", ")
 }
 
-// chartSVG draws the last hour of a series: what (a latency quantile, an
-// SLO's burn rate) as a line, broken where the window was empty, and line
-// (the objective, a burn-rate factor) as a dashed line. Only numbers and
-// the page's own words go into it, so it is safe as HTML.
-func chartSVG(pts []statusPoint, line float64, format func(float64) string, what string, now time.Time) template.HTML {
-	const w, h, pad = 240.0, 48.0, 2.0
-	top := line
-	for _, p := range pts {
-		if !math.IsNaN(p.Value) && p.Value > top {
-			top = p.Value
+// chart is one series' chart: what (a latency quantile, an SLO's burn
+// rate) over time as a line, broken where the window was empty; Line (the
+// objective, a burn-rate factor) dashed; a latency rule's exemplars as
+// dots at (time, duration) that open the trace view.
+type chart struct {
+	Points    []statusPoint
+	Line      float64
+	Format    func(float64) string // a value on the y axis
+	What      string
+	Range     time.Duration // how far back from Now
+	Now       time.Time
+	Exemplars []engine.Exemplar
+}
+
+// svg draws the chart. Only numbers, hex trace IDs and the page's own
+// words go into it, escaped, so it is safe as HTML.
+func (c chart) svg() template.HTML {
+	const w, h = 320.0, 96.0
+	const left, right, top, bottom = 46.0, 6.0, 6.0, 14.0 // the plot's margins: y labels, x labels
+	pw, ph := w-left-right, h-top-bottom
+	hi := c.Line
+	for _, p := range c.Points {
+		if !math.IsNaN(p.Value) && p.Value > hi {
+			hi = p.Value
 		}
 	}
-	if top <= 0 {
-		top = 1
+	for _, x := range c.Exemplars {
+		hi = max(hi, x.Duration.Seconds())
 	}
-	top *= 1.15
-	start := now.Add(-historyWindow)
+	if hi <= 0 {
+		hi = 1
+	}
+	hi *= 1.15
+	start := c.Now.Add(-c.Range)
 	x := func(t time.Time) float64 {
-		f := float64(t.Sub(start)) / float64(historyWindow)
-		return pad + math.Max(0, math.Min(1, f))*(w-2*pad)
+		f := float64(t.Sub(start)) / float64(c.Range)
+		return left + math.Max(0, math.Min(1, f))*pw
 	}
-	y := func(v float64) float64 { return pad + (1-v/top)*(h-2*pad) }
+	y := func(v float64) float64 { return top + (1-v/hi)*ph }
+	rangeText := model.Duration(c.Range).String()
 
 	var b strings.Builder
-	fmt.Fprintf(&b, `<svg class="chart" width="%g" height="%g" viewBox="0 0 %g %g" role="img" aria-label="last hour">`, w, h, w, h)
-	fmt.Fprintf(&b, `<title>last hour of the %s: %d evaluations; dashed: %s</title>`, template.HTMLEscapeString(what), len(pts), template.HTMLEscapeString(format(line)))
-	fmt.Fprintf(&b, `<rect x="0" y="0" width="%g" height="%g" class="bg"/>`, w, h)
-	if line > 0 {
-		fmt.Fprintf(&b, `<line x1="%g" y1="%.1f" x2="%g" y2="%.1f" class="objective"/>`, pad, y(line), w-pad, y(line))
+	esc := template.HTMLEscapeString
+	fmt.Fprintf(&b, `<svg class="chart" width="%g" height="%g" viewBox="0 0 %g %g" role="img" aria-label="last %s">`, w, h, w, h, rangeText)
+	fmt.Fprintf(&b, `<title>last %s of the %s: %d evaluations; dashed: %s; dots: the slowest requests</title>`,
+		rangeText, esc(c.What), len(c.Points), esc(c.Format(c.Line)))
+	fmt.Fprintf(&b, `<rect x="%g" y="%g" width="%g" height="%g" class="bg"/>`, left, top, pw, ph)
+	// The y axis: 0, half and the top, with grid lines.
+	for _, v := range []float64{0, hi / 2, hi} {
+		fmt.Fprintf(&b, `<line x1="%g" y1="%.1f" x2="%g" y2="%.1f" class="grid"/><text x="%g" y="%.1f" class="axis y" text-anchor="end">%s</text>`,
+			left, y(v), w-right, y(v), left-3, y(v)+3, esc(c.Format(v)))
+	}
+	// The x axis: the range's start, middle and now.
+	fmt.Fprintf(&b, `<text x="%g" y="%g" class="axis x">−%s</text><text x="%g" y="%g" class="axis x" text-anchor="middle">−%s</text><text x="%g" y="%g" class="axis x" text-anchor="end">now</text>`,
+		left, h-3, rangeText, left+pw/2, h-3, model.Duration(c.Range/2).String(), w-right, h-3)
+	if c.Line > 0 {
+		fmt.Fprintf(&b, `<line x1="%g" y1="%.1f" x2="%g" y2="%.1f" class="objective"><title>%s</title></line>`, left, y(c.Line), w-right, y(c.Line), esc(c.Format(c.Line)))
 	}
 	var seg []string
 	flush := func() {
@@ -421,15 +495,22 @@ func chartSVG(pts []statusPoint, line float64, format func(float64) string, what
 		}
 		seg = seg[:0]
 	}
-	for _, p := range pts {
-		if math.IsNaN(p.Value) {
+	for _, p := range c.Points {
+		if math.IsNaN(p.Value) || p.Time.Before(start) {
 			flush()
 			continue
 		}
 		seg = append(seg, fmt.Sprintf("%.1f,%.1f", x(p.Time), y(p.Value)))
 	}
 	flush()
-	fmt.Fprintf(&b, `<text x="%g" y="%g" class="axis">−1h</text><text x="%g" y="%g" class="axis" text-anchor="end">now</text>`, pad+1, h-pad-1, w-pad-1, h-pad-1)
+	for _, e := range c.Exemplars {
+		if e.Time.Before(start) || e.Time.After(c.Now) {
+			continue
+		}
+		id := hex.EncodeToString(e.TraceID[:])
+		fmt.Fprintf(&b, `<a href="trace/%s" class="exemplar" data-trace-id="%s"><circle cx="%.1f" cy="%.1f" r="3"/><title>trace %s: %s</title></a>`,
+			id, id, x(e.Time), y(e.Duration.Seconds()), id, esc(rules.HumanizeDuration(e.Duration.Seconds())))
+	}
 	b.WriteString(`</svg>`)
 	return template.HTML(b.String())
 }
@@ -446,4 +527,6 @@ var statusTemplate = template.Must(template.New("status").Funcs(template.FuncMap
 	"pdur":    func(d time.Duration) string { return model.Duration(d).String() },
 	"burn":    formatBurnRate,
 	"budget":  formatBudget,
+	"share":   percent,
+	"shares":  formatShares,
 }).Parse(statusHTML))

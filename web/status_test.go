@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/kube-sentinel/sentinel/engine"
+	"github.com/kube-sentinel/sentinel/internal/golden"
 	"github.com/kube-sentinel/sentinel/internal/testkit"
 	"github.com/kube-sentinel/sentinel/rules"
 )
@@ -27,7 +28,7 @@ import (
 func TestStatusHistoryRecord(t *testing.T) {
 	t0 := time.Date(2025, 1, 1, 12, 0, 0, 0, time.UTC)
 	status := func(eval time.Time, values ...float64) []engine.GroupStatus {
-		r := engine.RuleStatus{Name: "R", LastEvaluation: eval}
+		r := engine.RuleStatus{Name: "R", Window: 10 * time.Minute, LastEvaluation: eval} // charts an hour
 		for i, v := range values {
 			r.Series = append(r.Series, engine.SeriesStatus{Labels: map[string]string{"verb": strconv.Itoa(i)}, Value: v})
 		}
@@ -60,39 +61,90 @@ func TestStatusHistoryRecord(t *testing.T) {
 		t.Errorf("series 1 should be forgotten: %v", got)
 	}
 
-	// Memory stays bounded whatever the evaluation interval.
-	for i := range 2 * historyMaxPoints {
-		at := t0.Add(2*time.Hour + time.Duration(i)*time.Millisecond)
-		h.record(status(at, float64(i)), at)
+	// Memory stays bounded whatever the evaluation interval: an
+	// evaluation every second for two hours keeps the last hour, thinned
+	// to historyMaxPoints, and the newest value.
+	start := t0.Add(2 * time.Hour)
+	var now time.Time
+	for i := range 7200 {
+		now = start.Add(time.Duration(i) * time.Second)
+		h.record(status(now, float64(i)), now)
 	}
-	if got := h.points(key(0)); len(got) != historyMaxPoints || got[len(got)-1].Value != 2*historyMaxPoints-1 {
-		t.Errorf("%d points kept, last %v", len(got), got[len(got)-1])
+	got := h.points(key(0))
+	if len(got) > historyMaxPoints+1 || len(got) < historyMaxPoints/2 || got[len(got)-1].Value != 7199 {
+		t.Fatalf("%d points kept, last %v", len(got), got[len(got)-1])
+	}
+	if oldest := now.Sub(got[0].Time); oldest > time.Hour || oldest < 59*time.Minute {
+		t.Errorf("the oldest point is %v old, want about the chart's hour", oldest)
 	}
 }
 
+func TestChartRange(t *testing.T) {
+	for _, c := range []struct{ window, want time.Duration }{
+		{8 * time.Second, 5 * time.Minute}, // at least five minutes
+		{5 * time.Minute, 30 * time.Minute},
+		{time.Hour, 6 * time.Hour},
+		{28 * 24 * time.Hour, 24 * time.Hour}, // at most a day
+	} {
+		if got := chartRange(c.window); got != c.want {
+			t.Errorf("chartRange(%v) = %v, want %v", c.window, got, c.want)
+		}
+	}
+}
+
+// TestStatusPageChart draws charts to golden SVG files: a latency
+// quantile with its objective and exemplar dots over a range that fits
+// its window, and an SLO's burn rate against a factor.
 func TestStatusPageChart(t *testing.T) {
 	now := time.Date(2025, 1, 1, 12, 0, 0, 0, time.UTC)
 	pts := []statusPoint{
-		{now.Add(-50 * time.Minute), 0.5}, {now.Add(-40 * time.Minute), 0.7},
-		{now.Add(-30 * time.Minute), math.NaN()},
-		{now.Add(-10 * time.Minute), 2},
+		{now.Add(-28 * time.Minute), 0.5}, {now.Add(-20 * time.Minute), 0.7},
+		{now.Add(-15 * time.Minute), math.NaN()},
+		{now.Add(-10 * time.Minute), 2}, {now.Add(-5 * time.Minute), 1.2}, {now, 1.5},
 	}
-	svg := string(chartSVG(pts, 1, rules.HumanizeDuration, "p99 over 5m", now))
-	for _, want := range []string{`<svg class="chart"`, `<polyline points="`, `<circle `, `class="objective"`, "dashed: 1s"} {
-		if !strings.Contains(svg, want) {
-			t.Errorf("chart lacks %s:\n%s", want, svg)
-		}
+	exemplars := []engine.Exemplar{
+		{TraceID: traceID(0x10), Duration: 2500 * time.Millisecond, Time: now.Add(-2 * time.Minute)},
+		{TraceID: traceID(0x20), Duration: 1900 * time.Millisecond, Time: now.Add(-9 * time.Minute)},
+		{TraceID: traceID(0x30), Duration: time.Second, Time: now.Add(-2 * time.Hour)}, // out of range: not drawn
 	}
-	if strings.Contains(svg, "NaN") {
-		t.Errorf("chart has a NaN coordinate:\n%s", svg)
+	cases := []struct {
+		name   string
+		chart  chart
+		has    []string
+		lacks  []string
+		golden string
+	}{
+		{"latency", chart{Points: pts, Line: 1, Format: rules.HumanizeDuration, What: "p99 over 5m", Range: chartRange(5 * time.Minute), Now: now, Exemplars: exemplars},
+			[]string{`aria-label="last 30m"`, `class="objective"`, "dashed: 1s", `<polyline points="`,
+				`<a href="trace/` + hex.EncodeToString(exemplars[0].TraceID[:]) + `" class="exemplar"`, ">−30m</text>", ">−15m</text>", ">now</text>", ">0s</text>"},
+			[]string{"NaN", hex.EncodeToString(exemplars[2].TraceID[:])}, "chart_latency.svg"},
+		// An SLO's chart is of a burn rate against a factor, not of
+		// seconds, and has no exemplar dots.
+		{"slo", chart{Points: pts, Line: 14.4, Format: formatBurnRate, What: "burn rate over 5m", Range: chartRange(5 * time.Minute), Now: now},
+			[]string{"dashed: 14.4×", ">0×</text>"}, []string{"14.4s", `class="exemplar"`}, "chart_slo.svg"},
+		{"empty", chart{Line: 0.25, Format: rules.HumanizeDuration, What: "p90 over 1m", Range: chartRange(30 * time.Second), Now: now},
+			[]string{`aria-label="last 5m"`, "dashed: 250ms"}, []string{"<polyline", "NaN"}, ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			svg := string(c.chart.svg())
+			for _, want := range c.has {
+				if !strings.Contains(svg, want) {
+					t.Errorf("chart lacks %s:\n%s", want, svg)
+				}
+			}
+			for _, bad := range c.lacks {
+				if strings.Contains(svg, bad) {
+					t.Errorf("chart has %s:\n%s", bad, svg)
+				}
+			}
+			if c.golden != "" {
+				golden.Check(t, "testdata/"+c.golden, strings.ReplaceAll(svg, "><", ">\n<")+"\n")
+			}
+		})
 	}
 	if got := quantileName(0.999); got != "p99.9" {
 		t.Errorf("quantileName(0.999) = %q", got)
-	}
-	// An SLO's chart is of a burn rate against a factor, not of seconds.
-	svg = string(chartSVG(pts, 14.4, formatBurnRate, "burn rate over 5m", now))
-	if !strings.Contains(svg, "dashed: 14.4×") || strings.Contains(svg, "14.4s") {
-		t.Errorf("SLO chart:\n%s", svg)
 	}
 }
 
@@ -116,7 +168,7 @@ func TestStatusPageSLO(t *testing.T) {
 	h := newStatusHistory()
 	h.record(groups, now)
 	var b strings.Builder
-	if err := statusTemplate.Execute(&b, buildStatusPage(groups, h, nil, now, "test")); err != nil {
+	if err := statusTemplate.Execute(&b, buildStatusPage(groups, h, nil, nil, now, "test")); err != nil {
 		t.Fatal(err)
 	}
 	page := b.String()
@@ -167,7 +219,7 @@ func TestStatusPageNoData(t *testing.T) {
 		{Name: "NeverFed", Kind: "alerting", Quantile: 0.9, Threshold: time.Second, Window: 5 * time.Minute, LastEvaluation: now,
 			NoData: true, NoDataSince: since},
 	}}}
-	data := buildStatusPage(groups, newStatusHistory(), nil, now, "test")
+	data := buildStatusPage(groups, newStatusHistory(), nil, nil, now, "test")
 	data.SilentSources = silentSources([]engine.AlertStatus{
 		{Labels: map[string]string{"alertname": "SentinelNoData", "service_name": "etcd"}, State: engine.StateFiring, FiredAt: since,
 			Annotations: map[string]string{"summary": `no spans from service.name "etcd" since 2025-01-01T11:40:00Z`}},
@@ -199,7 +251,7 @@ func TestStatusPageNoData(t *testing.T) {
 		t.Errorf("the header does not count the 2 blind rules")
 	}
 
-	body, err := json.Marshal(rulesData(groups))
+	body, err := json.Marshal(rulesData(groups, nil))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -222,8 +274,9 @@ type pageRow struct {
 	shown                     string   // the value (SLOs: the budget remaining) as displayed
 	objective, over           string   // "p99 ≤ 1s", "over 2m"; "target 99%", "over 1h"
 	observations              string
-	noData                    bool // data-no-data, with a visible "no data" badge
-	traceIDs, traceURLs       []string
+	noData                    bool     // data-no-data, with a visible "no data" badge
+	traceIDs, traceURLs       []string // the external tracing UI's links
+	viewIDs                   []string // links to sentinel's trace view
 	// SLOs
 	budget    *float64           // data-budget-remaining
 	windows   []string           // the burn rates' windows, in page order
@@ -246,6 +299,7 @@ var (
 	burnRe     = regexp.MustCompile(`<li class="burn-rate[^"]*" data-window="([^"]*)" data-burn-rate="([^"]*)">[^<]*<b>([^<]*)</b>`)
 	pairRe     = regexp.MustCompile(`<li class="pair" data-severity="([^"]*)" data-long-window="([^"]*)" data-short-window="([^"]*)" data-factor="([^"]*)" data-state="([^"]*)">`)
 	traceRe    = regexp.MustCompile(`<a class="trace" href="([^"]*)" data-trace-id="([0-9a-f]+)"`)
+	viewRe     = regexp.MustCompile(`<a class="trace-view" href="trace/([0-9a-f]{32})"`)
 	scriptRe   = regexp.MustCompile(`(?i)<script|<link|<iframe|\ssrc=`)
 	externalRe = regexp.MustCompile(`(?i)(href|src)="(https?:)?//`)
 )
@@ -292,6 +346,9 @@ func parsePage(t *testing.T, dom string) []pageRow {
 		}
 		for _, p := range pairRe.FindAllStringSubmatch(m[2], -1) {
 			row.pairs = append(row.pairs, pagePair{p[1], p[2], p[3], num("data-factor", p[4]), p[5]})
+		}
+		for _, v := range viewRe.FindAllStringSubmatch(m[2], -1) {
+			row.viewIDs = append(row.viewIDs, v[1])
 		}
 		for _, tr := range traceRe.FindAllStringSubmatch(m[2], -1) {
 			row.traceURLs = append(row.traceURLs, html.UnescapeString(tr[1]))
@@ -381,6 +438,9 @@ func compareExemplars(t *testing.T, name string, s Series, row pageRow) {
 	}
 	if strings.Join(row.traceIDs, ",") != strings.Join(ids, ",") {
 		t.Errorf("%s: trace links %v, API exemplars %v", name, row.traceIDs, ids)
+	}
+	if strings.Join(row.viewIDs, ",") != strings.Join(ids, ",") {
+		t.Errorf("%s: trace view links %v, API exemplars %v", name, row.viewIDs, ids)
 	}
 	for j, u := range row.traceURLs {
 		if want := "http://tracing.test/trace/" + row.traceIDs[j]; u != want {
@@ -504,7 +564,7 @@ func externalLinks() ExemplarURLFunc {
 
 func startStatusPage(t *testing.T) string {
 	now := time.Now()
-	return serve(t, Options{Rules: pageStatus(now), ExternalTraceURL: externalLinks, Version: "test"})
+	return serve(t, Options{Rules: pageStatus(now), ExternalTraceURL: externalLinks, Explain: explainStatus, Version: "test"})
 }
 
 func fetchRules(t *testing.T, base string) []Rule {
@@ -602,5 +662,65 @@ func screenshot(t *testing.T, bin, url, keep string) {
 			t.Error(err)
 		}
 		fmt.Fprintln(os.Stderr, "screenshot:", path)
+	}
+}
+
+// explainStatus explains both latency series of pageStatus, as the engine
+// would once it has pinned their exemplars' traces.
+func explainStatus(s engine.SeriesStatus) *Explanation {
+	if s.SLO != nil {
+		return nil
+	}
+	return &Explanation{
+		CriticalPath: &CriticalPath{Traces: len(s.Exemplars),
+			Services:   []Share{{"etcd", 0.94}, {"apiserver", 0.05}, {"admission-webhook", 0.006}, {"kubelet", 0.004}},
+			Operations: []Share{{"etcd/etcdserverpb.KV/Range", 0.93}, {"apiserver/GET", 0.07}}},
+		SlowRequestsBy: []Overrepresented{{Attribute: "k8s.node.name", Value: "cp-2", Slow: 1, All: 1.0 / 3}},
+	}
+}
+
+// TestStatusPageExplains: the engine's explanation of a series is in
+// /api/v1/rules as criticalPath and slowRequestsBy, and beside the firing
+// series on the page, not beside an inactive one; without it, neither.
+func TestStatusPageExplains(t *testing.T) {
+	now := time.Date(2025, 1, 1, 12, 0, 0, 0, time.UTC)
+	cases := []struct {
+		name    string
+		explain ExplainFunc
+		golden  string
+		rows    int // explanation rows on the page
+	}{
+		{"explained", explainStatus, "rules_explained.json", 1},
+		{"nothing to explain", nil, "rules_unexplained.json", 0},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			base := serve(t, Options{Rules: pageStatus(now), Explain: c.explain})
+			_, _, body := get(t, base+"/api/v1/rules")
+			var v any
+			if err := json.Unmarshal([]byte(body), &v); err != nil {
+				t.Fatal(err)
+			}
+			pretty, _ := json.MarshalIndent(v, "", "  ")
+			golden.Check(t, "testdata/"+c.golden, string(pretty)+"\n")
+
+			page := getPage(t, base+"/")
+			if n := strings.Count(page, `<tr class="explain"`); n != c.rows {
+				t.Fatalf("%d explanation rows, want %d", n, c.rows)
+			}
+			if c.rows == 0 {
+				return
+			}
+			for _, want := range []string{
+				`<tr class="explain" data-rule="NamespacesGETLatency" data-labels="verb=&#34;GET&#34;">`,
+				`<span class="why">critical path</span> <span class="share" data-name="etcd" data-share="0.94">etcd <b>94%</b></span>`,
+				`by operation: etcd/etcdserverpb.KV/Range 93%, apiserver/GET 7%`,
+				`<span class="overrepresented" data-attribute="k8s.node.name" data-value="cp-2" data-slow="1" data-all="0.3333333333333333">k8s.node.name=cp-2 (100% of slow, 33% of all)</span>`,
+			} {
+				if !strings.Contains(page, want) {
+					t.Errorf("page lacks %s", want)
+				}
+			}
+		})
 	}
 }

@@ -37,6 +37,10 @@ type Options struct {
 	// Traces is the trace store of the trace view (/trace/{traceID} and
 	// /api/v1/traces/{traceID}); nil answers every trace 404.
 	Traces TraceSource
+	// Explain reads why a series is slow from its engine status, for
+	// /api/v1/rules and beside a pending or firing series on the status
+	// page; nil: nothing is explained.
+	Explain ExplainFunc
 	// Targets serves /api/v1/targets (the scrape targets).
 	Targets http.Handler
 	// Ready says why the daemon does not serve (/-/ready answers 503 with

@@ -8,6 +8,7 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -23,6 +24,7 @@ import (
 	"github.com/kube-sentinel/sentinel/rules"
 	"github.com/kube-sentinel/sentinel/sources/otlp"
 	"github.com/kube-sentinel/sentinel/sources/scrape"
+	"github.com/kube-sentinel/sentinel/traces"
 	"github.com/kube-sentinel/sentinel/web"
 )
 
@@ -53,6 +55,9 @@ type daemonOptions struct {
 	// EnableLifecycle is --web.enable-lifecycle: without it POST /-/reload
 	// is refused (SIGHUP still reloads).
 	EnableLifecycle bool
+	// Traces sizes the buffer of recent spans behind the trace view
+	// (--traces.* flags); zero values take the traces package's defaults.
+	Traces traces.Options
 }
 
 // daemon wires sources → engine → notifiers and serves the HTTP API.
@@ -64,6 +69,10 @@ type daemon struct {
 	receiver *otlp.Receiver
 	scraper  *scrape.Scraper
 	am       *alertmanager.Notifier
+	// traces holds recent spans by trace ID for the trace view. Feeding
+	// it is the OTLP receiver's (every span it receives goes through
+	// Buffer.Add); until the receiver takes it, it holds what is added.
+	traces *traces.Buffer
 
 	web   *http.Server
 	webLn net.Listener
@@ -172,7 +181,7 @@ func buildDaemon(opts daemonOptions, ln net.Listener) (*daemon, error) {
 		ResendDelay:      cfg.ResendDelay,
 		ResolveTimeout:   cfg.ResolveTimeout,
 		DefaultInterval:  cfg.EvaluationInterval,
-		TraceURLTemplate: cfg.TraceURLTemplate,
+		TraceURLTemplate: d.traceURLTemplate(cfg),
 		MaxSnapshotBytes: cfg.MaxSnapshotBytes,
 	}))
 	if err != nil {
@@ -188,6 +197,12 @@ func buildDaemon(opts daemonOptions, ln net.Listener) (*daemon, error) {
 	d.restoreSnapshot()
 	d.reloadSuccessful.Set(1)
 	d.reloadTime.SetToCurrentTime()
+
+	topts := opts.Traces
+	topts.Logger, topts.Registerer = d.logger.With("component", "traces"), d.registry
+	if d.traces, err = traces.New(topts); err != nil {
+		return nil, fmt.Errorf("trace buffer: %w", err)
+	}
 
 	grpcTLS, httpTLS, err := otlpTLS(cfg, d.logger.With("component", "otlp"), d.registry)
 	if err != nil {
@@ -218,6 +233,7 @@ func buildDaemon(opts daemonOptions, ln net.Listener) (*daemon, error) {
 	}
 	d.ui, err = web.New(web.Options{
 		Rules:            eng,
+		Traces:           d.traces,
 		ExternalTraceURL: d.externalTraceURL,
 		Targets:          d.scraper.TargetsHandler(),
 		Ready:            d.readiness,
@@ -235,11 +251,23 @@ func buildDaemon(opts daemonOptions, ln net.Listener) (*daemon, error) {
 	return d, nil
 }
 
-// externalTraceURL links exemplars to the trace_url_template in force
-// (the engine's, so that the status page links as the alerts do), nil
-// without one.
+// traceURLTemplate is the template of exemplar_trace_urls: the config's
+// trace_url_template (Tempo, Jaeger), or without one sentinel's own trace
+// view, <external URL>/trace/<trace ID>.
+func (d *daemon) traceURLTemplate(cfg *config.Config) string {
+	if cfg.TraceURLTemplate != "" {
+		return cfg.TraceURLTemplate
+	}
+	// The URL as a quoted string, so that no character of it can be
+	// template syntax.
+	return "{{ " + strconv.Quote(strings.TrimRight(d.opts.ExternalURL, "/")+"/trace/") + " }}{{ .TraceID }}"
+}
+
+// externalTraceURL links exemplars to the configured trace_url_template
+// (through the engine, so that the status page links as the alerts do),
+// nil without one: the status page links sentinel's own view anyway.
 func (d *daemon) externalTraceURL() web.ExemplarURLFunc {
-	if d.engine.Settings().TraceURLTemplate == "" {
+	if d.cfg.Load().TraceURLTemplate == "" {
 		return nil
 	}
 	return d.engine.ExemplarURL
@@ -447,7 +475,7 @@ func (d *daemon) reloadLocked() (needRestart []string, err error) {
 		return nil, err
 	}
 	settings := engine.Settings{ExternalURL: d.opts.ExternalURL, ResendDelay: cfg.ResendDelay, ResolveTimeout: cfg.ResolveTimeout, DefaultInterval: cfg.EvaluationInterval,
-		TraceURLTemplate: cfg.TraceURLTemplate, MaxSnapshotBytes: cfg.MaxSnapshotBytes}
+		TraceURLTemplate: d.traceURLTemplate(cfg), MaxSnapshotBytes: cfg.MaxSnapshotBytes}
 	if _, err := engine.ParseTraceURLTemplate(cfg.TraceURLTemplate); cfg.TraceURLTemplate != "" && err != nil {
 		return nil, err // checked before anything changes
 	}

@@ -43,7 +43,7 @@ func runDemo(ctx context.Context, args []string, out, stderr io.Writer) int {
 	cfg := config.Defaults()
 	cfg.OTLPGRPCAddress, cfg.OTLPHTTPAddress = "127.0.0.1:0", "127.0.0.1:0"
 	cfg.ExternalLabels = map[string]string{"cluster": "demo"}
-	cfg.TraceURLTemplate = "http://localhost:16686/trace/{{ .TraceID }}"
+	// No trace_url_template: the alerts link sentinel's own trace view.
 	cfg.ResendDelay = 30 * time.Second
 	cfg.StoragePath = "" // the demo leaves nothing behind
 
@@ -53,6 +53,7 @@ func runDemo(ctx context.Context, args []string, out, stderr io.Writer) int {
 		WebAddress:       common.webAddress,
 		Logger:           logger,
 		AlertmanagerURLs: common.alertmanager,
+		Traces:           common.traces,
 		Notifiers:        []engine.Notifier{stdout.New(out), watch},
 		LoadRules: func(*config.Config) (*rules.Set, error) {
 			groups, err := rules.Parse("demo_rules.yaml", demoRules, rules.Options{})

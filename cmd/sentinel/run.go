@@ -14,6 +14,7 @@ import (
 
 	"github.com/kube-sentinel/sentinel/config"
 	"github.com/kube-sentinel/sentinel/engine"
+	"github.com/kube-sentinel/sentinel/traces"
 )
 
 // stringList is a repeatable flag.
@@ -29,6 +30,7 @@ type commonFlags struct {
 	alertmanager stringList
 	logLevel     string
 	logFormat    string
+	traces       traces.Options
 }
 
 func (c *commonFlags) register(fs *flag.FlagSet, webDefault string) {
@@ -37,6 +39,14 @@ func (c *commonFlags) register(fs *flag.FlagSet, webDefault string) {
 	fs.Var(&c.alertmanager, "alertmanager.url", "Alertmanager to send alerts to (repeatable; replaces the config's alerting.alertmanagers)")
 	fs.StringVar(&c.logLevel, "log.level", "info", "debug, info, warn or error")
 	fs.StringVar(&c.logFormat, "log.format", "logfmt", "logfmt or json")
+	fs.Int64Var(&c.traces.MaxBytes, "traces.buffer-bytes", traces.DefaultMaxBytes,
+		"memory for recent spans kept for the trace view and the critical path (about 240 B a span; at least 1MiB)")
+	fs.DurationVar(&c.traces.MaxAge, "traces.max-age", traces.DefaultMaxAge,
+		"how long a span stays in the buffer when no alert pins its trace")
+	fs.IntVar(&c.traces.MaxPinnedTraces, "traces.max-pinned-traces", traces.DefaultMaxPinnedTraces,
+		"most traces kept because an alert refers to them")
+	fs.IntVar(&c.traces.MaxSpansPerTrace, "traces.max-spans-per-trace", traces.DefaultMaxSpansPerTrace,
+		"most spans kept of one trace (at most 65535); the rest are dropped and counted")
 }
 
 func (c *commonFlags) logger(w io.Writer) (*slog.Logger, error) {
@@ -126,6 +136,7 @@ func runDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		AlertmanagerURLs: common.alertmanager,
 		WebConfigFile:    *webConfig,
 		EnableLifecycle:  *lifecycle,
+		Traces:           common.traces,
 	})
 	if err != nil {
 		fmt.Fprintln(stderr, err)

@@ -1,0 +1,88 @@
+package web
+
+import (
+	"math"
+	"strconv"
+
+	"github.com/kube-sentinel/sentinel/engine"
+	"github.com/kube-sentinel/sentinel/traces"
+)
+
+// ExplainFunc reads why a series is slow from its engine status: the
+// critical path of its exemplars' traces and what its slow requests have
+// in common. nil when the status says nothing (no pinned trace yet, a
+// rule that is not explained). The daemon maps the engine's fields into
+// an Explanation; the web layer renders it beside a pending or firing
+// series and in /api/v1/rules.
+type ExplainFunc func(engine.SeriesStatus) *Explanation
+
+// Explanation is why a series is slow, as /api/v1/rules has it.
+type Explanation struct {
+	CriticalPath   *CriticalPath     `json:"criticalPath,omitempty"`
+	SlowRequestsBy []Overrepresented `json:"slowRequestsBy,omitempty"`
+}
+
+// CriticalPath is the critical path of a series' exemplar traces,
+// aggregated: path time by service.name and by "service/span name" over
+// the sum of the roots' durations, largest first.
+type CriticalPath struct {
+	Traces     int     `json:"traces"` // how many traces it sums
+	Services   []Share `json:"services"`
+	Operations []Share `json:"operations"`
+}
+
+// Share is a service's or an operation's part of the path time.
+type Share struct {
+	Name  string  `json:"name"`
+	Share float64 `json:"share"` // 0 to 1
+}
+
+// Overrepresented is an attribute value more common among a series' slow
+// requests (over the objective's threshold) than among all of them.
+type Overrepresented struct {
+	Attribute string  `json:"attribute"` // k8s.node.name, a rule label, …
+	Value     string  `json:"value"`
+	Slow      float64 `json:"slow"` // share of the slow requests with the value, 0 to 1
+	All       float64 `json:"all"`  // share of all requests with it
+}
+
+// String shows it as the slow_requests_by annotation does:
+// "k8s.node.name=cp-2 (100% of slow, 33% of all)".
+func (o Overrepresented) String() string {
+	return o.Attribute + "=" + o.Value + " (" + percent(o.Slow) + " of slow, " + percent(o.All) + " of all)"
+}
+
+// formatShares shows shares as the critical_path annotation does
+// (traces.FormatShares): the first three, then "other" with the rest.
+func formatShares(shares []Share) string {
+	ts := make([]traces.Share, len(shares))
+	for i, s := range shares {
+		ts[i] = traces.Share{Name: s.Name, Fraction: s.Share}
+	}
+	return traces.FormatShares(ts)
+}
+
+// SharesOf converts the traces package's shares (a Path's or a
+// Breakdown's) for the API.
+func SharesOf(shares []traces.Share) []Share {
+	out := make([]Share, len(shares))
+	for i, s := range shares {
+		out[i] = Share{Name: s.Name, Share: s.Fraction}
+	}
+	return out
+}
+
+// percent rounds as traces.FormatShares does: a share that is not zero
+// never shows as 0%, nor one that is not everything as 100%.
+func percent(f float64) string {
+	switch r := math.Floor(f*100 + 0.5); {
+	case math.IsNaN(f) || f <= 0:
+		return "0%"
+	case r < 1:
+		return "<1%"
+	case r >= 100 && f < 1:
+		return ">99%"
+	default:
+		return strconv.FormatFloat(r, 'f', 0, 64) + "%"
+	}
+}
