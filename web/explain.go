@@ -26,9 +26,10 @@ type Explanation struct {
 // aggregated: path time by service.name and by "service/span name" over
 // the sum of the roots' durations, largest first.
 type CriticalPath struct {
-	Traces     int     `json:"traces"` // how many traces it sums
+	Traces     int     `json:"traces"`     // how many traces it sums
+	Incomplete int     `json:"incomplete"` // of those, the traces with spans missing
 	Services   []Share `json:"services"`
-	Operations []Share `json:"operations"`
+	Spans      []Share `json:"spans"` // by "service/span name"
 }
 
 // Share is a service's or an operation's part of the path time.
@@ -42,14 +43,14 @@ type Share struct {
 type Overrepresented struct {
 	Attribute string  `json:"attribute"` // k8s.node.name, a rule label, …
 	Value     string  `json:"value"`
-	Slow      float64 `json:"slow"` // share of the slow requests with the value, 0 to 1
-	All       float64 `json:"all"`  // share of all requests with it
+	SlowShare float64 `json:"slowShare"` // share of the slow requests with the value, 0 to 1
+	AllShare  float64 `json:"allShare"`  // share of all requests with it
 }
 
 // String shows it as the slow_requests_by annotation does:
 // "k8s.node.name=cp-2 (100% of slow, 33% of all)".
 func (o Overrepresented) String() string {
-	return o.Attribute + "=" + o.Value + " (" + percent(o.Slow) + " of slow, " + percent(o.All) + " of all)"
+	return o.Attribute + "=" + o.Value + " (" + percent(o.SlowShare) + " of slow, " + percent(o.AllShare) + " of all)"
 }
 
 // formatShares shows shares as the critical_path annotation does

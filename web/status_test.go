@@ -673,9 +673,9 @@ func explainStatus(s engine.SeriesStatus) *Explanation {
 	}
 	return &Explanation{
 		CriticalPath: &CriticalPath{Traces: len(s.Exemplars),
-			Services:   []Share{{"etcd", 0.94}, {"apiserver", 0.05}, {"admission-webhook", 0.006}, {"kubelet", 0.004}},
-			Operations: []Share{{"etcd/etcdserverpb.KV/Range", 0.93}, {"apiserver/GET", 0.07}}},
-		SlowRequestsBy: []Overrepresented{{Attribute: "k8s.node.name", Value: "cp-2", Slow: 1, All: 1.0 / 3}},
+			Services: []Share{{"etcd", 0.94}, {"apiserver", 0.05}, {"admission-webhook", 0.006}, {"kubelet", 0.004}},
+			Spans:    []Share{{"etcd/etcdserverpb.KV/Range", 0.93}, {"apiserver/GET", 0.07}}, Incomplete: 1},
+		SlowRequestsBy: []Overrepresented{{Attribute: "k8s.node.name", Value: "cp-2", SlowShare: 1, AllShare: 1.0 / 3}},
 	}
 }
 
@@ -714,7 +714,7 @@ func TestStatusPageExplains(t *testing.T) {
 			for _, want := range []string{
 				`<tr class="explain" data-rule="NamespacesGETLatency" data-labels="verb=&#34;GET&#34;">`,
 				`<span class="why">critical path</span> <span class="share" data-name="etcd" data-share="0.94">etcd <b>94%</b></span>`,
-				`by operation: etcd/etcdserverpb.KV/Range 93%, apiserver/GET 7%`,
+				`by span: etcd/etcdserverpb.KV/Range 93%, apiserver/GET 7%`, `(1 incomplete)`,
 				`<span class="overrepresented" data-attribute="k8s.node.name" data-value="cp-2" data-slow="1" data-all="0.3333333333333333">k8s.node.name=cp-2 (100% of slow, 33% of all)</span>`,
 			} {
 				if !strings.Contains(page, want) {
