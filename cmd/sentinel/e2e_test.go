@@ -23,6 +23,7 @@ import (
 	"github.com/kube-sentinel/sentinel/config"
 	"github.com/kube-sentinel/sentinel/internal/amtest"
 	"github.com/kube-sentinel/sentinel/internal/testkit"
+	"github.com/kube-sentinel/sentinel/traces"
 	"github.com/kube-sentinel/sentinel/web"
 )
 
@@ -84,7 +85,9 @@ alerting:
 	if err != nil {
 		t.Fatal(err)
 	}
-	opts := daemonOptions{Config: cfg, ConfigFile: cfgFile, WebAddress: "127.0.0.1:0"}
+	// A small trace buffer: the tests' traffic fits, and a test run with
+	// many daemons does not reserve the default's 256MiB for each.
+	opts := daemonOptions{Config: cfg, ConfigFile: cfgFile, WebAddress: "127.0.0.1:0", Traces: traces.Options{MaxBytes: 16 << 20}}
 	if edit != nil {
 		edit(&opts)
 	}
