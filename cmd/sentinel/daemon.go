@@ -171,6 +171,16 @@ func buildDaemon(opts daemonOptions, ln net.Listener) (*daemon, error) {
 		notifiers = append(notifiers, am)
 	}
 
+	// The trace buffer comes first: the engine pins its exemplars' traces
+	// in it, the OTLP receiver feeds it, the web layer shows its traces.
+	topts := opts.Traces
+	topts.Logger, topts.Registerer = d.logger.With("component", "traces"), d.registry
+	traceBuf, err := traces.New(topts)
+	if err != nil {
+		return nil, fmt.Errorf("trace buffer: %w", err)
+	}
+	d.traces = traceBuf
+
 	eng, err := engine.New(withLabelValueBound(opts.MaxLabelValue, engine.Options{
 		Notifier:         notifiers,
 		Logger:           d.logger.With("component", "engine"),
@@ -198,12 +208,6 @@ func buildDaemon(opts daemonOptions, ln net.Listener) (*daemon, error) {
 	d.reloadSuccessful.Set(1)
 	d.reloadTime.SetToCurrentTime()
 
-	topts := opts.Traces
-	topts.Logger, topts.Registerer = d.logger.With("component", "traces"), d.registry
-	if d.traces, err = traces.New(topts); err != nil {
-		return nil, fmt.Errorf("trace buffer: %w", err)
-	}
-
 	grpcTLS, httpTLS, err := otlpTLS(cfg, d.logger.With("component", "otlp"), d.registry)
 	if err != nil {
 		return nil, err
@@ -216,6 +220,8 @@ func buildDaemon(opts daemonOptions, ln net.Listener) (*daemon, error) {
 		MaxRequestBytes: cfg.OTLPMaxRequestBytes,
 		Limits:          otlpLimits(cfg.OTLPLimits),
 		Observer:        eng,
+		// The hook for issue 11's decoder: every received span goes to
+		// d.traces (Buffer.Add) once otlp.Options takes the buffer.
 		Logger:          d.logger.With("component", "otlp"),
 		Registerer:      d.registry,
 	})
