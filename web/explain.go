@@ -1,9 +1,6 @@
 package web
 
 import (
-	"math"
-	"strconv"
-
 	"github.com/kube-sentinel/sentinel/engine"
 	"github.com/kube-sentinel/sentinel/traces"
 )
@@ -73,17 +70,5 @@ func SharesOf(shares []traces.Share) []Share {
 	return out
 }
 
-// percent rounds as traces.FormatShares does: a share that is not zero
-// never shows as 0%, nor one that is not everything as 100%.
-func percent(f float64) string {
-	switch r := math.Floor(f*100 + 0.5); {
-	case math.IsNaN(f) || f <= 0:
-		return "0%"
-	case r < 1:
-		return "<1%"
-	case r >= 100 && f < 1:
-		return ">99%"
-	default:
-		return strconv.FormatFloat(r, 'f', 0, 64) + "%"
-	}
-}
+// percent is a share as the annotations show it.
+func percent(f float64) string { return traces.FormatShare(f) }

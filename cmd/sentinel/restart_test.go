@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"fmt"
 	"math"
 	"net/http"
@@ -85,22 +84,7 @@ func startProcess(t *testing.T, bin string, args []string, web, otlpHTTP string)
 
 func (p *process) rules(t *testing.T) []web.Rule {
 	t.Helper()
-	resp, err := http.Get("http://" + p.web + "/api/v1/rules")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var body struct {
-		Data struct{ Groups []struct{ Rules []web.Rule } }
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
-		t.Fatal(err)
-	}
-	var out []web.Rule
-	for _, g := range body.Data.Groups {
-		out = append(out, g.Rules...)
-	}
-	return out
+	return fetchRules(t, "http://"+p.web)
 }
 
 func (p *process) rule(t *testing.T, name string) web.Rule {
