@@ -35,7 +35,7 @@ func TestSourceLastSeenMetric(t *testing.T) {
 	r.until(20*time.Minute, none, etcd)
 	got := lastSeen()
 	// Stamped with the evaluation before the spans: within an interval of 10m.
-	want := float64(t0.Add(10*time.Minute).Unix())
+	want := float64(t0.Add(10 * time.Minute).Unix())
 	if len(got) != 1 || got["etcd"] < want-15 || got["etcd"] > want {
 		t.Errorf("last seen %v, want etcd at %v (to within 15s before)", got, want)
 	}
