@@ -30,7 +30,8 @@ type ruleState struct {
 	maxSeries   int
 	overflow    prometheus.Counter
 	clock       Clock
-	slo         *sloRule // nil for latency rules
+	kind        ruleKind
+	slo         *sloRule // the kind of SLO rules, nil for latency rules
 
 	maxLabelValue int // group_by values longer than this are truncated (boundLabelValue)
 
@@ -93,8 +94,10 @@ func (e *Engine) newRuleState(group string, rd *rules.Rule, g *groupState) *rule
 	}
 	if rd.Kind == rules.KindSLO {
 		r.slo = newSLORule(rd.SLO)
+		r.kind = r.slo
 		return r
 	}
+	r.kind = latencyRule{}
 	r.slotWidth = g.interval
 	if r.slotWidth <= 0 || rd.Window/r.slotWidth > maxSlotsPerWindow {
 		r.slotWidth = rd.Window / maxSlotsPerWindow
@@ -160,16 +163,7 @@ func (r *ruleState) observe(o *Observation, skip int, m *metrics) {
 		}
 		s = r.newSeries(string(key), o)
 	}
-	var ok bool
-	switch {
-	case r.slo != nil:
-		ok = s.slo.add(o, count, r.isBad(o), r.clock)
-	default:
-		if o.Source == SourceMetrics && !sameBounds(s.bounds, o.Bounds) {
-			s.bounds = unionBounds(s.bounds, o.Bounds)
-		}
-		ok = s.win.add(o, secs, count, r.clock)
-	}
+	ok := r.kind.add(r, s, o, secs, count)
 	r.mu.Unlock()
 	if ok {
 		m.matched.Add(count)
@@ -183,11 +177,7 @@ func (r *ruleState) newSeries(key string, o *Observation) *series {
 	for i, name := range r.groupBy {
 		s.labels[r.groupNames[i]], _ = r.groupValue(o, name)
 	}
-	if r.slo != nil {
-		s.slo = r.newSLOSeries()
-	} else {
-		s.win = newWindow(r.def.Window, r.slotWidth)
-	}
+	r.kind.newSeries(r, s)
 	r.series[key] = s
 	return s
 }
@@ -239,7 +229,7 @@ func (r *ruleState) evaluate(ts time.Time, g *groupState, e *Engine) []Alert {
 	var out []Alert
 	live := false // some series had enough observations
 	resend := e.resendDelay()
-	send := func(s *series, a *alertState, pair int) {
+	send := sendFunc(func(s *series, a *alertState, pair int) {
 		if (a.state == StateFiring && a.firedAt.Equal(ts)) || (a.state == StateInactive && a.resolvedAt.Equal(ts)) {
 			e.noteStateChange()
 		}
@@ -255,20 +245,15 @@ func (r *ruleState) evaluate(ts time.Time, g *groupState, e *Engine) []Alert {
 		}
 		out = append(out, r.toAlert(s, a, pair, ts, g.interval, e))
 		a.lastSentAt = ts
-	}
+	})
 	for key, s := range r.series {
-		var empty bool
-		if r.slo != nil {
-			empty = r.evaluateSLO(ts, s, send, e)
-		} else {
-			empty = r.evaluateLatency(ts, s, send, e)
-		}
+		empty := r.kind.evaluate(r, ts, s, send, e)
 		if !s.noData {
 			live = true
 		}
 		// A group that has seen nothing for a whole window and has no alert
 		// to remember is forgotten, so memory follows live groups only.
-		if empty && s.quiet(ts, resend) {
+		if empty && r.quiet(s, ts, resend) {
 			delete(r.series, key)
 		}
 	}
@@ -279,14 +264,8 @@ func (r *ruleState) evaluate(ts time.Time, g *groupState, e *Engine) []Alert {
 }
 
 // quiet reports whether no alert of the series is active or owed a send.
-func (s *series) quiet(ts time.Time, resend time.Duration) bool {
-	states := []*alertState{&s.alert}
-	if s.slo != nil {
-		states = states[:0]
-		for i := range s.slo.pairs {
-			states = append(states, &s.slo.pairs[i])
-		}
-	}
+func (r *ruleState) quiet(s *series, ts time.Time, resend time.Duration) bool {
+	states, _ := r.kind.alerts(s)
 	for _, a := range states {
 		if a.state != StateInactive || a.needsSending(ts, resend) {
 			return false
@@ -298,7 +277,7 @@ func (s *series) quiet(ts time.Time, resend time.Duration) bool {
 // evaluateLatency computes the rule's quantile over the window and steps
 // the alert; it reports whether the window held nothing at all. A window
 // with fewer than min_observations is no_data: neither breach nor clear.
-func (r *ruleState) evaluateLatency(ts time.Time, s *series, send func(*series, *alertState, int), e *Engine) (empty bool) {
+func (r *ruleState) evaluateLatency(ts time.Time, s *series, send sendFunc, e *Engine) (empty bool) {
 	sum := s.win.merge(ts, r.def.Window, &r.scratch)
 	s.observations, s.failed = sum.total, sum.failed
 	breach := false
@@ -400,28 +379,13 @@ func (r *ruleState) toAlert(s *series, a *alertState, pair int, ts time.Time, in
 	return out
 }
 
-// alerts lists a series' alert states with the pair each stands for (-1
-// for a latency rule's single alert).
-func (s *series) alerts() ([]*alertState, []int) {
-	if s.slo == nil {
-		return []*alertState{&s.alert}, []int{-1}
-	}
-	var states []*alertState
-	var pairs []int
-	for i := range s.slo.pairs {
-		states = append(states, &s.slo.pairs[i])
-		pairs = append(pairs, i)
-	}
-	return states, pairs
-}
-
 // resolveAll resolves every firing alert of a rule that is being removed.
 func (r *ruleState) resolveAll(ts time.Time, e *Engine) []Alert {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	var out []Alert
 	for _, s := range r.series {
-		states, pairs := s.alerts()
+		states, pairs := r.kind.alerts(s)
 		for i, a := range states {
 			if a.state == StateFiring {
 				a.state = StateInactive

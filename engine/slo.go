@@ -160,7 +160,7 @@ func (s *sloSeries) add(o *Observation, count uint64, bad bool, clock Clock) boo
 // evaluateSLO computes every window's burn rate and the budget left over
 // the period, steps each pair's state machine and offers it for sending; it
 // reports whether the period held nothing at all.
-func (r *ruleState) evaluateSLO(ts time.Time, s *series, send func(*series, *alertState, int), e *Engine) (empty bool) {
+func (r *ruleState) evaluateSLO(ts time.Time, s *series, send sendFunc, e *Engine) (empty bool) {
 	slo, ss := r.slo, s.slo
 	for i, w := range slo.windows {
 		total, bad := ss.rings[i].sum(ts, w)

@@ -84,18 +84,14 @@ func (r *ruleState) status(e *Engine) RuleStatus {
 		st.NoDataAlert = &AlertStatus{Labels: r.blind.labels, Annotations: a.annotations, State: a.state,
 			ActiveAt: a.activeAt, FiredAt: a.firedAt, Value: a.value}
 	}
-	if r.slo != nil {
-		st.Target, st.Period = r.slo.def.Target, r.slo.def.Period
-	}
+	r.kind.ruleStatus(&st)
 	for _, s := range r.series {
 		ss := SeriesStatus{Labels: s.labels, Value: s.value,
 			Observations: s.observations, Failed: s.failed, Exemplars: s.exemplars,
 			NoData: s.noData, NoDataSince: s.noDataSince}
-		if s.slo != nil {
-			ss.SLO = r.sloStatus(s)
-		}
+		r.kind.seriesStatus(r, s, &ss)
 		st.Series = append(st.Series, ss)
-		states, pairs := s.alerts()
+		states, pairs := r.kind.alerts(s)
 		for i, a := range states {
 			if a.state > st.State {
 				st.State = a.state
@@ -136,7 +132,7 @@ func (e *Engine) countAlerts(state AlertState) int {
 				n++
 			}
 			for _, s := range r.series {
-				states, _ := s.alerts()
+				states, _ := r.kind.alerts(s)
 				for _, a := range states {
 					if a.state == state {
 						n++
