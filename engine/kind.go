@@ -17,7 +17,7 @@ type ruleKind interface {
 	add(r *ruleState, s *series, o *Observation, seconds float64, count uint64) bool
 	// evaluate steps the series' alerts at ts and offers each to send; it
 	// reports whether the series held nothing at all.
-	evaluate(r *ruleState, ts time.Time, s *series, send sendFunc, e *Engine) (empty bool)
+	evaluate(r *ruleState, ts time.Time, s *series, g *groupState, send sendFunc, e *Engine) (empty bool)
 	// alerts lists the series' alert states with the pair each stands for
 	// (-1 for a latency rule's single alert).
 	alerts(s *series) ([]*alertState, []int)
@@ -47,8 +47,8 @@ func (latencyRule) add(r *ruleState, s *series, o *Observation, seconds float64,
 	return s.win.add(o, seconds, count, r.clock)
 }
 
-func (latencyRule) evaluate(r *ruleState, ts time.Time, s *series, send sendFunc, e *Engine) bool {
-	return r.evaluateLatency(ts, s, send, e)
+func (latencyRule) evaluate(r *ruleState, ts time.Time, s *series, g *groupState, send sendFunc, e *Engine) bool {
+	return r.evaluateLatency(ts, s, g, send, e)
 }
 
 func (latencyRule) alerts(s *series) ([]*alertState, []int) {
@@ -74,8 +74,8 @@ func (k *sloRule) add(r *ruleState, s *series, o *Observation, _ float64, count 
 	return s.slo.add(o, count, r.isBad(o), r.clock)
 }
 
-func (k *sloRule) evaluate(r *ruleState, ts time.Time, s *series, send sendFunc, e *Engine) bool {
-	return r.evaluateSLO(ts, s, send, e)
+func (k *sloRule) evaluate(r *ruleState, ts time.Time, s *series, g *groupState, send sendFunc, e *Engine) bool {
+	return r.evaluateSLO(ts, s, g, send, e)
 }
 
 func (k *sloRule) alerts(s *series) ([]*alertState, []int) {

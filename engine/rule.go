@@ -31,7 +31,8 @@ type ruleState struct {
 	overflow    prometheus.Counter
 	clock       Clock
 	kind        ruleKind
-	slo         *sloRule // the kind of SLO rules, nil for latency rules
+	slo         *sloRule   // the kind of SLO rules, nil for latency rules
+	explain     *explainer // nil when the rule explains nothing
 
 	maxLabelValue int // group_by values longer than this are truncated (boundLabelValue)
 
@@ -53,8 +54,12 @@ type series struct {
 	alert       alertState
 	slo         *sloSeries // SLO rules: counters and one alert per burn-rate pair
 
+	explain     explainRing // slow_requests_by's sketches, when the rule explains
+
 	// as of the last evaluation
-	noData       bool      // too few observations to judge
+	slowBy       []SlowShare   // while breaching: what slow requests have in common
+	criticalPath *CriticalPath // while breaching: where the exemplars' time went
+	noData       bool          // too few observations to judge
 	noDataSince  time.Time // when noData began
 	value        float64
 	observations uint64
@@ -95,6 +100,7 @@ func (e *Engine) newRuleState(group string, rd *rules.Rule, g *groupState) *rule
 	if rd.Kind == rules.KindSLO {
 		r.slo = newSLORule(rd.SLO)
 		r.kind = r.slo
+		r.explain = explainerFor(rd, time.Second, r.slo)
 		return r
 	}
 	r.kind = latencyRule{}
@@ -105,6 +111,7 @@ func (e *Engine) newRuleState(group string, rd *rules.Rule, g *groupState) *rule
 	if r.slotWidth <= 0 {
 		r.slotWidth = time.Second
 	}
+	r.explain = explainerFor(rd, r.slotWidth, nil)
 	return r
 }
 
@@ -164,6 +171,9 @@ func (r *ruleState) observe(o *Observation, skip int, m *metrics) {
 		s = r.newSeries(string(key), o)
 	}
 	ok := r.kind.add(r, s, o, secs, count)
+	if ok && r.explain != nil {
+		r.explain.add(&s.explain, o, count, r.clock, m)
+	}
 	r.mu.Unlock()
 	if ok {
 		m.matched.Add(count)
@@ -178,6 +188,7 @@ func (r *ruleState) newSeries(key string, o *Observation) *series {
 		s.labels[r.groupNames[i]], _ = r.groupValue(o, name)
 	}
 	r.kind.newSeries(r, s)
+	r.newExplainRing(s)
 	r.series[key] = s
 	return s
 }
@@ -247,7 +258,7 @@ func (r *ruleState) evaluate(ts time.Time, g *groupState, e *Engine) []Alert {
 		a.lastSentAt = ts
 	})
 	for key, s := range r.series {
-		empty := r.kind.evaluate(r, ts, s, send, e)
+		empty := r.kind.evaluate(r, ts, s, g, send, e)
 		if !s.noData {
 			live = true
 		}
@@ -277,7 +288,7 @@ func (r *ruleState) quiet(s *series, ts time.Time, resend time.Duration) bool {
 // evaluateLatency computes the rule's quantile over the window and steps
 // the alert; it reports whether the window held nothing at all. A window
 // with fewer than min_observations is no_data: neither breach nor clear.
-func (r *ruleState) evaluateLatency(ts time.Time, s *series, send sendFunc, e *Engine) (empty bool) {
+func (r *ruleState) evaluateLatency(ts time.Time, s *series, g *groupState, send sendFunc, e *Engine) (empty bool) {
 	sum := s.win.merge(ts, r.def.Window, &r.scratch)
 	s.observations, s.failed = sum.total, sum.failed
 	breach := false
@@ -294,6 +305,7 @@ func (r *ruleState) evaluateLatency(ts time.Time, s *series, send sendFunc, e *E
 		v, breach = verdictNoData, false
 	}
 	s.alert.step(ts, v, r.def.For, r.def.KeepFiringFor, r.def.NoDataTimeout)
+	r.explainSeries(ts, s, breach, s.alert.state, g, e)
 	if breach {
 		s.alert.value = s.value
 		s.alert.annotations = r.latencyAnnotations(s, e)
@@ -408,6 +420,7 @@ func (r *ruleState) latencyAnnotations(s *series, e *Engine) map[string]string {
 	out["value"] = rules.HumanizeDuration(s.value)
 	out["threshold"] = rules.HumanizeDuration(thr)
 	r.exemplarAnnotations(out, s.exemplars, e)
+	r.explanationAnnotations(out, s)
 	return out
 }
 
@@ -479,4 +492,39 @@ func (e *Engine) templateFailed(r *ruleState, name string, err error) {
 func (e *Engine) generatorURL(r *ruleState) string {
 	base := strings.TrimRight(e.settings.Load().ExternalURL, "/")
 	return base + "/?group=" + url.QueryEscape(r.group) + "#rule-" + url.PathEscape(r.def.Name)
+}
+
+func (r *ruleState) newExplainRing(s *series) {
+	if r.explain != nil {
+		s.explain = r.explain.newRing()
+	}
+}
+
+// explainSeries pins the exemplars' traces while the series' alert is
+// pending or firing and, while it breaches, works out what its slow
+// requests have in common and where its exemplars' time went.
+func (r *ruleState) explainSeries(ts time.Time, s *series, breach bool, state AlertState, g *groupState, e *Engine) {
+	if state == StatePending || state == StateFiring {
+		e.pinExemplars(ts, g.interval, s.exemplars)
+	}
+	if !breach {
+		if state == StateInactive {
+			s.slowBy, s.criticalPath = nil, nil
+		}
+		return
+	}
+	s.slowBy = nil
+	if r.explain != nil {
+		s.slowBy = r.explain.explain(&s.explain, ts)
+	}
+	s.criticalPath = e.criticalPath(s.exemplars)
+}
+
+// explanationAnnotations adds critical_path, critical_path_spans and
+// slow_requests_by, each only when there is something to say.
+func (r *ruleState) explanationAnnotations(out map[string]string, s *series) {
+	s.criticalPath.annotate(out)
+	if len(s.slowBy) > 0 {
+		out["slow_requests_by"] = FormatSlowShares(s.slowBy)
+	}
 }

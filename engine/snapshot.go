@@ -261,6 +261,7 @@ func (r *ruleState) restore(s ruleSnap) (out map[string]*series, err error) {
 		if err := r.kind.restore(r, se, &ss); err != nil {
 			return nil, err
 		}
+		r.newExplainRing(se) // not saved: slow_requests_by starts afresh
 		out[ss.Key] = se
 	}
 	return out, nil

@@ -45,6 +45,12 @@ type SeriesStatus struct {
 	NoDataSince  time.Time // when NoData began
 	Exemplars    []Exemplar
 	SLO          *SLOStatus // SLO rules: budget and burn rates; Value is then the shortest window's burn rate
+	// While the series breaches: where its exemplar traces' time went (nil
+	// without a trace buffer or when it holds none of them), and which
+	// attribute values its slow requests have in common (strongest first,
+	// none when nothing stands out). See docs/explain.md.
+	CriticalPath   *CriticalPath
+	SlowRequestsBy []SlowShare
 }
 
 // AlertStatus is a pending or firing alert.
@@ -88,7 +94,7 @@ func (r *ruleState) status(e *Engine) RuleStatus {
 	for _, s := range r.series {
 		ss := SeriesStatus{Labels: s.labels, Value: s.value,
 			Observations: s.observations, Failed: s.failed, Exemplars: s.exemplars,
-			NoData: s.noData, NoDataSince: s.noDataSince}
+			NoData: s.noData, NoDataSince: s.noDataSince, CriticalPath: s.criticalPath, SlowRequestsBy: s.slowBy}
 		r.kind.seriesStatus(r, s, &ss)
 		st.Series = append(st.Series, ss)
 		states, pairs := r.kind.alerts(s)
