@@ -231,6 +231,8 @@ type SlowShare struct {
 	// having the value if slow requests were a random sample of all:
 	// larger is stronger.
 	Evidence float64
+
+	dim int // the attribute's place in the rule's list: ties go to the first
 }
 
 // candidate is a value merged over the window's slots: slow is a lower
@@ -318,7 +320,7 @@ func (x *explainer) explain(er *explainRing, now time.Time) []SlowShare {
 			if ev < need {
 				continue
 			}
-			out = append(out, SlowShare{Attribute: x.dims[d], Value: cd.value, SlowShare: q, AllShare: p, Evidence: ev})
+			out = append(out, SlowShare{Attribute: x.dims[d], Value: cd.value, SlowShare: q, AllShare: p, Evidence: ev, dim: d})
 		}
 	}
 	sort.Slice(out, func(i, j int) bool {
@@ -329,8 +331,8 @@ func (x *explainer) explain(er *explainRing, now time.Time) []SlowShare {
 		if a.SlowShare-a.AllShare != b.SlowShare-b.AllShare {
 			return a.SlowShare-a.AllShare > b.SlowShare-b.AllShare
 		}
-		if a.Attribute != b.Attribute {
-			return a.Attribute < b.Attribute
+		if a.dim != b.dim {
+			return a.dim < b.dim
 		}
 		return a.Value < b.Value
 	})
