@@ -54,13 +54,13 @@ type series struct {
 	alert       alertState
 	slo         *sloSeries // SLO rules: counters and one alert per burn-rate pair
 
-	explain     explainRing // slow_requests_by's sketches, when the rule explains
+	explain explainRing // slow_requests_by's sketches, when the rule explains
 
 	// as of the last evaluation
 	slowBy       []SlowShare   // while breaching: what slow requests have in common
 	criticalPath *CriticalPath // while breaching: where the exemplars' time went
 	noData       bool          // too few observations to judge
-	noDataSince  time.Time // when noData began
+	noDataSince  time.Time     // when noData began
 	value        float64
 	observations uint64
 	failed       uint64
