@@ -59,6 +59,7 @@ type series struct {
 	// as of the last evaluation
 	slowBy       []SlowShare   // while breaching: what slow requests have in common
 	criticalPath *CriticalPath // while breaching: where the exemplars' time went
+	annotated    []Exemplar    // the exemplars of the last breach: the alert's annotations name them
 	noData       bool          // too few observations to judge
 	noDataSince  time.Time     // when noData began
 	value        float64
@@ -504,12 +505,15 @@ func (r *ruleState) newExplainRing(s *series) {
 // pending or firing and, while it breaches, works out what its slow
 // requests have in common and where its exemplars' time went.
 func (r *ruleState) explainSeries(ts time.Time, s *series, breach bool, state AlertState, g *groupState, e *Engine) {
+	if breach {
+		s.annotated = s.exemplars
+	}
 	if state == StatePending || state == StateFiring {
-		e.pinExemplars(ts, g.interval, s.exemplars)
+		e.pinExemplars(ts, g.interval, s.annotated)
 	}
 	if !breach {
 		if state == StateInactive {
-			s.slowBy, s.criticalPath = nil, nil
+			s.slowBy, s.criticalPath, s.annotated = nil, nil, nil
 		}
 		return
 	}
