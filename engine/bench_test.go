@@ -28,7 +28,13 @@ func benchRules() string {
 
 // BenchmarkIngest measures the span hot path: decoded spans into an engine
 // with 10 rules and 50 groups per rule, reported per span.
-func BenchmarkIngest(b *testing.B) {
+func BenchmarkIngest(b *testing.B) { benchmarkIngest(b, false) }
+
+// BenchmarkIngestWhere is BenchmarkIngest with spans that carry where they
+// ran (node, zone, region, instance), which slow_requests_by counts.
+func BenchmarkIngestWhere(b *testing.B) { benchmarkIngest(b, true) }
+
+func benchmarkIngest(b *testing.B, where bool) {
 	e, clock, _ := newTestEngine(b, benchRules(), Options{})
 	resources := []string{"namespaces", "pods", "configmaps", "secrets", "leases", "nodes", "events"}
 	verbs := []string{"GET", "LIST", "WATCH", "POST", "PATCH"}
@@ -45,6 +51,13 @@ func BenchmarkIngest(b *testing.B) {
 			"verb":         verbs[(i/len(resources))%len(verbs)],
 			"namespace":    fmt.Sprint("ns-", (i/len(resources)/len(verbs))%50),
 		})
+		if where {
+			l := spans[len(spans)-1]
+			l["k8s.node.name"] = fmt.Sprint("cp-", i%3)
+			l["cloud.availability_zone"] = fmt.Sprint("zone-", i%3)
+			l["cloud.region"] = "eu-west-1"
+			l["service.instance.id"] = fmt.Sprint("apiserver-", i%3)
+		}
 	}
 	o := &Observation{Duration: 30 * time.Millisecond, TraceID: traceID(1)}
 	// Open every group first: steady state is what is measured.

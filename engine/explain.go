@@ -2,6 +2,7 @@ package engine
 
 import (
 	"math"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -44,71 +45,79 @@ const (
 	maxSlowRequestsBy = 3
 )
 
-// hhCounter is one counted value of a Space-Saving sketch: its count
-// overestimates the truth by at most err.
-type hhCounter struct {
-	count, err uint64
-	n          uint8
-	val        [ExplainValueBytes]byte
-}
-
-func (c *hhCounter) value() string { return string(c.val[:c.n]) }
-
 // heavyHitters is a Space-Saving sketch (Metwally et al. 2005) of fixed
-// size: a value not held has a count of at most the smallest held.
+// size: each value held is counted within err of its true count (over,
+// never under), and a value not held has a count of at most the smallest
+// held. The values' tags (length and last bytes) sit together, so that a
+// lookup reads one cache line and compares a value only when its tag is
+// the same.
 type heavyHitters struct {
-	used int
-	c    [explainCounters]hhCounter
+	used  int
+	tag   [explainCounters]uint64
+	count [explainCounters]uint64
+	err   [explainCounters]uint64
+	n     [explainCounters]uint8
+	val   [explainCounters][ExplainValueBytes]byte
 }
+
+// tagOf packs a value's length and its last seven bytes, where the names
+// of nodes, zones and instances usually differ.
+func tagOf(v string) uint64 {
+	t := uint64(len(v)) << 56
+	for i, j := len(v)-1, 0; i >= 0 && j < 7; i, j = i-1, j+1 {
+		t |= uint64(v[i]) << (8 * j)
+	}
+	return t
+}
+
+func (h *heavyHitters) value(i int) string { return string(h.val[i][:h.n[i]]) }
 
 // add counts v; evicted says a held value made room for it.
 func (h *heavyHitters) add(v string, count uint64) (evicted bool) {
+	tag := tagOf(v)
 	for i := 0; i < h.used; i++ {
-		c := &h.c[i]
-		if int(c.n) == len(v) && string(c.val[:c.n]) == v {
-			c.count += count
+		if h.tag[i] == tag && string(h.val[i][:h.n[i]]) == v {
+			h.count[i] += count
 			return false
 		}
 	}
-	var c *hhCounter
-	if h.used < len(h.c) {
-		c = &h.c[h.used]
+	i := h.used
+	if i < explainCounters {
 		h.used++
-		*c = hhCounter{count: count}
+		h.count[i], h.err[i] = count, 0
 	} else {
-		c = &h.c[0]
-		for i := 1; i < len(h.c); i++ {
-			if h.c[i].count < c.count {
-				c = &h.c[i]
+		i = 0
+		for j := 1; j < explainCounters; j++ {
+			if h.count[j] < h.count[i] {
+				i = j
 			}
 		}
-		c.err = c.count
-		c.count += count
+		h.err[i] = h.count[i]
+		h.count[i] += count
 		evicted = true
 	}
-	c.n = uint8(copy(c.val[:], v))
+	h.tag[i] = tag
+	h.n[i] = uint8(copy(h.val[i][:], v))
 	return evicted
 }
 
 // min is the most a value not held may have been counted.
 func (h *heavyHitters) min() uint64 {
-	if h.used < len(h.c) {
+	if h.used < explainCounters {
 		return 0
 	}
-	m := h.c[0].count
-	for i := 1; i < len(h.c); i++ {
-		m = min(m, h.c[i].count)
-	}
-	return m
+	return slices.Min(h.count[:])
 }
 
-func (h *heavyHitters) find(v string) *hhCounter {
+// find returns the index of v, or -1.
+func (h *heavyHitters) find(v string) int {
+	tag := tagOf(v)
 	for i := 0; i < h.used; i++ {
-		if h.c[i].value() == v {
-			return &h.c[i]
+		if h.tag[i] == tag && h.value(i) == v {
+			return i
 		}
 	}
-	return nil
+	return -1
 }
 
 // explainDim is one attribute's counts in one slot: requests that had it,
@@ -267,15 +276,14 @@ func (x *explainer) explain(er *explainRing, now time.Time) []SlowShare {
 			ds.allN += dim.allN
 			ds.slowN += dim.slowN
 			for j := 0; j < dim.slow.used; j++ {
-				c := &dim.slow.c[j]
-				v := c.value()
+				v := dim.slow.value(j)
 				k, ok := index[v]
 				if !ok {
 					k = len(ds.cands)
 					index[v] = k
 					ds.cands = append(ds.cands, candidate{dim: d, value: v})
 				}
-				ds.cands[k].slow += c.count - c.err // a lower bound
+				ds.cands[k].slow += dim.slow.count[j] - dim.slow.err[j] // a lower bound
 			}
 		}
 		// All requests of each candidate: an upper bound, a slot that did
@@ -288,8 +296,8 @@ func (x *explainer) explain(er *explainRing, now time.Time) []SlowShare {
 					continue
 				}
 				dim := &s.dims[d]
-				if c := dim.all.find(cd.value); c != nil {
-					cd.all += c.count
+				if j := dim.all.find(cd.value); j >= 0 {
+					cd.all += dim.all.count[j]
 				} else {
 					cd.all += dim.all.min()
 				}
