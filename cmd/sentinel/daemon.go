@@ -23,6 +23,7 @@ import (
 	"github.com/kube-sentinel/sentinel/rules"
 	"github.com/kube-sentinel/sentinel/sources/otlp"
 	"github.com/kube-sentinel/sentinel/sources/scrape"
+	"github.com/kube-sentinel/sentinel/traces"
 )
 
 // daemonOptions is everything a daemon needs besides its config file.
@@ -44,6 +45,9 @@ type daemonOptions struct {
 	MaxGroupsPerRule int
 	// MaxLabelValue bounds group_by values in group keys (--rules.max-label-value-bytes); 0 is the engine's default.
 	MaxLabelValue int
+	// TracePinFor is --traces.pin-for: how long exemplar traces stay pinned
+	// after an alert last referred to them; 0 is the engine's default.
+	TracePinFor time.Duration
 	// AlertmanagerURLs, when set, replace the config's (the --alertmanager.url flag).
 	AlertmanagerURLs []string
 	// WebConfigFile is --web.config.file: TLS, client certificates and
@@ -60,6 +64,9 @@ type daemon struct {
 	logger   *slog.Logger
 	registry *prometheus.Registry
 	engine   *engine.Engine
+	// traces is the buffer of recent spans: the engine pins its exemplar
+	// traces there and reads their critical paths.
+	traces   *traces.Buffer
 	receiver *otlp.Receiver
 	scraper  *scrape.Scraper
 	am       *alertmanager.Notifier
@@ -171,7 +178,12 @@ func buildDaemon(opts daemonOptions, ln net.Listener) (*daemon, error) {
 		notifiers = append(notifiers, am)
 	}
 
-	eng, err := engine.New(withLabelValueBound(opts.MaxLabelValue, engine.Options{
+	buf, err := traces.New(traces.Options{Logger: d.logger.With("component", "traces"), Registerer: d.registry})
+	if err != nil {
+		return nil, fmt.Errorf("trace buffer: %w", err)
+	}
+	d.traces = buf
+	engOpts := withLabelValueBound(opts.MaxLabelValue, engine.Options{
 		Notifier:         notifiers,
 		Logger:           d.logger.With("component", "engine"),
 		Registerer:       d.registry,
@@ -183,7 +195,12 @@ func buildDaemon(opts daemonOptions, ln net.Listener) (*daemon, error) {
 		DefaultInterval:  cfg.EvaluationInterval,
 		TraceURLTemplate: cfg.TraceURLTemplate,
 		MaxSnapshotBytes: cfg.MaxSnapshotBytes,
-	}))
+		PinFor:           opts.TracePinFor,
+	})
+	if d.traces != nil {
+		engOpts.Traces = d.traces
+	}
+	eng, err := engine.New(engOpts)
 	if err != nil {
 		return nil, err
 	}

@@ -95,6 +95,35 @@ type apiSeries struct {
 	BudgetRemaining *float64           `json:"budgetRemaining,omitempty"`
 	BurnRates       map[string]float64 `json:"burnRates,omitempty"`
 	Pairs           []apiPair          `json:"pairs,omitempty"`
+	// While the series breaches (docs/explain.md).
+	CriticalPath   *apiCriticalPath `json:"criticalPath,omitempty"`
+	SlowRequestsBy []apiSlowShare   `json:"slowRequestsBy,omitempty"`
+}
+
+// apiCriticalPath is where a series' exemplar traces spent their time.
+type apiCriticalPath struct {
+	Traces     int                 `json:"traces"`
+	Incomplete int                 `json:"incomplete"`
+	Services   []apiServiceShare   `json:"services"`
+	Spans      []apiOperationShare `json:"spans"`
+}
+
+type apiServiceShare struct {
+	Service string  `json:"service"`
+	Share   float64 `json:"share"`
+}
+
+type apiOperationShare struct {
+	Span  string  `json:"span"` // service/span name
+	Share float64 `json:"share"`
+}
+
+// apiSlowShare is an attribute value slow requests have in common.
+type apiSlowShare struct {
+	Attribute string  `json:"attribute"`
+	Value     string  `json:"value"`
+	SlowShare float64 `json:"slowShare"`
+	AllShare  float64 `json:"allShare"`
 }
 
 type apiPair struct {
@@ -168,6 +197,19 @@ func rulesData(groups []engine.GroupStatus) map[string]any {
 				for _, x := range s.Exemplars {
 					as.Exemplars = append(as.Exemplars, apiExemplar{TraceID: hex.EncodeToString(x.TraceID[:]),
 						SpanID: hex.EncodeToString(x.SpanID[:]), Value: x.Duration.Seconds(), Timestamp: rfc3339(x.Time)})
+				}
+				if cp := s.CriticalPath; cp != nil {
+					as.CriticalPath = &apiCriticalPath{Traces: cp.Traces, Incomplete: cp.Incomplete,
+						Services: []apiServiceShare{}, Spans: []apiOperationShare{}}
+					for _, p := range cp.Services {
+						as.CriticalPath.Services = append(as.CriticalPath.Services, apiServiceShare{Service: p.Name, Share: p.Share})
+					}
+					for _, p := range cp.Spans {
+						as.CriticalPath.Spans = append(as.CriticalPath.Spans, apiOperationShare{Span: p.Name, Share: p.Share})
+					}
+				}
+				for _, x := range s.SlowRequestsBy {
+					as.SlowRequestsBy = append(as.SlowRequestsBy, apiSlowShare{Attribute: x.Attribute, Value: x.Value, SlowShare: x.SlowShare, AllShare: x.AllShare})
 				}
 				ar.Series = append(ar.Series, as)
 			}
