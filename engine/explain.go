@@ -61,11 +61,20 @@ type heavyHitters struct {
 }
 
 // tagOf packs a value's length and its last seven bytes, where the names
-// of nodes, zones and instances usually differ.
+// of nodes, zones and instances usually differ: values of up to seven
+// bytes are equal when their tags are.
 func tagOf(v string) uint64 {
-	t := uint64(len(v)) << 56
-	for i, j := len(v)-1, 0; i >= 0 && j < 7; i, j = i-1, j+1 {
-		t |= uint64(v[i]) << (8 * j)
+	n := len(v)
+	if n >= 8 {
+		_ = v[n-8]
+		// The shifts of bytes at constant offsets compile to one load.
+		t := uint64(v[n-8]) | uint64(v[n-7])<<8 | uint64(v[n-6])<<16 | uint64(v[n-5])<<24 |
+			uint64(v[n-4])<<32 | uint64(v[n-3])<<40 | uint64(v[n-2])<<48 | uint64(v[n-1])<<56
+		return t>>8 | uint64(n)<<56
+	}
+	t := uint64(n) << 56
+	for i := 0; i < n; i++ {
+		t |= uint64(v[i]) << (8 * i)
 	}
 	return t
 }
@@ -75,8 +84,9 @@ func (h *heavyHitters) value(i int) string { return string(h.val[i][:h.n[i]]) }
 // add counts v; evicted says a held value made room for it.
 func (h *heavyHitters) add(v string, count uint64) (evicted bool) {
 	tag := tagOf(v)
+	short := len(v) < 8
 	for i := 0; i < h.used; i++ {
-		if h.tag[i] == tag && string(h.val[i][:h.n[i]]) == v {
+		if h.tag[i] == tag && (short || string(h.val[i][:len(v)]) == v) {
 			h.count[i] += count
 			return false
 		}
