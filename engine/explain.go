@@ -149,13 +149,28 @@ type explainRing struct {
 }
 
 // explainer is what a rule needs to explain its series: the attributes and
-// what counts as slow.
+// what counts as slow. It is the rule's, used under the rule's lock.
 type explainer struct {
 	dims      []string
 	threshold time.Duration // a request slower than this is slow
 	window    time.Duration
 	width     time.Duration
+
+	// An attribute the rule's requests do not carry (a default such as
+	// cloud.region where nobody sets it) would cost a lookup per request
+	// for nothing: after explainAbsentAfter misses in a row it is looked
+	// up in one request of explainProbeEvery only, until it is found
+	// again. Which requests are probed depends on a counter, not on the
+	// request, so slow and all requests are thinned alike and the shares
+	// compared stay what they were.
+	misses []uint32 // per attribute: lookups in a row that found nothing
+	tick   uint32
 }
+
+const (
+	explainAbsentAfter = 256
+	explainProbeEvery  = 64
+)
 
 // newExplainer returns nil when the rule explains nothing (explain_by: [],
 // or an SLO without a latency).
@@ -164,7 +179,7 @@ func newExplainer(dims []string, threshold, window, minWidth time.Duration) *exp
 		return nil
 	}
 	width := max(window/explainSlotsPerWindow, minWidth, time.Second)
-	return &explainer{dims: dims, threshold: threshold, window: window, width: width}
+	return &explainer{dims: dims, threshold: threshold, window: window, width: width, misses: make([]uint32, len(dims))}
 }
 
 func (x *explainer) newRing() explainRing {
@@ -205,11 +220,20 @@ func (x *explainer) add(er *explainRing, o *Observation, count uint64, clock Clo
 		}
 	}
 	slow := x.slow(o)
+	x.tick++
+	probe := x.tick%explainProbeEvery == 0
 	for d, name := range x.dims {
-		v, ok := o.Labels.Get(name)
-		if !ok || v == "" {
+		if x.misses[d] >= explainAbsentAfter && !probe {
 			continue
 		}
+		v, ok := o.Labels.Get(name)
+		if !ok || v == "" {
+			if x.misses[d] < explainAbsentAfter {
+				x.misses[d]++
+			}
+			continue
+		}
+		x.misses[d] = 0
 		if len(v) > ExplainValueBytes {
 			v = truncateUTF8(v, ExplainValueBytes)
 			m.explainTruncated.Add(1)
