@@ -267,3 +267,53 @@ func TestFormatSlowShares(t *testing.T) {
 	})
 	golden.Check(t, "testdata/slow_requests_by.golden", got+"\n")
 }
+
+// TestAbsentAttributeIsProbed: an attribute missing from many requests in
+// a row is looked up in one request of explainProbeEvery only; once found
+// again it is counted in every request.
+func TestAbsentAttributeIsProbed(t *testing.T) {
+	x := newExplainer([]string{"k8s.node.name"}, time.Second, time.Minute, time.Second)
+	m := newMetrics(prometheus.NewRegistry(), nil)
+	clock := &fakeClock{t: t0.Add(time.Minute)}
+	er := x.newRing()
+	lookups := 0
+	absent := countingLabels{n: &lookups}
+	present := countingLabels{n: &lookups, node: "cp-1"}
+	o := &Observation{End: t0.Add(30 * time.Second), Duration: 2 * time.Second}
+	steps := []struct {
+		labels      countingLabels
+		n           int
+		wantLookups int
+	}{
+		{absent, explainAbsentAfter, explainAbsentAfter},
+		{absent, 10 * explainProbeEvery, 10},
+		{present, explainProbeEvery, -1}, // found at the next probe…
+		{present, 100, 100},              // …then looked up every time
+	}
+	for i, st := range steps {
+		lookups = 0
+		o.Labels = st.labels
+		for range st.n {
+			x.add(&er, o, 1, clock, m)
+		}
+		if st.wantLookups < 0 {
+			if x.misses[0] != 0 {
+				t.Errorf("step %d: not found again in %d requests", i, st.n)
+			}
+			continue
+		}
+		if lookups != st.wantLookups {
+			t.Errorf("step %d: %d lookups, want %d", i, lookups, st.wantLookups)
+		}
+	}
+}
+
+type countingLabels struct {
+	n    *int
+	node string
+}
+
+func (c countingLabels) Get(name string) (string, bool) {
+	*c.n++
+	return c.node, c.node != ""
+}
