@@ -29,6 +29,10 @@ const (
 	ExplainValueBytes = 64
 	// explainSlotsPerWindow: the comparison needs no finer time than this.
 	explainSlotsPerWindow = 6
+	// minExplainSlot keeps the ring's room for clocks running ahead
+	// (maxFutureSkew) to 4 slots: with the window's 6 and 2 more, a series
+	// has at most 12 explain slots.
+	minExplainSlot = maxFutureSkew / 4
 
 	// ExplainAlpha bounds the chance that slow_requests_by names anything
 	// in an evaluation where slow requests are in truth a random sample of
@@ -178,7 +182,7 @@ func newExplainer(dims []string, threshold, window, minWidth time.Duration) *exp
 	if len(dims) == 0 || threshold <= 0 || window <= 0 {
 		return nil
 	}
-	width := max(window/explainSlotsPerWindow, minWidth, time.Second)
+	width := max(window/explainSlotsPerWindow, minWidth, minExplainSlot)
 	return &explainer{dims: dims, threshold: threshold, window: window, width: width, misses: make([]uint32, len(dims))}
 }
 

@@ -225,8 +225,8 @@ func TestExplainMemoryIsBounded(t *testing.T) {
 		}
 	}
 	r.mu.Unlock()
-	// docs/explain.md: at most 10 slots × 4 attributes × 1.4 KiB.
-	if limit := 10 * 4 * 1450; bytes > limit || slots == 0 {
+	// docs/explain.md: at most 12 slots × 4 attributes × 1.4 KiB.
+	if limit := 12 * (32 + 4*1460); bytes > limit || slots == 0 || len(r.series) != 1 {
 		t.Errorf("%d bytes in %d slots, over %d", bytes, slots, limit)
 	}
 	if got := counterValue(t, reg, "sentinel_explain_values_evicted_total"); got < n {
@@ -316,4 +316,20 @@ type countingLabels struct {
 func (c countingLabels) Get(name string) (string, bool) {
 	*c.n++
 	return c.node, c.node != ""
+}
+
+// TestExplainRingIsSmall: whatever the window and slot width, a series has
+// at most 12 explain slots of about 1.4 KiB per attribute (docs/explain.md).
+func TestExplainRingIsSmall(t *testing.T) {
+	if size := unsafe.Sizeof(explainDim{}); size > 1460 {
+		t.Errorf("an attribute's slot is %d bytes", size)
+	}
+	for _, window := range []time.Duration{time.Second, 30 * time.Second, time.Minute, 5 * time.Minute, time.Hour, 3 * 24 * time.Hour} {
+		for _, width := range []time.Duration{time.Second, 15 * time.Second, time.Minute, window / 60} {
+			x := newExplainer([]string{"a"}, time.Second, window, width)
+			if n := len(x.newRing().slots); n > 12 {
+				t.Errorf("window %v, slot width %v: %d slots", window, width, n)
+			}
+		}
+	}
 }
