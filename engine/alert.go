@@ -26,11 +26,12 @@ type Notifier interface {
 // IsGeneratedAnnotation reports whether the engine writes the named
 // annotation itself, beside a rule's own: value, threshold, the exemplar
 // trace IDs and URLs, for SLOs the burn rates and the budget remaining, and
-// no_data on a firing alert whose data stopped.
+// no_data on a firing alert whose data stopped, and the explanations
+// (critical_path, critical_path_spans, slow_requests_by).
 func IsGeneratedAnnotation(name string) bool {
 	switch name {
 	case "value", "threshold", "exemplar_trace_ids", "exemplar_trace_urls", NoDataAnnotation,
-		"burn_rate_long", "burn_rate_short", "budget_remaining":
+		"burn_rate_long", "burn_rate_short", "budget_remaining", "critical_path", "critical_path_spans", "slow_requests_by":
 		return true
 	}
 	return false

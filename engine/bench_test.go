@@ -28,7 +28,13 @@ func benchRules() string {
 
 // BenchmarkIngest measures the span hot path: decoded spans into an engine
 // with 10 rules and 50 groups per rule, reported per span.
-func BenchmarkIngest(b *testing.B) {
+func BenchmarkIngest(b *testing.B) { benchmarkIngest(b, false) }
+
+// BenchmarkIngestWhere is BenchmarkIngest with spans that carry where they
+// ran (node, zone, region, instance), which slow_requests_by counts.
+func BenchmarkIngestWhere(b *testing.B) { benchmarkIngest(b, true) }
+
+func benchmarkIngest(b *testing.B, where bool) {
 	e, clock, _ := newTestEngine(b, benchRules(), Options{})
 	resources := []string{"namespaces", "pods", "configmaps", "secrets", "leases", "nodes", "events"}
 	verbs := []string{"GET", "LIST", "WATCH", "POST", "PATCH"}
@@ -45,6 +51,13 @@ func BenchmarkIngest(b *testing.B) {
 			"verb":         verbs[(i/len(resources))%len(verbs)],
 			"namespace":    fmt.Sprint("ns-", (i/len(resources)/len(verbs))%50),
 		})
+		if where {
+			l := spans[len(spans)-1]
+			l["k8s.node.name"] = fmt.Sprint("cp-", i%3)
+			l["cloud.availability_zone"] = fmt.Sprint("zone-", i%3)
+			l["cloud.region"] = "eu-west-1"
+			l["service.instance.id"] = fmt.Sprint("apiserver-", i%3)
+		}
 	}
 	o := &Observation{Duration: 30 * time.Millisecond, TraceID: traceID(1)}
 	// Open every group first: steady state is what is measured.
@@ -79,5 +92,27 @@ func BenchmarkEvaluate(b *testing.B) {
 	ts := t0.Add(5 * time.Minute)
 	for b.Loop() {
 		e.Evaluate(context.Background(), ts)
+	}
+}
+
+// BenchmarkExplainAdd is slow_requests_by's share of the hot path: one
+// observation's five attributes (four present) counted in its series' slot.
+func BenchmarkExplainAdd(b *testing.B) {
+	x := newExplainer([]string{"k8s.node.name", "cloud.availability_zone", "cloud.region", "service.instance.id", "verb"}, time.Second, 5*time.Minute, 5*time.Second)
+	m := newMetrics(nil, nil)
+	clock := &fakeClock{t: t0.Add(time.Minute)}
+	er := x.newRing()
+	var labels []mapLabels
+	for i := range 6 {
+		labels = append(labels, mapLabels{"k8s.node.name": fmt.Sprint("ip-10-0-1-", i%3, ".eu-west-1.compute.internal"),
+			"cloud.availability_zone": fmt.Sprint("eu-west-1", "abc"[i%3:i%3+1]), "cloud.region": "eu-west-1",
+			"service.instance.id": fmt.Sprint("6f1c2a9e-4d7b-4c1e-9a51-", i)})
+	}
+	o := &Observation{End: t0.Add(30 * time.Second)}
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		o.Labels = labels[i%len(labels)]
+		o.Duration = time.Duration(i%1020) * time.Millisecond // 2% slow
+		x.add(&er, o, 1, clock, m)
 	}
 }

@@ -39,6 +39,15 @@ type Options struct {
 	MaxSnapshotBytes int64
 	// NoDataSources configures SentinelNoData per span source (service.name).
 	NoDataSources NoDataSourceOptions
+
+	// Traces, when set, is the trace buffer: the exemplar traces of
+	// pending and firing series are pinned in it, and a firing alert's
+	// critical_path annotations aggregate their critical paths.
+	Traces TraceStore
+	// PinFor is how long an exemplar trace stays pinned after the last
+	// evaluation that found its series pending or firing. Default
+	// DefaultPinFor.
+	PinFor time.Duration
 }
 
 // NoDataSourceOptions configure SentinelNoData{service_name=…}.
@@ -97,6 +106,9 @@ func New(opts Options) (*Engine, error) {
 	}
 	if opts.MaxGroupsPerRule <= 0 {
 		opts.MaxGroupsPerRule = DefaultMaxGroupsPerRule
+	}
+	if opts.PinFor <= 0 {
+		opts.PinFor = DefaultPinFor
 	}
 	if opts.NoDataSources.Timeout <= 0 {
 		opts.NoDataSources.Timeout = 10 * time.Minute

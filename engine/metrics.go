@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -15,6 +16,10 @@ type metrics struct {
 	matched      atomic.Uint64
 	late         atomic.Uint64
 	truncated    atomic.Uint64
+	// explanations (explain.go, critical.go)
+	explainTruncated atomic.Uint64
+	explainEvicted   atomic.Uint64
+	pinRefused       atomic.Uint64
 
 	overflow    *prometheus.CounterVec
 	templateErr *prometheus.CounterVec
@@ -47,6 +52,18 @@ func newMetrics(reg prometheus.Registerer, e *Engine) *metrics {
 		Name: "sentinel_rule_label_values_truncated_total",
 		Help: "group_by values cut to the label value limit (--rules.max-label-value-bytes) before they became a group key.",
 	}, func() float64 { return float64(m.truncated.Load()) })
+	f.NewCounterFunc(prometheus.CounterOpts{
+		Name: "sentinel_explain_values_truncated_total",
+		Help: "Attribute values cut to " + strconv.Itoa(ExplainValueBytes) + " bytes before slow_requests_by counted them.",
+	}, func() float64 { return float64(m.explainTruncated.Load()) })
+	f.NewCounterFunc(prometheus.CounterOpts{
+		Name: "sentinel_explain_values_evicted_total",
+		Help: "Attribute values that took the place of a less frequent one in a full slow_requests_by sketch.",
+	}, func() float64 { return float64(m.explainEvicted.Load()) })
+	f.NewCounterFunc(prometheus.CounterOpts{
+		Name: "sentinel_exemplar_pins_refused_total",
+		Help: "Exemplar traces of pending or firing alerts the trace buffer refused to pin (full).",
+	}, func() float64 { return float64(m.pinRefused.Load()) })
 	m.overflow = f.NewCounterVec(prometheus.CounterOpts{
 		Name: "sentinel_rule_groups_overflow_total",
 		Help: "Observations dropped because their rule already tracks its maximum number of groups.",

@@ -102,12 +102,7 @@ type blindState struct {
 
 // blindAfter is how long a rule that never had data runs before it counts
 // as blind: its (shortest) window, the time any input takes to show.
-func (r *ruleState) blindAfter() time.Duration {
-	if r.slo != nil {
-		return r.slo.windows[0]
-	}
-	return r.def.Window
-}
+func (r *ruleState) blindAfter() time.Duration { return r.kind.blindAfter(r) }
 
 // evaluateBlind steps the rule's SentinelNoData; live says whether some
 // series had enough observations. Called with r.mu held.

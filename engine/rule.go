@@ -30,7 +30,9 @@ type ruleState struct {
 	maxSeries   int
 	overflow    prometheus.Counter
 	clock       Clock
-	slo         *sloRule // nil for latency rules
+	kind        ruleKind
+	slo         *sloRule   // the kind of SLO rules, nil for latency rules
+	explain     *explainer // nil when the rule explains nothing
 
 	maxLabelValue int // group_by values longer than this are truncated (boundLabelValue)
 
@@ -52,9 +54,14 @@ type series struct {
 	alert       alertState
 	slo         *sloSeries // SLO rules: counters and one alert per burn-rate pair
 
+	explain explainRing // slow_requests_by's sketches, when the rule explains
+
 	// as of the last evaluation
-	noData       bool      // too few observations to judge
-	noDataSince  time.Time // when noData began
+	slowBy       []SlowShare   // while breaching: what slow requests have in common
+	criticalPath *CriticalPath // while breaching: where the exemplars' time went
+	annotated    []Exemplar    // the exemplars of the last breach: the alert's annotations name them
+	noData       bool          // too few observations to judge
+	noDataSince  time.Time     // when noData began
 	value        float64
 	observations uint64
 	failed       uint64
@@ -93,8 +100,11 @@ func (e *Engine) newRuleState(group string, rd *rules.Rule, g *groupState) *rule
 	}
 	if rd.Kind == rules.KindSLO {
 		r.slo = newSLORule(rd.SLO)
+		r.kind = r.slo
+		r.explain = explainerFor(rd, time.Second, r.slo)
 		return r
 	}
+	r.kind = latencyRule{}
 	r.slotWidth = g.interval
 	if r.slotWidth <= 0 || rd.Window/r.slotWidth > maxSlotsPerWindow {
 		r.slotWidth = rd.Window / maxSlotsPerWindow
@@ -102,6 +112,7 @@ func (e *Engine) newRuleState(group string, rd *rules.Rule, g *groupState) *rule
 	if r.slotWidth <= 0 {
 		r.slotWidth = time.Second
 	}
+	r.explain = explainerFor(rd, r.slotWidth, nil)
 	return r
 }
 
@@ -160,15 +171,9 @@ func (r *ruleState) observe(o *Observation, skip int, m *metrics) {
 		}
 		s = r.newSeries(string(key), o)
 	}
-	var ok bool
-	switch {
-	case r.slo != nil:
-		ok = s.slo.add(o, count, r.isBad(o), r.clock)
-	default:
-		if o.Source == SourceMetrics && !sameBounds(s.bounds, o.Bounds) {
-			s.bounds = unionBounds(s.bounds, o.Bounds)
-		}
-		ok = s.win.add(o, secs, count, r.clock)
+	ok := r.kind.add(r, s, o, secs, count)
+	if ok && r.explain != nil {
+		r.explain.add(&s.explain, o, count, r.clock, m)
 	}
 	r.mu.Unlock()
 	if ok {
@@ -183,11 +188,8 @@ func (r *ruleState) newSeries(key string, o *Observation) *series {
 	for i, name := range r.groupBy {
 		s.labels[r.groupNames[i]], _ = r.groupValue(o, name)
 	}
-	if r.slo != nil {
-		s.slo = r.newSLOSeries()
-	} else {
-		s.win = newWindow(r.def.Window, r.slotWidth)
-	}
+	r.kind.newSeries(r, s)
+	r.newExplainRing(s)
 	r.series[key] = s
 	return s
 }
@@ -239,7 +241,7 @@ func (r *ruleState) evaluate(ts time.Time, g *groupState, e *Engine) []Alert {
 	var out []Alert
 	live := false // some series had enough observations
 	resend := e.resendDelay()
-	send := func(s *series, a *alertState, pair int) {
+	send := sendFunc(func(s *series, a *alertState, pair int) {
 		if (a.state == StateFiring && a.firedAt.Equal(ts)) || (a.state == StateInactive && a.resolvedAt.Equal(ts)) {
 			e.noteStateChange()
 		}
@@ -255,20 +257,15 @@ func (r *ruleState) evaluate(ts time.Time, g *groupState, e *Engine) []Alert {
 		}
 		out = append(out, r.toAlert(s, a, pair, ts, g.interval, e))
 		a.lastSentAt = ts
-	}
+	})
 	for key, s := range r.series {
-		var empty bool
-		if r.slo != nil {
-			empty = r.evaluateSLO(ts, s, send, e)
-		} else {
-			empty = r.evaluateLatency(ts, s, send, e)
-		}
+		empty := r.kind.evaluate(r, ts, s, g, send, e)
 		if !s.noData {
 			live = true
 		}
 		// A group that has seen nothing for a whole window and has no alert
 		// to remember is forgotten, so memory follows live groups only.
-		if empty && s.quiet(ts, resend) {
+		if empty && r.quiet(s, ts, resend) {
 			delete(r.series, key)
 		}
 	}
@@ -279,14 +276,8 @@ func (r *ruleState) evaluate(ts time.Time, g *groupState, e *Engine) []Alert {
 }
 
 // quiet reports whether no alert of the series is active or owed a send.
-func (s *series) quiet(ts time.Time, resend time.Duration) bool {
-	states := []*alertState{&s.alert}
-	if s.slo != nil {
-		states = states[:0]
-		for i := range s.slo.pairs {
-			states = append(states, &s.slo.pairs[i])
-		}
-	}
+func (r *ruleState) quiet(s *series, ts time.Time, resend time.Duration) bool {
+	states, _ := r.kind.alerts(s)
 	for _, a := range states {
 		if a.state != StateInactive || a.needsSending(ts, resend) {
 			return false
@@ -298,7 +289,7 @@ func (s *series) quiet(ts time.Time, resend time.Duration) bool {
 // evaluateLatency computes the rule's quantile over the window and steps
 // the alert; it reports whether the window held nothing at all. A window
 // with fewer than min_observations is no_data: neither breach nor clear.
-func (r *ruleState) evaluateLatency(ts time.Time, s *series, send func(*series, *alertState, int), e *Engine) (empty bool) {
+func (r *ruleState) evaluateLatency(ts time.Time, s *series, g *groupState, send sendFunc, e *Engine) (empty bool) {
 	sum := s.win.merge(ts, r.def.Window, &r.scratch)
 	s.observations, s.failed = sum.total, sum.failed
 	breach := false
@@ -315,6 +306,7 @@ func (r *ruleState) evaluateLatency(ts time.Time, s *series, send func(*series, 
 		v, breach = verdictNoData, false
 	}
 	s.alert.step(ts, v, r.def.For, r.def.KeepFiringFor, r.def.NoDataTimeout)
+	r.explainSeries(ts, s, breach, s.alert.state, g, e)
 	if breach {
 		s.alert.value = s.value
 		s.alert.annotations = r.latencyAnnotations(s, e)
@@ -400,28 +392,13 @@ func (r *ruleState) toAlert(s *series, a *alertState, pair int, ts time.Time, in
 	return out
 }
 
-// alerts lists a series' alert states with the pair each stands for (-1
-// for a latency rule's single alert).
-func (s *series) alerts() ([]*alertState, []int) {
-	if s.slo == nil {
-		return []*alertState{&s.alert}, []int{-1}
-	}
-	var states []*alertState
-	var pairs []int
-	for i := range s.slo.pairs {
-		states = append(states, &s.slo.pairs[i])
-		pairs = append(pairs, i)
-	}
-	return states, pairs
-}
-
 // resolveAll resolves every firing alert of a rule that is being removed.
 func (r *ruleState) resolveAll(ts time.Time, e *Engine) []Alert {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	var out []Alert
 	for _, s := range r.series {
-		states, pairs := s.alerts()
+		states, pairs := r.kind.alerts(s)
 		for i, a := range states {
 			if a.state == StateFiring {
 				a.state = StateInactive
@@ -444,6 +421,7 @@ func (r *ruleState) latencyAnnotations(s *series, e *Engine) map[string]string {
 	out["value"] = rules.HumanizeDuration(s.value)
 	out["threshold"] = rules.HumanizeDuration(thr)
 	r.exemplarAnnotations(out, s.exemplars, e)
+	r.explanationAnnotations(out, s)
 	return out
 }
 
@@ -515,4 +493,42 @@ func (e *Engine) templateFailed(r *ruleState, name string, err error) {
 func (e *Engine) generatorURL(r *ruleState) string {
 	base := strings.TrimRight(e.settings.Load().ExternalURL, "/")
 	return base + "/?group=" + url.QueryEscape(r.group) + "#rule-" + url.PathEscape(r.def.Name)
+}
+
+func (r *ruleState) newExplainRing(s *series) {
+	if r.explain != nil {
+		s.explain = r.explain.newRing()
+	}
+}
+
+// explainSeries pins the exemplars' traces while the series' alert is
+// pending or firing and, while it breaches, works out what its slow
+// requests have in common and where its exemplars' time went.
+func (r *ruleState) explainSeries(ts time.Time, s *series, breach bool, state AlertState, g *groupState, e *Engine) {
+	if breach {
+		s.annotated = s.exemplars
+	}
+	if state == StatePending || state == StateFiring {
+		e.pinExemplars(ts, g.interval, s.annotated)
+	}
+	if !breach {
+		if state == StateInactive {
+			s.slowBy, s.criticalPath, s.annotated = nil, nil, nil
+		}
+		return
+	}
+	s.slowBy = nil
+	if r.explain != nil {
+		s.slowBy = r.explain.explain(&s.explain, ts)
+	}
+	s.criticalPath = e.criticalPath(s.exemplars)
+}
+
+// explanationAnnotations adds critical_path, critical_path_spans and
+// slow_requests_by, each only when there is something to say.
+func (r *ruleState) explanationAnnotations(out map[string]string, s *series) {
+	s.criticalPath.annotate(out)
+	if len(s.slowBy) > 0 {
+		out["slow_requests_by"] = FormatSlowShares(s.slowBy)
+	}
 }

@@ -160,7 +160,7 @@ func (s *sloSeries) add(o *Observation, count uint64, bad bool, clock Clock) boo
 // evaluateSLO computes every window's burn rate and the budget left over
 // the period, steps each pair's state machine and offers it for sending; it
 // reports whether the period held nothing at all.
-func (r *ruleState) evaluateSLO(ts time.Time, s *series, send func(*series, *alertState, int), e *Engine) (empty bool) {
+func (r *ruleState) evaluateSLO(ts time.Time, s *series, g *groupState, send sendFunc, e *Engine) (empty bool) {
 	slo, ss := r.slo, s.slo
 	for i, w := range slo.windows {
 		total, bad := ss.rings[i].sum(ts, w)
@@ -184,6 +184,11 @@ func (r *ruleState) evaluateSLO(ts time.Time, s *series, send func(*series, *ale
 	// either of its windows is.
 	minObs := r.minObservations()
 	s.setNoData(ts, ss.totals[0] < minObs)
+	// Step every pair first: the explanations are the series', worked out
+	// once for all its pairs.
+	breaches := make([]bool, len(slo.def.BurnRateAlerts))
+	verdicts := make([]verdict, len(slo.def.BurnRateAlerts))
+	anyBreach, state := false, StateInactive
 	for p, pair := range slo.def.BurnRateAlerts {
 		long, short := ss.burnRates[slo.long[p]], ss.burnRates[slo.short[p]]
 		breach := long > pair.Factor && short > pair.Factor
@@ -191,13 +196,19 @@ func (r *ruleState) evaluateSLO(ts time.Time, s *series, send func(*series, *ale
 		if ss.totals[slo.long[p]] < minObs || ss.totals[slo.short[p]] < minObs {
 			v, breach = verdictNoData, false
 		}
+		ss.pairs[p].step(ts, v, pair.For, 0, r.def.NoDataTimeout)
+		breaches[p], verdicts[p] = breach, v
+		anyBreach = anyBreach || breach
+		state = max(state, ss.pairs[p].state)
+	}
+	r.explainSeries(ts, s, anyBreach, state, g, e)
+	for p, pair := range slo.def.BurnRateAlerts {
 		a := &ss.pairs[p]
-		a.step(ts, v, pair.For, 0, r.def.NoDataTimeout)
-		if breach {
-			a.value = long
+		if breaches[p] {
+			a.value = ss.burnRates[slo.long[p]]
 			a.annotations = r.sloAnnotations(s, p, r.labelsFor(s, p, e), e)
 		}
-		r.annotateNoData(a, v, "the "+rules.FormatDuration(pair.LongWindow)+" or "+rules.FormatDuration(pair.ShortWindow)+" window")
+		r.annotateNoData(a, verdicts[p], "the "+rules.FormatDuration(pair.LongWindow)+" or "+rules.FormatDuration(pair.ShortWindow)+" window")
 		send(s, a, p)
 	}
 	return s.observations == 0
@@ -227,6 +238,7 @@ func (r *ruleState) sloAnnotations(s *series, p int, labels map[string]string, e
 	out["burn_rate_short"] = formatBurnRate(short)
 	out["budget_remaining"] = strconv.FormatFloat(ss.budgetRemaining*100, 'f', 2, 64) + "%"
 	r.exemplarAnnotations(out, s.exemplars, e)
+	r.explanationAnnotations(out, s)
 	return out
 }
 

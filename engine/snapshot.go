@@ -146,23 +146,7 @@ func (r *ruleState) snapshot() ruleSnap {
 	rs := ruleSnap{Group: r.group, Name: r.def.Name, Fingerprint: r.fingerprint}
 	for key, s := range r.series {
 		ss := seriesSnap{Key: key, Labels: s.labels, Bounds: s.bounds, Alert: snapAlert(&s.alert)}
-		if s.slo != nil {
-			sl := &sloSnap{Exemplars: snapWindow(&s.slo.exemplars)}
-			for i := range s.slo.rings {
-				c := &s.slo.rings[i]
-				cs := counterRingSnap{Ring: snapRing(&c.ring)}
-				for _, x := range c.slots {
-					cs.Slots = append(cs.Slots, counterSlotSnap{Epoch: x.epoch, Total: int64(x.total), Bad: int64(x.bad)})
-				}
-				sl.Rings = append(sl.Rings, cs)
-			}
-			for i := range s.slo.pairs {
-				sl.Pairs = append(sl.Pairs, snapAlert(&s.slo.pairs[i]))
-			}
-			ss.SLO = sl
-		} else {
-			ss.Window = snapWindow(&s.win)
-		}
+		r.kind.snapshot(s, &ss)
 		rs.Series = append(rs.Series, ss)
 	}
 	return rs
@@ -274,20 +258,10 @@ func (r *ruleState) restore(s ruleSnap) (out map[string]*series, err error) {
 		if se.alert, err = restoreAlert(ss.Alert); err != nil {
 			return nil, err
 		}
-		if r.slo != nil {
-			if ss.SLO == nil {
-				return nil, errors.New("an SLO series without counters")
-			}
-			se.slo = r.newSLOSeries()
-			if err := restoreSLO(se.slo, ss.SLO); err != nil {
-				return nil, err
-			}
-		} else {
-			se.win = newWindow(r.def.Window, r.slotWidth)
-			if err := restoreWindow(&se.win, ss.Window); err != nil {
-				return nil, err
-			}
+		if err := r.kind.restore(r, se, &ss); err != nil {
+			return nil, err
 		}
+		r.newExplainRing(se) // not saved: slow_requests_by starts afresh
 		out[ss.Key] = se
 	}
 	return out, nil

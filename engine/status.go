@@ -45,6 +45,12 @@ type SeriesStatus struct {
 	NoDataSince  time.Time // when NoData began
 	Exemplars    []Exemplar
 	SLO          *SLOStatus // SLO rules: budget and burn rates; Value is then the shortest window's burn rate
+	// While the series breaches: where its exemplar traces' time went (nil
+	// without a trace buffer or when it holds none of them), and which
+	// attribute values its slow requests have in common (strongest first,
+	// none when nothing stands out). See docs/explain.md.
+	CriticalPath   *CriticalPath
+	SlowRequestsBy []SlowShare
 }
 
 // AlertStatus is a pending or firing alert.
@@ -84,18 +90,14 @@ func (r *ruleState) status(e *Engine) RuleStatus {
 		st.NoDataAlert = &AlertStatus{Labels: r.blind.labels, Annotations: a.annotations, State: a.state,
 			ActiveAt: a.activeAt, FiredAt: a.firedAt, Value: a.value}
 	}
-	if r.slo != nil {
-		st.Target, st.Period = r.slo.def.Target, r.slo.def.Period
-	}
+	r.kind.ruleStatus(&st)
 	for _, s := range r.series {
 		ss := SeriesStatus{Labels: s.labels, Value: s.value,
 			Observations: s.observations, Failed: s.failed, Exemplars: s.exemplars,
-			NoData: s.noData, NoDataSince: s.noDataSince}
-		if s.slo != nil {
-			ss.SLO = r.sloStatus(s)
-		}
+			NoData: s.noData, NoDataSince: s.noDataSince, CriticalPath: s.criticalPath, SlowRequestsBy: s.slowBy}
+		r.kind.seriesStatus(r, s, &ss)
 		st.Series = append(st.Series, ss)
-		states, pairs := s.alerts()
+		states, pairs := r.kind.alerts(s)
 		for i, a := range states {
 			if a.state > st.State {
 				st.State = a.state
@@ -136,7 +138,7 @@ func (e *Engine) countAlerts(state AlertState) int {
 				n++
 			}
 			for _, s := range r.series {
-				states, _ := s.alerts()
+				states, _ := r.kind.alerts(s)
 				for _, a := range states {
 					if a.state == state {
 						n++

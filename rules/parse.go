@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/alertmanager/matcher/parse"
 	"github.com/prometheus/alertmanager/pkg/labels"
@@ -169,9 +170,9 @@ func parseGroup(d *yamlpos.Decoder, n *yaml.Node, opts Options) *Group {
 
 var (
 	alertFields = []string{"alert", "source", "metric", "matchers", "group_by", "objective",
-		"window", "for", "keep_firing_for", "min_observations", "no_data_timeout", "labels", "annotations", "mute"}
+		"window", "for", "keep_firing_for", "min_observations", "no_data_timeout", "explain_by", "labels", "annotations", "mute"}
 	sloFields = []string{"slo", "source", "metric", "matchers", "group_by", "objective",
-		"period", "burn_rate_alerts", "min_observations", "no_data_timeout", "labels", "annotations", "mute"}
+		"period", "burn_rate_alerts", "min_observations", "no_data_timeout", "explain_by", "labels", "annotations", "mute"}
 )
 
 // parseRule parses one rule; it reports false when the rule has errors
@@ -264,6 +265,7 @@ func parseRule(d *yamlpos.Decoder, n *yaml.Node, g *Group, interval time.Duratio
 		parseLatencyObjective(d, n, f, r, interval, before)
 	}
 	parseNoData(d, f, r)
+	parseExplainBy(d, f, r)
 	r.Mute = parseMutes(d, f["mute"].Value)
 
 	r.Labels = d.StringMap(f["labels"].Value, "labels")
@@ -314,6 +316,10 @@ func fingerprint(r *Rule, g *Group) string {
 	w(r.GroupBy...)
 	w(string(r.Kind), fmt.Sprint(r.Objective.Quantile, r.Objective.Threshold, r.Window, r.For, r.KeepFiringFor))
 	w(fmt.Sprint(r.MinObservations, r.NoDataTimeout))
+	if r.ExplainBySet { // only then: rules without it keep their fingerprint (and snapshots)
+		w("explain_by")
+		w(r.ExplainBy...)
+	}
 	if r.SLO != nil {
 		w(fmt.Sprint(r.SLO.Target, r.SLO.Latency, r.SLO.Period))
 		for _, b := range r.SLO.BurnRateAlerts {
@@ -580,4 +586,44 @@ func parseMutes(d *yamlpos.Decoder, n *yaml.Node) []Mute {
 		out = append(out, m)
 	}
 	return out
+}
+
+// maxExplainByName bounds an explain_by attribute name.
+const maxExplainByName = 256
+
+// parseExplainBy reads explain_by: the attributes slow_requests_by
+// compares, at most MaxExplainBy, each named once.
+func parseExplainBy(d *yamlpos.Decoder, f map[string]yamlpos.Field, r *Rule) {
+	fld, ok := f["explain_by"]
+	if !ok {
+		return
+	}
+	r.ExplainBySet = true
+	items := d.Sequence(fld.Value, "explain_by")
+	r.ExplainBy = make([]string, 0, len(items))
+	if len(items) > MaxExplainBy {
+		d.Errorf(fld.Value, "explain_by names %d attributes, over the limit of %d", len(items), MaxExplainBy)
+		return
+	}
+	if len(items) > 0 && r.Kind == KindSLO && r.SLO != nil && r.SLO.Latency <= 0 {
+		d.Errorf(fld.Key, "explain_by needs a latency objective: it compares requests slower than the latency with all requests")
+		return
+	}
+	for _, item := range items {
+		name := d.String(item, "explain_by item")
+		switch {
+		case name == "":
+			d.Errorf(item, "explain_by has an empty name")
+		case len(name) > maxExplainByName:
+			d.Errorf(item, "explain_by name is %d bytes, over the limit of %d", len(name), maxExplainByName)
+		case !utf8.ValidString(name):
+			d.Errorf(item, "explain_by name %q is not valid UTF-8", name)
+		case slices.Contains(r.ExplainBy, name):
+			d.Errorf(item, "explain_by names %q twice", name)
+		case slices.Contains(r.GroupBy, name):
+			d.Errorf(item, "explain_by %q is in group_by: each series has one value of it, which cannot stand out", name)
+		default:
+			r.ExplainBy = append(r.ExplainBy, name)
+		}
+	}
 }

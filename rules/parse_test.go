@@ -93,6 +93,13 @@ func TestParseErrors(t *testing.T) {
 		{"no_data_timeout negative", "groups:\n  - name: g\n    rules:\n      - alert: X\n        objective: {quantile: 0.5, threshold: 1s}\n        window: 5m\n        no_data_timeout: -1h\n", `f.yaml:7:26: no_data_timeout: "-1h": a duration cannot be negative`},
 		{"no_data_timeout too long", "groups:\n  - name: g\n    rules:\n      - alert: X\n        objective: {quantile: 0.5, threshold: 1s}\n        window: 5m\n        no_data_timeout: 60d\n", "f.yaml:7:26: no_data_timeout 60d is over the limit of 30d"},
 		{"slo min_observations zero", "groups:\n  - name: g\n    rules:\n      - slo: X\n        objective: {target: 99}\n        min_observations: -3\n", "f.yaml:6:27: min_observations -3 must be at least 1"},
+		{"explain_by not a list", "groups:\n  - name: g\n    rules:\n      - alert: X\n        objective: {quantile: 0.5, threshold: 1s}\n        window: 5m\n        explain_by: k8s.node.name\n", "f.yaml:7:21: explain_by must be a list"},
+		{"explain_by empty name", "groups:\n  - name: g\n    rules:\n      - alert: X\n        objective: {quantile: 0.5, threshold: 1s}\n        window: 5m\n        explain_by: [a, '']\n", "f.yaml:7:25: explain_by has an empty name"},
+		{"explain_by twice", "groups:\n  - name: g\n    rules:\n      - alert: X\n        objective: {quantile: 0.5, threshold: 1s}\n        window: 5m\n        explain_by: [a, b, a]\n", `f.yaml:7:28: explain_by names "a" twice`},
+		{"explain_by in group_by", "groups:\n  - name: g\n    rules:\n      - alert: X\n        group_by: [verb]\n        objective: {quantile: 0.5, threshold: 1s}\n        window: 5m\n        explain_by: [verb]\n", `f.yaml:8:22: explain_by "verb" is in group_by`},
+		{"explain_by too many", "groups:\n  - name: g\n    rules:\n      - alert: X\n        objective: {quantile: 0.5, threshold: 1s}\n        window: 5m\n        explain_by: [a, b, c, d, e, f, g, h, i]\n", "f.yaml:7:21: explain_by names 9 attributes, over the limit of 8"},
+		{"explain_by long name", "groups:\n  - name: g\n    rules:\n      - alert: X\n        objective: {quantile: 0.5, threshold: 1s}\n        window: 5m\n        explain_by: [" + strings.Repeat("x", 257) + "]\n", "f.yaml:7:22: explain_by name is 257 bytes, over the limit of 256"},
+		{"explain_by availability slo", "groups:\n  - name: g\n    rules:\n      - slo: X\n        objective: {target: 99}\n        explain_by: [a]\n", "f.yaml:6:9: explain_by needs a latency objective"},
 		{"duplicate group_by", "groups:\n  - name: g\n    rules:\n      - alert: X\n        group_by: [a.b, a_b]\n        objective: {quantile: 0.5, threshold: 1s}\n        window: 5m\n", `f.yaml:5:25: group_by names "a_b" twice`},
 	}
 	for _, c := range cases {
@@ -350,5 +357,37 @@ func TestDefaultBurnRatesFollowThePeriod(t *testing.T) {
 	both := strings.Replace(text, "budget_percent: 2", "budget_percent: 2, factor: 3", 1)
 	if _, err := Parse("p.yaml", []byte(both), Options{}); err == nil || !strings.Contains(err.Error(), "both factor and budget_percent") {
 		t.Fatalf("factor and budget_percent together: %v", err)
+	}
+}
+
+// TestExplainDimensions: explain_by when given (an empty list turns the
+// comparison off), else where a request ran and the rule's own matcher
+// names that can take several values and are not group_by; explain_by
+// changes the fingerprint only when given.
+func TestExplainDimensions(t *testing.T) {
+	const head = "groups:\n  - name: g\n    rules:\n      - alert: X\n        matchers: ['service.name=\"apiserver\"', 'verb=~\"GET|LIST\"', 'resource!=\"events\"', 'span.kind=~\"server|client\"']\n        group_by: [resource]\n        objective: {quantile: 0.5, threshold: 1s}\n        window: 5m\n"
+	cases := []struct {
+		name, extra, want string
+	}{
+		{"default", "", "k8s.node.name,cloud.availability_zone,cloud.region,service.instance.id,verb"},
+		{"given", "        explain_by: [k8s.node.name, code]\n", "k8s.node.name,code"},
+		{"off", "        explain_by: []\n", ""},
+	}
+	fingerprints := map[string]bool{}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			groups, err := Parse("f.yaml", []byte(head+c.extra), Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := groups[0].Rules[0]
+			if got := strings.Join(r.ExplainDimensions(), ","); got != c.want {
+				t.Errorf("dimensions %q, want %q", got, c.want)
+			}
+			if fingerprints[r.Fingerprint] {
+				t.Errorf("fingerprint %s seen before", r.Fingerprint)
+			}
+			fingerprints[r.Fingerprint] = true
+		})
 	}
 }

@@ -1,11 +1,13 @@
 package rules
 
 import (
+	"slices"
 	"time"
 
 	"github.com/robfig/cron/v3"
 
 	"github.com/prometheus/alertmanager/pkg/labels"
+	"github.com/prometheus/common/model"
 )
 
 // Source is the kind of input a rule evaluates.
@@ -118,7 +120,13 @@ type Rule struct {
 	Annotations   map[string]*Template
 	SLO           *SLO   // for KindSLO
 	Mute          []Mute // maintenance windows: alerts are not sent during them
-	Pos           Position
+	// ExplainBy are the attributes whose values slow_requests_by compares
+	// between slow and all requests, as the rule file gives them (see
+	// ExplainDimensions); ExplainBySet says explain_by was given at all
+	// (an empty list turns the comparison off).
+	ExplainBy    []string
+	ExplainBySet bool
+	Pos          Position
 
 	// Fingerprint identifies the rule's definition: two rules with the same
 	// fingerprint evaluate the same way, so state may carry over a reload.
@@ -139,4 +147,36 @@ func (r *Rule) NamesLabel(name string) bool {
 		}
 	}
 	return false
+}
+
+// DefaultExplainBy are the resource attributes slow_requests_by compares
+// when a rule does not say explain_by: where a request ran.
+var DefaultExplainBy = []string{"k8s.node.name", "cloud.availability_zone", "cloud.region", "service.instance.id"}
+
+// MaxExplainBy bounds the attributes a rule explains by: each costs memory
+// in every slot of every series.
+const MaxExplainBy = 8
+
+// ExplainDimensions are the attributes slow_requests_by compares for the
+// rule: its explain_by if given, else DefaultExplainBy and the names of its
+// matchers that can match more than one value and are not group_by (a
+// group's own labels, or a single value, cannot stand out), at most
+// MaxExplainBy.
+func (r *Rule) ExplainDimensions() []string {
+	if r.ExplainBySet {
+		return r.ExplainBy
+	}
+	out := append([]string(nil), DefaultExplainBy...)
+	for _, m := range r.Matchers {
+		if m.Type == labels.MatchEqual || m.Name == "span.kind" || m.Name == model.MetricNameLabel ||
+			slices.Contains(r.GroupBy, m.Name) || slices.Contains(out, m.Name) {
+			continue
+		}
+		out = append(out, m.Name)
+	}
+	out = slices.DeleteFunc(out, func(n string) bool { return slices.Contains(r.GroupBy, n) })
+	if len(out) > MaxExplainBy {
+		out = out[:MaxExplainBy]
+	}
+	return out
 }

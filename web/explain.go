@@ -72,3 +72,27 @@ func SharesOf(shares []traces.Share) []Share {
 
 // percent is a share as the annotations show it.
 func percent(f float64) string { return traces.FormatShare(f) }
+
+// EngineExplanation is the ExplainFunc of sentinel's engine: its series
+// status carries the critical path of the exemplars' traces and the
+// over-represented attribute values (docs/explain.md).
+func EngineExplanation(s engine.SeriesStatus) *Explanation {
+	if s.CriticalPath == nil && len(s.SlowRequestsBy) == 0 {
+		return nil
+	}
+	e := &Explanation{}
+	if cp := s.CriticalPath; cp != nil {
+		shares := func(ps []engine.PathShare) []Share {
+			out := make([]Share, len(ps))
+			for i, p := range ps {
+				out[i] = Share{Name: p.Name, Share: p.Share}
+			}
+			return out
+		}
+		e.CriticalPath = &CriticalPath{Traces: cp.Traces, Incomplete: cp.Incomplete, Services: shares(cp.Services), Spans: shares(cp.Spans)}
+	}
+	for _, o := range s.SlowRequestsBy {
+		e.SlowRequestsBy = append(e.SlowRequestsBy, Overrepresented{Attribute: o.Attribute, Value: o.Value, SlowShare: o.SlowShare, AllShare: o.AllShare})
+	}
+	return e
+}

@@ -47,6 +47,9 @@ type daemonOptions struct {
 	MaxGroupsPerRule int
 	// MaxLabelValue bounds group_by values in group keys (--rules.max-label-value-bytes); 0 is the engine's default.
 	MaxLabelValue int
+	// TracePinFor is --traces.pin-for: how long exemplar traces stay pinned
+	// after an alert last referred to them; 0 is the engine's default.
+	TracePinFor time.Duration
 	// AlertmanagerURLs, when set, replace the config's (the --alertmanager.url flag).
 	AlertmanagerURLs []string
 	// WebConfigFile is --web.config.file: TLS, client certificates and
@@ -69,9 +72,10 @@ type daemon struct {
 	receiver *otlp.Receiver
 	scraper  *scrape.Scraper
 	am       *alertmanager.Notifier
-	// traces holds recent spans by trace ID for the trace view. Feeding
-	// it is the OTLP receiver's (every span it receives goes through
-	// Buffer.Add); until the receiver takes it, it holds what is added.
+	// traces holds recent spans by trace ID: the OTLP receiver feeds it
+	// (every span it receives goes through Buffer.Add), the engine pins its
+	// exemplars' traces there and reads their critical paths, the trace
+	// view shows them.
 	traces *traces.Buffer
 
 	web   *http.Server
@@ -181,7 +185,7 @@ func buildDaemon(opts daemonOptions, ln net.Listener) (*daemon, error) {
 	}
 	d.traces = traceBuf
 
-	eng, err := engine.New(withLabelValueBound(opts.MaxLabelValue, engine.Options{
+	engOpts := withLabelValueBound(opts.MaxLabelValue, engine.Options{
 		Notifier:         notifiers,
 		Logger:           d.logger.With("component", "engine"),
 		Registerer:       d.registry,
@@ -193,7 +197,10 @@ func buildDaemon(opts daemonOptions, ln net.Listener) (*daemon, error) {
 		DefaultInterval:  cfg.EvaluationInterval,
 		TraceURLTemplate: d.traceURLTemplate(cfg),
 		MaxSnapshotBytes: cfg.MaxSnapshotBytes,
-	}))
+		PinFor:           opts.TracePinFor,
+		Traces:           d.traces,
+	})
+	eng, err := engine.New(engOpts)
 	if err != nil {
 		return nil, err
 	}
@@ -240,6 +247,7 @@ func buildDaemon(opts daemonOptions, ln net.Listener) (*daemon, error) {
 	d.ui, err = web.New(web.Options{
 		Rules:            eng,
 		Traces:           d.traces,
+		Explain:          web.EngineExplanation,
 		ExternalTraceURL: d.externalTraceURL,
 		Targets:          d.scraper.TargetsHandler(),
 		Ready:            d.readiness,

@@ -87,6 +87,7 @@ func runDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	storagePath := fs.String("storage.path", "data/", "where state snapshots are kept (overrides storage.path)")
 	webConfig := fs.String("web.config.file", "", "exporter-toolkit web config file: TLS, client certificates and basic auth on the web port (see docs/security.md)")
 	lifecycle := fs.Bool("web.enable-lifecycle", false, "allow POST /-/reload (SIGHUP reloads either way)")
+	pinFor := fs.Duration("traces.pin-for", engine.DefaultPinFor, "how long an alert's exemplar traces stay pinned after the alert last referred to them")
 	maxGroups := fs.Int("rules.max-groups-per-rule", engine.DefaultMaxGroupsPerRule, "most groups (distinct group_by values) a rule tracks; observations beyond are dropped and counted")
 	maxLabelValue := fs.Int("rules.max-label-value-bytes", engine.DefaultMaxLabelValueBytes, "longest group_by value kept in a group key and alert label; longer ones are truncated with a marker and counted")
 	if err := fs.Parse(args); err != nil {
@@ -130,6 +131,7 @@ func runDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		ConfigOverrides:  overrides,
 		MaxGroupsPerRule: *maxGroups,
 		MaxLabelValue:    *maxLabelValue,
+		TracePinFor:      *pinFor,
 		WebAddress:       common.webAddress,
 		ExternalURL:      common.externalURLFor(common.webAddress),
 		Logger:           logger,
