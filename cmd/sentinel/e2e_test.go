@@ -91,23 +91,7 @@ alerting:
 	if edit != nil {
 		edit(&opts)
 	}
-	d, err := newDaemon(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	if err := d.start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- d.run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("daemon: %v", err)
-		}
-	})
-	return d
+	return startDaemon(t, opts)
 }
 
 func amList(urls []string) string {
@@ -337,4 +321,27 @@ func fetchRules(t *testing.T, base string) []web.Rule {
 		out = append(out, g.Rules...)
 	}
 	return out
+}
+
+// startDaemon starts an in-process daemon and stops it when the test ends
+// (its run must then return no error).
+func startDaemon(t *testing.T, opts daemonOptions) *daemon {
+	t.Helper()
+	d, err := newDaemon(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := d.start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- d.run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("daemon: %v", err)
+		}
+	})
+	return d
 }

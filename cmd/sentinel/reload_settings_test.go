@@ -40,23 +40,8 @@ func runDaemonWith(t *testing.T, cfgText, ruleText string) (*daemon, *testkit.Sy
 		t.Fatal(err)
 	}
 	logs := &testkit.SyncBuffer{}
-	d, err := newDaemon(daemonOptions{Config: cfg, ConfigFile: cfgFile, WebAddress: "127.0.0.1:0", EnableLifecycle: true,
+	d := startDaemon(t, daemonOptions{Config: cfg, ConfigFile: cfgFile, WebAddress: "127.0.0.1:0", EnableLifecycle: true,
 		Logger: slog.New(slog.NewTextHandler(logs, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	if err := d.start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- d.run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("daemon: %v", err)
-		}
-	})
 	return d, logs, cfgFile
 }
 
