@@ -136,6 +136,11 @@ func New(opts Options) (*Engine, error) {
 	e.settings.Store(s)
 	e.metrics = newMetrics(opts.Registerer, e)
 	registerSourceCollector(opts.Registerer, e)
+	if opts.Registerer != nil {
+		if err := opts.Registerer.Register(sliCollector{e}); err != nil {
+			return nil, fmt.Errorf("engine: register SLI metrics: %w", err)
+		}
+	}
 	e.current.Store(&ruleSet{})
 	return e, nil
 }
@@ -173,6 +178,10 @@ func (e *Engine) Load(set *rules.Set) {
 					delete(oldRules, key)
 					r.mu.Lock() // observe reads the definition when it opens a group
 					r.def = rd
+					r.sli = nil // the rule's labels may have changed
+					for _, s := range r.series {
+						s.sliValues = nil
+					}
 					r.mu.Unlock()
 				} else {
 					r = e.newRuleState(gd.Name, rd, g)

@@ -33,6 +33,7 @@ type ruleState struct {
 	kind        ruleKind
 	slo         *sloRule   // the kind of SLO rules, nil for latency rules
 	explain     *explainer // nil when the rule explains nothing
+	sli         *sliDescs  // built at the first scrape of /metrics
 
 	maxLabelValue int // group_by values longer than this are truncated (boundLabelValue)
 
@@ -66,6 +67,8 @@ type series struct {
 	observations uint64
 	failed       uint64
 	exemplars    []Exemplar
+	evaluated    bool     // the fields above hold an evaluation's results
+	sliValues    []string // the SLI metrics' label values, built at the first scrape
 }
 
 // maxSlotsPerWindow bounds memory for long windows: beyond it, slots grow
@@ -260,6 +263,7 @@ func (r *ruleState) evaluate(ts time.Time, g *groupState, e *Engine) []Alert {
 	})
 	for key, s := range r.series {
 		empty := r.kind.evaluate(r, ts, s, g, send, e)
+		s.evaluated = true
 		if !s.noData {
 			live = true
 		}

@@ -1,0 +1,93 @@
+package engine
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/prometheus/common/expfmt"
+
+	"github.com/kube-sentinel/sentinel/internal/golden"
+)
+
+// sliRules have a latency rule whose group_by and labels collide with the
+// names sentinel sets (rule, quantile) and a dotted group_by, and an SLO.
+const sliRules = `
+groups:
+  - name: apiserver
+    interval: 15s
+    rules:
+      - alert: NamespacesP99
+        source: spans
+        matchers: ['service.name="apiserver"', 'resource="namespaces"']
+        group_by: [verb, k8s.node.name, rule]
+        objective: {quantile: 0.99, threshold: 1s}
+        window: 1m
+        labels: {severity: page, quantile: high}
+      - slo: NamespacesBudget
+        matchers: ['service.name="apiserver"', 'resource="namespaces"']
+        objective: {target: 99.0, latency: 1s}
+        period: 28d
+        burn_rate_alerts: default
+        labels: {team: control-plane}
+`
+
+var sliNames = []string{sliQuantile, sliThreshold, sliObs, sliNoData, sliBudget, sliBurnRate, sliObjective}
+
+func gatherSLI(t *testing.T, reg prometheus.Gatherer) string {
+	t.Helper()
+	out, err := testutil.GatherAndFormat(reg, expfmt.TypeTextPlain, sliNames...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(out)
+}
+
+func TestSLIMetrics(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	e, clock, _ := newTestEngine(t, sliRules, Options{Registerer: reg})
+	span := func(verb, node string) mapLabels {
+		l := apiserverSpan(verb, "/api/v1/namespaces/default")
+		l["k8s.node.name"], l["rule"] = node, "r1"
+		return l
+	}
+	// Before any evaluation there is nothing to say, not zeros.
+	feed(e, span("GET", "n1"), 0, time.Minute, time.Second, constant(200*time.Millisecond))
+	if got := gatherSLI(t, reg); got != "" {
+		t.Fatalf("before the first evaluation:\n%s", got)
+	}
+	feed(e, span("LIST", "n2"), 0, time.Minute, 2*time.Second, func(i int) time.Duration { return time.Duration(i+1) * 100 * time.Millisecond })
+	clock.t = t0.Add(time.Minute)
+	e.Evaluate(context.Background(), clock.t)
+	golden.Check(t, "testdata/sli_metrics.txt", gatherSLI(t, reg))
+	// The quantile label on gauges is deliberate (the objective's quantile,
+	// named as in a summary), so promlint's objection to it is left out.
+	if problems, err := testutil.GatherAndLint(reg, sliObs, sliNoData, sliBudget, sliBurnRate, sliObjective); err != nil || len(problems) > 0 {
+		t.Fatalf("lint: %v %v", problems, err)
+	}
+
+	// A reload that drops the latency rule drops its series.
+	e.Load(loadRules(t, sliRules[:strings.Index(sliRules, "      - alert:")]+sliRules[strings.Index(sliRules, "      - slo:"):]))
+	if got := gatherSLI(t, reg); strings.Contains(got, "NamespacesP99") || !strings.Contains(got, "NamespacesBudget") {
+		t.Fatalf("after removing NamespacesP99:\n%s", got)
+	}
+}
+
+// The SLI metrics are bounded by the per-rule group cap.
+func TestSLIMetricsBoundedByGroupCap(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	e, clock, _ := newTestEngine(t, sliRules, Options{Registerer: reg, MaxGroupsPerRule: 2})
+	for _, node := range []string{"n1", "n2", "n3", "n4"} {
+		l := apiserverSpan("GET", "/api/v1/namespaces/default")
+		l["k8s.node.name"] = node
+		feed(e, l, 0, time.Minute, 10*time.Second, constant(time.Millisecond))
+	}
+	clock.t = t0.Add(time.Minute)
+	e.Evaluate(context.Background(), clock.t)
+	if n := testutil.CollectAndCount(sliCollector{e}, sliObs); n != 2+1 { // two groups of the latency rule, the SLO's one
+		t.Fatalf("%d %s series, want 3:\n%s", n, sliObs, gatherSLI(t, reg))
+	}
+}
