@@ -61,6 +61,10 @@ type daemonOptions struct {
 	// Traces sizes the buffer of recent spans behind the trace view
 	// (--traces.* flags); zero values take the traces package's defaults.
 	Traces traces.Options
+	// WatchInterval is --config.auto-reload-interval: how often the config
+	// and rule files are checked for changes; 0 turns the watch off. The
+	// watch needs ConfigFile.
+	WatchInterval time.Duration
 }
 
 // daemon wires sources → engine → notifiers and serves the HTTP API.
@@ -93,6 +97,7 @@ type daemon struct {
 	reloadTime   prometheus.Gauge
 	ready        atomic.Bool
 	ui           *web.Handler // the HTTP API and status page
+	watcher      *fileWatcher // nil when the files are not watched
 }
 
 // fanout sends every alert to several notifiers.
@@ -261,6 +266,11 @@ func buildDaemon(opts daemonOptions, ln net.Listener) (*daemon, error) {
 	if err != nil {
 		return nil, err
 	}
+	if opts.ConfigFile != "" && opts.WatchInterval > 0 {
+		d.watcher = newFileWatcher(d.registry, d.logger.With("component", "watch"), opts.WatchInterval, d.watchedFiles,
+			func() error { _, err := d.reload(); return err })
+		d.watcher.seen = d.watcher.fingerprint() // the files just loaded
+	}
 	d.web = &http.Server{Handler: d.ui, ReadHeaderTimeout: 10 * time.Second}
 	return d, nil
 }
@@ -335,6 +345,9 @@ func (d *daemon) run(ctx context.Context) error {
 		}
 	}()
 	go func() { defer wg.Done(); d.snapshotLoop(evalCtx) }()
+	if d.watcher != nil {
+		wg.Go(func() { d.watcher.run(evalCtx) })
+	}
 	notifyCtx, stopNotify := context.WithCancel(context.Background())
 	notifyDone := make(chan struct{})
 	go func() {

@@ -88,12 +88,17 @@ func runDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	webConfig := fs.String("web.config.file", "", "exporter-toolkit web config file: TLS, client certificates and basic auth on the web port (see docs/security.md)")
 	lifecycle := fs.Bool("web.enable-lifecycle", false, "allow POST /-/reload (SIGHUP reloads either way)")
 	pinFor := fs.Duration("traces.pin-for", engine.DefaultPinFor, "how long an alert's exemplar traces stay pinned after the alert last referred to them")
+	watchInterval := fs.Duration("config.auto-reload-interval", DefaultWatchInterval, "how often to check the config file and rule files for changes and reload when they change (as SIGHUP does); 0 turns it off")
 	maxGroups := fs.Int("rules.max-groups-per-rule", engine.DefaultMaxGroupsPerRule, "most groups (distinct group_by values) a rule tracks; observations beyond are dropped and counted")
 	maxLabelValue := fs.Int("rules.max-label-value-bytes", engine.DefaultMaxLabelValueBytes, "longest group_by value kept in a group key and alert label; longer ones are truncated with a marker and counted")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
+		return 2
+	}
+	if *watchInterval < 0 {
+		fmt.Fprintln(stderr, "--config.auto-reload-interval must not be negative (0 turns it off)")
 		return 2
 	}
 	logger, err := common.logger(stderr)
@@ -139,6 +144,7 @@ func runDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		WebConfigFile:    *webConfig,
 		EnableLifecycle:  *lifecycle,
 		Traces:           common.traces,
+		WatchInterval:    *watchInterval,
 	})
 	if err != nil {
 		fmt.Fprintln(stderr, err)
