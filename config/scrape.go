@@ -29,8 +29,9 @@ type ScrapeConfig struct {
 	ScrapeTimeout  time.Duration
 	MetricsPath    string
 	Scheme         string // http or https
-	// HTTPClientConfig holds bearer_token_file, authorization, basic_auth
-	// and tls_config, validated; relative file names are resolved against
+	// HTTPClientConfig is Prometheus's http_config, inline as in
+	// Prometheus (tls_config, basic_auth, authorization, oauth2,
+	// proxy_url, …), validated; relative file names are resolved against
 	// the config file's directory, as Prometheus does.
 	HTTPClientConfig    promconfig.HTTPClientConfig
 	StaticConfigs       []StaticConfig
@@ -63,8 +64,6 @@ type KubernetesSDConfig struct {
 	// bearer_token_file, ...); unused in-cluster.
 	HTTPClientConfig promconfig.HTTPClientConfig
 }
-
-var httpClientFields = []string{"bearer_token_file", "authorization", "basic_auth", "tls_config"}
 
 // ParseScrapeConfigs parses the scrape_configs list n (nil: none).
 // globalInterval is the default scrape interval (zero: DefaultScrapeInterval).
@@ -192,69 +191,6 @@ func checkTargetAddress(addr string) string {
 		return "must be host:port"
 	}
 	return ""
-}
-
-// parseHTTPClientConfig reads the HTTP client fields of mapping f (of node
-// n) strictly, into Prometheus's type, and validates them.
-func parseHTTPClientConfig(d *yamlpos.Decoder, n *yaml.Node, f map[string]yamlpos.Field, dir string) promconfig.HTTPClientConfig {
-	c := promconfig.DefaultHTTPClientConfig
-	if v := f["bearer_token_file"].Value; v != nil {
-		c.BearerTokenFile = d.String(v, "bearer_token_file")
-	}
-	if v := f["authorization"].Value; v != nil {
-		af := d.Mapping(v, "authorization", "type", "credentials", "credentials_file")
-		c.Authorization = &promconfig.Authorization{
-			Type:            d.String(af["type"].Value, "authorization.type"),
-			Credentials:     promconfig.Secret(d.String(af["credentials"].Value, "authorization.credentials")),
-			CredentialsFile: d.String(af["credentials_file"].Value, "authorization.credentials_file"),
-		}
-	}
-	if v := f["basic_auth"].Value; v != nil {
-		bf := d.Mapping(v, "basic_auth", "username", "username_file", "password", "password_file")
-		c.BasicAuth = &promconfig.BasicAuth{
-			Username:     d.String(bf["username"].Value, "basic_auth.username"),
-			UsernameFile: d.String(bf["username_file"].Value, "basic_auth.username_file"),
-			Password:     promconfig.Secret(d.String(bf["password"].Value, "basic_auth.password")),
-			PasswordFile: d.String(bf["password_file"].Value, "basic_auth.password_file"),
-		}
-	}
-	if v := f["tls_config"].Value; v != nil {
-		tf := d.Mapping(v, "tls_config", "ca_file", "cert_file", "key_file", "server_name", "insecure_skip_verify", "min_version")
-		c.TLSConfig = promconfig.TLSConfig{
-			CAFile:     d.String(tf["ca_file"].Value, "tls_config.ca_file"),
-			CertFile:   d.String(tf["cert_file"].Value, "tls_config.cert_file"),
-			KeyFile:    d.String(tf["key_file"].Value, "tls_config.key_file"),
-			ServerName: d.String(tf["server_name"].Value, "tls_config.server_name"),
-		}
-		if iv := tf["insecure_skip_verify"].Value; iv != nil {
-			switch s := d.String(iv, "insecure_skip_verify"); s {
-			case "true":
-				c.TLSConfig.InsecureSkipVerify = true
-			case "false":
-			default:
-				d.Errorf(iv, "insecure_skip_verify must be true or false, not %q", s)
-			}
-		}
-		if mv := tf["min_version"].Value; mv != nil {
-			s := d.String(mv, "min_version")
-			if err := c.TLSConfig.MinVersion.UnmarshalYAML(func(out any) error {
-				*(out.(*string)) = s
-				return nil
-			}); err != nil {
-				d.Errorf(mv, "tls_config.min_version: %v", err)
-			}
-		}
-		if err := c.TLSConfig.Validate(); err != nil {
-			d.Errorf(v, "tls_config: %v", err)
-		}
-	}
-	if err := c.Validate(); err != nil {
-		d.Errorf(n, "%v", err)
-	}
-	if dir != "" {
-		c.SetDirectory(dir)
-	}
-	return c
 }
 
 // TargetLabelNames lists the labels that scrape targets add to every series

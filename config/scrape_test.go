@@ -75,6 +75,34 @@ scrape_configs:
 	}
 }
 
+// Every field of Prometheus's http_config is taken, not a subset.
+func TestParseScrapeConfigsHTTPClientConfig(t *testing.T) {
+	got, err := parseScrape(t, `
+scrape_configs:
+  - job_name: a
+    proxy_url: http://proxy.example:3128
+    follow_redirects: false
+    enable_http2: false
+    oauth2:
+      client_id: sentinel
+      client_secret_file: secret
+      token_url: https://auth.example/token
+      scopes: [metrics]
+    http_headers: {X-Scope-OrgID: {values: [tenant-a]}}
+    tls_config: {cert_file: c.crt, key_file: c.key, min_version: TLS13}
+`, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hc := got[0].HTTPClientConfig
+	if hc.ProxyURL.String() != "http://proxy.example:3128" || hc.FollowRedirects || hc.EnableHTTP2 ||
+		hc.OAuth2 == nil || hc.OAuth2.ClientSecretFile != "/etc/sentinel/secret" || hc.OAuth2.Scopes[0] != "metrics" ||
+		hc.HTTPHeaders.Headers["X-Scope-OrgID"].Values[0] != "tenant-a" ||
+		hc.TLSConfig.CertFile != "/etc/sentinel/c.crt" || hc.TLSConfig.MinVersion.String() != "TLS13" {
+		t.Errorf("http client config: %+v", hc)
+	}
+}
+
 func TestParseScrapeConfigsGlobalInterval(t *testing.T) {
 	got, err := parseScrape(t, `scrape_configs: [{job_name: a, static_configs: [{targets: ["h:1"]}]}]`, 15*time.Second)
 	if err != nil {
@@ -97,12 +125,16 @@ func TestParseScrapeConfigsErrors(t *testing.T) {
 		{"bad scheme", "scrape_configs:\n  - job_name: a\n    scheme: ftp\n", `sentinel.yaml:3:13: scheme must be http or https, not "ftp"`},
 		{"bad role", "scrape_configs:\n  - job_name: a\n    kubernetes_sd_configs: [{role: pod}]\n", `sentinel.yaml:3:36: role "pod" is not supported (node or endpoints)`},
 		{"no role", "scrape_configs:\n  - job_name: a\n    kubernetes_sd_configs: [{}]\n", "sentinel.yaml:3:29: kubernetes_sd_config has no role"},
-		{"unknown tls field", "scrape_configs:\n  - job_name: a\n    tls_config: {ca: x}\n", `sentinel.yaml:3:18: unknown field "ca" in tls_config`},
+		{"unknown tls field", "scrape_configs:\n  - job_name: a\n    tls_config: {ca_fil: x}\n", `sentinel.yaml:3:18: unknown field "ca_fil" in tls_config`},
 		{"unknown sd field", "scrape_configs:\n  - job_name: a\n    kubernetes_sd_configs: [{role: node, selectors: []}]\n", `sentinel.yaml:3:42: unknown field "selectors" in kubernetes_sd_config`},
 		{"target with scheme", "scrape_configs:\n  - job_name: a\n    static_configs: [{targets: [\"http://h:1\"]}]\n", `sentinel.yaml:3:33: target "http://h:1": must be host:port, without scheme or path`},
 		{"target without port", "scrape_configs:\n  - job_name: a\n    static_configs: [{targets: [h]}]\n", `sentinel.yaml:3:33: target "h": must be host:port`},
 		{"bad label name", "scrape_configs:\n  - job_name: a\n    static_configs: [{targets: [\"h:1\"], labels: {a-b: x}}]\n", `sentinel.yaml:3:50: label name "a-b" is not valid`},
 		{"two auths", "scrape_configs:\n  - job_name: a\n    bearer_token_file: t\n    basic_auth: {username: u}\n", "sentinel.yaml:2:5: at most one of basic_auth, oauth2, bearer_token & bearer_token_file must be configured"},
+		{"unknown nested field", "scrape_configs:\n  - job_name: a\n    oauth2: {client_id: c, token_url: \"http://t\", scope: [x]}\n", `sentinel.yaml:3:51: unknown field "scope" in oauth2`},
+		{"unknown header field", "scrape_configs:\n  - job_name: a\n    http_headers: {X-A: {value: [v]}}\n", `sentinel.yaml:3:26: unknown field "value" in http_headers.X-A`},
+		{"not a bool", "scrape_configs:\n  - job_name: a\n    tls_config: {insecure_skip_verify: maybe}\n", "sentinel.yaml:3:40: cannot unmarshal !!str `maybe` into bool"},
+		{"oauth2 without client_id", "scrape_configs:\n  - job_name: a\n    oauth2: {token_url: \"http://t\"}\n", "sentinel.yaml:2:5: oauth2 client_id must be configured"},
 		{"metrics path", "scrape_configs:\n  - job_name: a\n    metrics_path: metrics\n", `sentinel.yaml:3:19: metrics_path "metrics" must start with /`},
 		{"not a list", "scrape_configs: {job_name: a}\n", "sentinel.yaml:1:17: scrape_configs must be a list"},
 	} {
