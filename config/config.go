@@ -27,7 +27,12 @@ type Config struct {
 	OTLPMaxRequestBytes int64
 	OTLPLimits          OTLPLimits
 	ScrapeConfigs       []ScrapeConfig
-	Alertmanagers       []string
+	// Alertmanagers are every Alertmanager's URL, of every
+	// AlertmanagerConfigs entry.
+	Alertmanagers []string
+	// AlertmanagerConfigs are the alerting.alertmanagers entries, each
+	// with its HTTP client settings.
+	AlertmanagerConfigs []AlertmanagerConfig
 	ResendDelay         time.Duration
 	ResolveTimeout      time.Duration // endsAt horizon of firing alerts; 0 is the engine's default (15m)
 	TraceURLTemplate    string
@@ -128,18 +133,9 @@ func Parse(file string, data []byte) (*Config, error) {
 	c.ScrapeConfigs = ParseScrapeConfigs(d, top["scrape_configs"].Value, 0)
 
 	a := d.Mapping(top["alerting"].Value, "alerting", "alertmanagers", "resend_delay", "resolve_timeout", "trace_url_template")
-	for _, am := range d.Sequence(a["alertmanagers"].Value, "alertmanagers") {
-		f := d.Mapping(am, "alertmanager", "url")
-		raw := d.String(f["url"].Value, "url")
-		if raw == "" {
-			d.Errorf(am, "alertmanager has no url")
-			continue
-		}
-		if err := CheckAlertmanagerURL(raw); err != nil {
-			d.Errorf(f["url"].Value, "%v", err)
-			continue
-		}
-		c.Alertmanagers = append(c.Alertmanagers, raw)
+	c.AlertmanagerConfigs = parseAlertmanagers(d, a["alertmanagers"].Value, filepath.Dir(file))
+	for _, ac := range c.AlertmanagerConfigs {
+		c.Alertmanagers = append(c.Alertmanagers, ac.URLs...)
 	}
 	if n := a["resend_delay"].Value; n != nil {
 		before := len(d.Errs)
