@@ -6,9 +6,9 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
-	"net/http"
 	"net/url"
 	"path"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -16,6 +16,7 @@ import (
 	"github.com/go-openapi/strfmt"
 	"github.com/prometheus/alertmanager/api/v2/models"
 	"github.com/prometheus/client_golang/prometheus"
+	promconfig "github.com/prometheus/common/config"
 
 	"github.com/kube-sentinel/sentinel/engine"
 )
@@ -39,7 +40,10 @@ const (
 
 // Options configures a Notifier. Zero values take the defaults above.
 type Options struct {
-	URLs          []string      // every configured Alertmanager (HA): each gets every alert
+	URLs []string // Alertmanagers reached with Prometheus's default HTTP client settings
+	// Alertmanagers are Alertmanagers with their own HTTP client
+	// settings. Every Alertmanager of both lists (HA) gets every alert.
+	Alertmanagers []Alertmanager
 	QueueCapacity int           // per Alertmanager; when full, the oldest alert is dropped and counted
 	MaxBatchSize  int           // alerts per request
 	MaxBatchBytes int           // bytes of alerts per request (at least one alert is sent)
@@ -48,6 +52,15 @@ type Options struct {
 	Backoff       time.Duration // initial retry delay, doubling up to MaxBackoff
 	Logger        *slog.Logger
 	Registerer    prometheus.Registerer // may be nil
+}
+
+// Alertmanager is one Alertmanager and how to reach it.
+type Alertmanager struct {
+	URL string // scheme://host:port[/prefix]
+	// HTTPClientConfig is Prometheus's HTTP client settings (TLS, basic
+	// auth, authorization, OAuth2, proxy); nil takes its defaults.
+	HTTPClientConfig *promconfig.HTTPClientConfig
+	Timeout          time.Duration // per request; 0 takes Options.Timeout
 }
 
 // Notifier sends alerts to every configured Alertmanager. It implements
@@ -63,7 +76,11 @@ var _ engine.Notifier = (*Notifier)(nil)
 
 // New validates opts and builds a Notifier. Nothing is sent until Run.
 func New(opts Options) (*Notifier, error) {
-	if len(opts.URLs) == 0 {
+	ams := slices.Clone(opts.Alertmanagers)
+	for _, u := range opts.URLs {
+		ams = append(ams, Alertmanager{URL: u})
+	}
+	if len(ams) == 0 {
 		return nil, errors.New("alertmanager notifier: no Alertmanager URL configured")
 	}
 	if opts.QueueCapacity < 0 || opts.MaxBatchSize < 0 || opts.MaxBatchBytes < 0 || opts.MaxAlertBytes < 0 || opts.Timeout < 0 || opts.Backoff < 0 {
@@ -93,14 +110,26 @@ func New(opts Options) (*Notifier, error) {
 	}
 
 	n := &Notifier{logger: logger, maxAlert: opts.MaxAlertBytes}
-	// One HTTP client for all Alertmanagers: its own transport, so nothing
-	// here depends on or changes http.DefaultClient.
-	httpClient := &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
-	seen := make(map[string]bool, len(opts.URLs))
-	for _, raw := range opts.URLs {
-		target, err := parseURL(raw)
+	seen := make(map[string]bool, len(ams))
+	for _, am := range ams {
+		target, err := parseURL(am.URL)
 		if err != nil {
 			return nil, err
+		}
+		// A client of its own per Alertmanager, built as Prometheus builds
+		// its notifier's: nothing here depends on or changes
+		// http.DefaultClient, and one's credentials never reach another.
+		hc := promconfig.DefaultHTTPClientConfig
+		if am.HTTPClientConfig != nil {
+			hc = *am.HTTPClientConfig
+		}
+		httpClient, err := promconfig.NewClientFromConfig(hc, "alertmanager")
+		if err != nil {
+			return nil, fmt.Errorf("alertmanager notifier: Alertmanager %s: %w", target.name, err)
+		}
+		timeout := opts.Timeout
+		if am.Timeout > 0 {
+			timeout = am.Timeout
 		}
 		if seen[target.name] {
 			return nil, fmt.Errorf("alertmanager notifier: Alertmanager %q configured twice", target.name)
@@ -112,7 +141,7 @@ func New(opts Options) (*Notifier, error) {
 			queue:      newBoundedQueue(opts.QueueCapacity, opts.MaxBatchBytes),
 			wake:       make(chan struct{}, 1),
 			maxBatch:   opts.MaxBatchSize,
-			timeout:    opts.Timeout,
+			timeout:    timeout,
 			backoff:    opts.Backoff,
 			maxBackoff: max(MaxBackoff, opts.Backoff),
 			logger:     logger.With("alertmanager", target.name),

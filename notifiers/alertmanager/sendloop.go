@@ -2,12 +2,14 @@ package alertmanager
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"time"
 
+	"github.com/go-openapi/runtime"
 	httptransport "github.com/go-openapi/runtime/client"
 	"github.com/go-openapi/strfmt"
 	"github.com/prometheus/alertmanager/api/v2/client/alert"
@@ -115,7 +117,24 @@ func (l *sendLoop) post(ctx context.Context, b batch) error {
 		l.queue.ack(b)
 		return nil
 	}
+	if apiErr, ok := errors.AsType[*runtime.APIError](err); ok {
+		err = statusError(apiErr.Code)
+	} else if _, ok := errors.AsType[*tls.CertificateVerificationError](err); ok {
+		err = fmt.Errorf("%w (check tls_config of this alerting.alertmanagers entry: ca_file, server_name)", err)
+	}
 	return fmt.Errorf("post alerts to %s: %w", l.target.name, err)
+}
+
+// statusError says what an unexpected HTTP status means for whoever
+// configured the Alertmanager entry.
+func statusError(code int) error {
+	switch code {
+	case http.StatusUnauthorized, http.StatusForbidden:
+		return fmt.Errorf("HTTP %d %s: Alertmanager refused sentinel's credentials (check basic_auth, authorization or oauth2 of this alerting.alertmanagers entry)", code, http.StatusText(code))
+	case http.StatusNotFound:
+		return fmt.Errorf("HTTP %d %s: no Alertmanager API here (check the URL and path_prefix)", code, http.StatusText(code))
+	}
+	return fmt.Errorf("HTTP %d %s", code, http.StatusText(code))
 }
 
 // flush makes one best-effort attempt, bounded by the request timeout, to
