@@ -8,6 +8,7 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"reflect"
 	"strconv"
 	"strings"
 	"sync"
@@ -167,12 +168,18 @@ func buildDaemon(opts daemonOptions, ln net.Listener) (*daemon, error) {
 		ConstLabels: prometheus.Labels{"version": version}}, func() float64 { return 1 })
 
 	notifiers := fanout(opts.Notifiers)
-	urls := cfg.Alertmanagers
-	if len(opts.AlertmanagerURLs) > 0 {
-		urls = opts.AlertmanagerURLs
+	var ams []alertmanager.Alertmanager
+	for _, ac := range cfg.AlertmanagerConfigs {
+		for _, u := range ac.URLs {
+			ams = append(ams, alertmanager.Alertmanager{URL: u, HTTPClientConfig: &ac.HTTPClientConfig, Timeout: ac.Timeout})
+		}
 	}
-	if len(urls) > 0 {
-		am, err := alertmanager.New(alertmanager.Options{URLs: urls, Logger: d.logger.With("component", "notifier"), Registerer: d.registry})
+	if len(opts.AlertmanagerURLs) > 0 {
+		ams = nil // --alertmanager.url replaces the config's, with default HTTP settings
+	}
+	if len(ams) > 0 || len(opts.AlertmanagerURLs) > 0 {
+		am, err := alertmanager.New(alertmanager.Options{URLs: opts.AlertmanagerURLs, Alertmanagers: ams,
+			Logger: d.logger.With("component", "notifier"), Registerer: d.registry})
 		if err != nil {
 			return nil, err
 		}
@@ -466,8 +473,7 @@ var restartOnly = []struct {
 	// With the timeouts, header and stream bounds of otlp.http and otlp.grpc.
 	{"otlp.limits", func(c *config.Config) string { return fmt.Sprint(c.OTLPLimits) },
 		func(n, r *config.Config) { n.OTLPLimits = r.OTLPLimits }},
-	{"alerting.alertmanagers", func(c *config.Config) string { return fmt.Sprint(c.Alertmanagers) },
-		func(n, r *config.Config) { n.Alertmanagers = r.Alertmanagers }},
+	// alerting.alertmanagers too: see reloadLocked.
 	{"global.external_labels", func(c *config.Config) string { return fmt.Sprint(c.ExternalLabels) },
 		func(n, r *config.Config) { n.ExternalLabels = r.ExternalLabels }},
 	{"storage.path", func(c *config.Config) string { return c.StoragePath },
@@ -494,6 +500,12 @@ func (d *daemon) reloadLocked() (needRestart []string, err error) {
 				needRestart = append(needRestart, s.name)
 				s.keep(next, cfg)
 			}
+		}
+		// Compared whole, secrets included (a string of the settings would
+		// hold pointers or hide the secrets).
+		if !reflect.DeepEqual(next.AlertmanagerConfigs, cfg.AlertmanagerConfigs) {
+			needRestart = append(needRestart, "alerting.alertmanagers")
+			next.Alertmanagers, next.AlertmanagerConfigs = cfg.Alertmanagers, cfg.AlertmanagerConfigs
 		}
 		cfg = next
 	}
