@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/url"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -137,3 +138,20 @@ func metricValue(t *testing.T, d *daemon, name, label, value string) float64 {
 	}
 	return 0
 }
+
+// TestBuildInfo: sentinel_build_info has prometheus/common/version's labels.
+func TestBuildInfo(t *testing.T) {
+	d, _, _ := runDaemonWith(t, reloadConfigPlain, noIntervalRules)
+	if v := metricValue(t, d, "sentinel_build_info", "version", "dev"); v != 1 {
+		t.Fatalf("sentinel_build_info{version=\"dev\"} %v", v)
+	}
+	if v := metricValue(t, d, "sentinel_build_info", "goversion", runtime.Version()); v != 1 {
+		t.Fatalf("sentinel_build_info{goversion=%q} %v", runtime.Version(), v)
+	}
+}
+
+const reloadConfigPlain = `
+rule_files: [rules.yaml]
+otlp: {grpc: {listen_address: "127.0.0.1:0"}, http: {listen_address: "127.0.0.1:0"}}
+storage: {path: %q}
+`

@@ -17,6 +17,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 
 	"github.com/kube-sentinel/sentinel/config"
@@ -164,8 +165,7 @@ func buildDaemon(opts daemonOptions, ln net.Listener) (*daemon, error) {
 	for _, op := range []string{"write", "restore"} {
 		d.snapshotTooLarge.WithLabelValues(op)
 	}
-	f.NewGaugeFunc(prometheus.GaugeOpts{Name: "sentinel_build_info", Help: "Always 1.",
-		ConstLabels: prometheus.Labels{"version": version}}, func() float64 { return 1 })
+	d.registry.MustRegister(versioncollector.NewCollector("sentinel")) // sentinel_build_info{version, revision, branch, goversion, …}
 
 	notifiers := fanout(opts.Notifiers)
 	var ams []alertmanager.Alertmanager

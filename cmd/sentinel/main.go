@@ -6,9 +6,9 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"runtime"
-	"runtime/debug"
 	"syscall"
+
+	promversion "github.com/prometheus/common/version"
 )
 
 // Set at build time: -ldflags "-X main.version=v0.1.0 -X main.commit=abc123".
@@ -65,20 +65,18 @@ func runCommand(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	return 2
 }
 
+// versionString is Prometheus's version output for sentinel, from the
+// build's stamps (or, unstamped, the module's VCS revision).
 func versionString() string {
-	c := commit
-	if c == "" {
-		if info, ok := debug.ReadBuildInfo(); ok {
-			for _, s := range info.Settings {
-				if s.Key == "vcs.revision" {
-					c = s.Value
-				}
-			}
-		}
+	return promversion.Print("sentinel")
+}
+
+// init hands the -ldflags stamps to prometheus/common/version, which
+// `sentinel version`, the start-up log line and sentinel_build_info read,
+// as Prometheus's own do.
+func init() {
+	promversion.Version = version
+	if commit != "" {
+		promversion.Revision = commit
 	}
-	if c == "" {
-		c = "unknown"
-	}
-	return fmt.Sprintf("sentinel, version %s (commit %s)\n  go version: %s\n  platform:   %s/%s",
-		version, c, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 }

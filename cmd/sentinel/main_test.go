@@ -5,6 +5,7 @@ import (
 	"context"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -49,7 +50,7 @@ func TestVersion(t *testing.T) {
 	if status := runCommand(context.Background(), []string{"version"}, &out, &out); status != 0 {
 		t.Fatal(status)
 	}
-	if !strings.HasPrefix(out.String(), "sentinel, version dev (commit ") || !strings.Contains(out.String(), "go version: go1.") {
+	if !strings.HasPrefix(out.String(), "sentinel, version dev (branch: ") || !regexp.MustCompile(`go version: +go1\.`).MatchString(out.String()) {
 		t.Fatalf("version output %q", out.String())
 	}
 }
@@ -66,7 +67,7 @@ func TestBinarySIGTERM(t *testing.T) {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
 	out, err := exec.Command(bin, "version").Output()
-	if err != nil || !strings.HasPrefix(string(out), "sentinel, version v9.9.9 (commit abc)") {
+	if err != nil || !strings.HasPrefix(string(out), "sentinel, version v9.9.9 (branch: , revision: abc)") {
 		t.Fatalf("version: %q %v", out, err)
 	}
 	cmd := exec.Command(bin, "run", "--config.file=testdata/good.yaml", "--web.listen-address=127.0.0.1:0",

@@ -12,6 +12,9 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/prometheus/common/promslog"
+	promversion "github.com/prometheus/common/version"
+
 	"github.com/kube-sentinel/sentinel/config"
 	"github.com/kube-sentinel/sentinel/engine"
 	"github.com/kube-sentinel/sentinel/traces"
@@ -50,18 +53,16 @@ func (c *commonFlags) register(fs *flag.FlagSet, webDefault string) {
 }
 
 func (c *commonFlags) logger(w io.Writer) (*slog.Logger, error) {
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(c.logLevel)); err != nil {
-		return nil, fmt.Errorf("--log.level: %w", err)
+	level := promslog.NewLevel()
+	if err := level.Set(c.logLevel); err != nil {
+		return nil, fmt.Errorf("--log.level must be one of %s: %w", strings.Join(promslog.LevelFlagOptions, ", "), err)
 	}
-	opts := &slog.HandlerOptions{Level: level}
-	switch c.logFormat {
-	case "logfmt":
-		return slog.New(slog.NewTextHandler(w, opts)), nil
-	case "json":
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	format := promslog.NewFormat()
+	if err := format.Set(c.logFormat); err != nil {
+		return nil, fmt.Errorf("--log.format must be logfmt or json, not %q", c.logFormat)
 	}
-	return nil, fmt.Errorf("--log.format must be logfmt or json, not %q", c.logFormat)
+	// As Prometheus and Alertmanager log: the same keys, source included.
+	return promslog.New(&promslog.Config{Level: level, Format: format, Writer: w}), nil
 }
 
 // externalURLFor is --web.external-url, or as Prometheus guesses it:
@@ -106,6 +107,7 @@ func runDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		fmt.Fprintln(stderr, err)
 		return 2
 	}
+
 	if err := checkWebConfig(*webConfig); err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
@@ -130,6 +132,7 @@ func runDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		})
 	}
 	overrides(cfg)
+	logger.Info("starting sentinel", "version", promversion.Info(), "build_context", promversion.BuildContext())
 	d, err := newDaemon(daemonOptions{
 		Config:           cfg,
 		ConfigFile:       *configFile,
