@@ -137,7 +137,7 @@ func New(opts Options) (*Engine, error) {
 	e.metrics = newMetrics(opts.Registerer, e)
 	registerSourceCollector(opts.Registerer, e)
 	if opts.Registerer != nil {
-		if err := opts.Registerer.Register(sliCollector{e}); err != nil {
+		if err := opts.Registerer.Register(newSLICollector(e)); err != nil {
 			return nil, fmt.Errorf("engine: register SLI metrics: %w", err)
 		}
 	}

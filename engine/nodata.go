@@ -192,7 +192,8 @@ type sourceTracker struct {
 type sourceEntry struct {
 	firstSeen int64
 	lastSeen  atomic.Int64
-	alert     alertState // guarded by sourceTracker.mu (write lock)
+	spans     atomic.Uint64 // for sentinel_source_spans_total
+	alert     alertState    // guarded by sourceTracker.mu (write lock)
 	labels    map[string]string
 }
 
@@ -214,6 +215,7 @@ func (t *sourceTracker) seen(l Labels) {
 	s := t.sources[name]
 	t.mu.RUnlock()
 	if s != nil {
+		s.spans.Add(1)
 		if s.lastSeen.Load() != now { // spare the cache line when nothing changes
 			s.lastSeen.Store(now)
 		}
@@ -226,6 +228,7 @@ func (t *sourceTracker) seen(l Labels) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if s := t.sources[name]; s != nil {
+		s.spans.Add(1)
 		s.lastSeen.Store(now)
 		return
 	}
@@ -235,6 +238,7 @@ func (t *sourceTracker) seen(l Labels) {
 		return
 	}
 	s = &sourceEntry{firstSeen: now}
+	s.spans.Store(1)
 	s.lastSeen.Store(now)
 	t.sources[strings.Clone(name)] = s // the label's bytes may be reused by the source
 }
