@@ -4,6 +4,8 @@ import (
 	"math"
 	"sort"
 	"strconv"
+	"strings"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/model"
@@ -74,6 +76,9 @@ func (t *sourceTracker) collect(ch chan<- prometheus.Metric, spans, lastSeen *pr
 	t.mu.RLock()
 	defer t.mu.RUnlock()
 	for name, s := range t.sources {
+		if !utf8.ValidString(name) {
+			continue // not a valid label value; its SentinelNoData still works
+		}
 		ch <- prometheus.MustNewConstMetric(spans, prometheus.CounterValue, float64(s.spans.Load()), name)
 		ch <- prometheus.MustNewConstMetric(lastSeen, prometheus.GaugeValue, float64(s.lastSeen.Load())/1e9, name)
 	}
@@ -142,6 +147,10 @@ func (r *ruleState) collectSLI(ch chan<- prometheus.Metric) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	d := r.sliDescs()
+	// Two groups could come out with the same label values (span values
+	// that are not UTF-8 are repaired the same way): a duplicate series
+	// would fail the whole scrape, so the first wins.
+	emitted := make(map[string]struct{}, len(r.series))
 	for _, s := range r.series {
 		if !s.evaluated {
 			continue // opened since the last evaluation: nothing to say yet
@@ -150,12 +159,17 @@ func (r *ruleState) collectSLI(ch chan<- prometheus.Metric) {
 			v := make([]string, 2+len(d.names))
 			v[0], v[1] = r.group, r.def.Name
 			for i, n := range r.groupNames {
-				v[2+d.groupIdx[i]] = s.labels[n]
+				v[2+d.groupIdx[i]] = strings.ToValidUTF8(s.labels[n], "\uFFFD")
 			}
 			copy(v[2+len(r.groupNames):], d.staticValues)
 			s.sliValues = v
 		}
 		v := s.sliValues
+		key := strings.Join(v[2:], "\xff")
+		if _, dup := emitted[key]; dup {
+			continue
+		}
+		emitted[key] = struct{}{}
 		ch <- prometheus.MustNewConstMetric(d.obs, prometheus.GaugeValue, float64(s.observations), v...)
 		ch <- prometheus.MustNewConstMetric(d.noData, prometheus.GaugeValue, boolFloat(s.noData), v...)
 		if r.slo == nil {

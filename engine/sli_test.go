@@ -113,3 +113,23 @@ sentinel_nodata_sources_overflow_total 9
 		t.Fatal(err)
 	}
 }
+
+// Span values that are not UTF-8 neither panic nor fail the scrape: they
+// are repaired, and groups that come out the same are exported once.
+func TestSLIMetricsInvalidUTF8(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	e, clock, _ := newTestEngine(t, sliRules, Options{Registerer: reg})
+	for _, node := range []string{"n\xff", "n\xfe", "ok"} {
+		l := apiserverSpan("GET", "/api/v1/namespaces/default")
+		l["k8s.node.name"] = node
+		feed(e, l, 0, time.Minute, 10*time.Second, constant(time.Millisecond))
+	}
+	clock.t = t0.Add(time.Minute)
+	e.Evaluate(context.Background(), clock.t)
+	if _, err := reg.Gather(); err != nil {
+		t.Fatal(err)
+	}
+	if n := testutil.CollectAndCount(newSLICollector(e), sliObs); n != 2+1 {
+		t.Fatalf("%d %s series, want 3 (two nodes after repair, the SLO's one)", n, sliObs)
+	}
+}
