@@ -66,7 +66,7 @@ func TestTLSAndBasicAuth(t *testing.T) {
 				}
 				return
 			}
-			eventually(t, 15*time.Second, func() error {
+			testkit.Eventually(t, 15*time.Second, func() error {
 				if testutil.ToFloat64(n.metrics.errors.WithLabelValues(am.URL)) < 2 || !strings.Contains(logs.String(), tc.wantError) {
 					return fmt.Errorf("want %q logged and retried; sentinel_notifications_errors_total %v, log:\n%s",
 						tc.wantError, testutil.ToFloat64(n.metrics.errors.WithLabelValues(am.URL)), logs)
