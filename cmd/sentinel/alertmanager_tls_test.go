@@ -90,18 +90,14 @@ alerting:
 	errorsOf := func(name string) float64 {
 		return metricValue(t, d, "sentinel_notifications_errors_total", "alertmanager", name)
 	}
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	testkit.Eventually(t, 20*time.Second, func() error {
 		alerts, err := am.Alerts(ctx)
 		delivered := err == nil && len(alerts) == 1 && alerts[0].Labels["alertname"] == "NamespacesSlowOverTLS"
 		if delivered && errorsOf(bad) > 0 && strings.Contains(logs.String(), "refused sentinel's credentials") {
-			break
+			return nil
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("delivered %v (err %v), errors for %s: %v; log:\n%s", delivered, err, bad, errorsOf(bad), logs)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return fmt.Errorf("delivered %v (err %v), errors for %s: %v; log:\n%s", delivered, err, bad, errorsOf(bad), logs)
+	})
 	if v := errorsOf(good); v != 0 {
 		t.Errorf("%v errors for the entry with the right credentials", v)
 	}

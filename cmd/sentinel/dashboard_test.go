@@ -118,23 +118,10 @@ func substitute(expr string) string {
 	})
 }
 
-func prometheusBinary(t *testing.T) string {
-	t.Helper()
-	if p, err := exec.LookPath("prometheus"); err == nil {
-		return p
-	}
-	const msg = "no prometheus on PATH; on Debian: apt-get install prometheus"
-	if os.Getenv("CI") == "true" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
-	return ""
-}
-
 // startPrometheus runs the real Prometheus scraping target every second.
 func startPrometheus(t *testing.T, target string) string {
 	t.Helper()
-	bin := prometheusBinary(t)
+	bin := testkit.Binary(t, "on Debian: apt-get install prometheus", "prometheus")
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "prometheus.yml")
 	if err := os.WriteFile(cfg, fmt.Appendf(nil, `global: {scrape_interval: 1s, evaluation_interval: 1s}

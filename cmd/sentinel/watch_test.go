@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -221,13 +222,12 @@ func TestWatchConfigMapSwap(t *testing.T) {
 	d, w, _ := watchDaemon(t, cm.dir, 20*time.Millisecond)
 	observeNamespaces(d, 5)
 	cm.update(map[string]string{"rules.yaml": watchRules + watchRuleAdded})
-	deadline := time.Now().Add(30 * time.Second)
-	for testutil.ToFloat64(w.reloads.WithLabelValues("success")) < 1 {
-		if time.Now().After(deadline) {
-			t.Fatal("the ConfigMap update was not reloaded")
+	testkit.Eventually(t, 30*time.Second, func() error {
+		if testutil.ToFloat64(w.reloads.WithLabelValues("success")) < 1 {
+			return errors.New("the ConfigMap update was not reloaded")
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return nil
+	})
 	if got := observationsOf(d); got["NamespacesSlow"] != 5 || len(got) != 2 {
 		t.Fatalf("after the ConfigMap update: %v", got)
 	}

@@ -111,4 +111,3 @@ func (b *basicAuth) RoundTrip(r *http.Request) (*http.Response, error) {
 	r.SetBasicAuth(b.user, b.password)
 	return b.next.RoundTrip(r)
 }
-
