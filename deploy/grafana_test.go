@@ -28,4 +28,11 @@ func TestGrafanaDashboard(t *testing.T) {
 	if err := json.Unmarshal([]byte(cm.Data["sentinel.json"]), &dash); err != nil || dash.UID == "" || len(dash.Panels) == 0 {
 		t.Fatalf("sentinel.json: %v (uid %q, %d panels)", err, dash.UID, len(dash.Panels))
 	}
+	// kubectl apply -k deploy/ installs it, in monitoring beside
+	// kube-prometheus; the chart renders the same object (TestHelmDefault
+	// compares them).
+	whole := build(t, filesys.MakeFsOnDisk(), ".").configMap(t, "sentinel-grafana-dashboard")
+	if whole.Data["sentinel.json"] != cm.Data["sentinel.json"] || whole.Labels["grafana_dashboard"] != "1" {
+		t.Errorf("deploy/ builds a different dashboard ConfigMap: labels %v", whole.Labels)
+	}
 }
