@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -14,6 +15,10 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 
 	"github.com/kube-sentinel/sentinel/internal/amtest"
 	"github.com/kube-sentinel/sentinel/internal/golden"
@@ -204,7 +209,14 @@ func TestDashboardQueriesReturnData(t *testing.T) {
 		t.Fatalf("only %d queries found in %s", len(exprs), dashboardFile)
 	}
 	am := amtest.Start(t)
-	d := startSentinelOpts(t, dashboardRules, "", func(o *daemonOptions) { o.WatchInterval = time.Minute }, am.URL)
+	// A span limit the test's one oversized request breaks, so the refusal
+	// panels have data.
+	const limits = `otlp:
+  grpc: {listen_address: "127.0.0.1:0"}
+  http: {listen_address: "127.0.0.1:0"}
+  limits: {max_spans_per_request: 20}
+`
+	d := startSentinelOpts(t, dashboardRules, limits, func(o *daemonOptions) { o.WatchInterval = time.Minute }, am.URL)
 	prom := startPrometheus(t, d.webLn.Addr().String())
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -225,6 +237,10 @@ func TestDashboardQueriesReturnData(t *testing.T) {
 		}
 	}()
 	defer func() { cancel(); <-sent }()
+
+	if code := postSpanCount(t, d.receiver.HTTPAddr().String(), 30); code < 400 {
+		t.Fatalf("30 spans over a limit of 20: status %d, want a refusal", code)
+	}
 
 	// The alert fired and reached Alertmanager: the notification panels have data.
 	waitQuery(t, "Alertmanager", "NamespacesGETLatency", func() (bool, error) {
@@ -346,4 +362,34 @@ data:
 
 func TestDashboardConfigMap(t *testing.T) {
 	golden.Check(t, "../../deploy/grafana/configmap.yaml", dashboardConfigMap(t))
+}
+
+// postSpanCount posts one OTLP/HTTP request of n apiserver spans and
+// returns the status code.
+func postSpanCount(t *testing.T, addr string, n int) int {
+	t.Helper()
+	td := ptrace.NewTraces()
+	rs := td.ResourceSpans().AppendEmpty()
+	rs.Resource().Attributes().PutStr("service.name", "apiserver")
+	spans := rs.ScopeSpans().AppendEmpty().Spans()
+	end := time.Now()
+	for i := range n {
+		s := spans.AppendEmpty()
+		s.SetTraceID(pcommon.TraceID{0x5f, byte(i + 1)})
+		s.SetSpanID(pcommon.SpanID{1, byte(i + 1)})
+		s.SetKind(ptrace.SpanKindServer)
+		s.SetName("GET /api/v1/namespaces/{:name}")
+		s.SetStartTimestamp(pcommon.NewTimestampFromTime(end.Add(-time.Millisecond)))
+		s.SetEndTimestamp(pcommon.NewTimestampFromTime(end))
+	}
+	body, err := ptraceotlp.NewExportRequestFromTraces(td).MarshalProto()
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Post("http://"+addr+"/v1/traces", "application/x-protobuf", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
 }
