@@ -97,6 +97,20 @@ func FuzzParse(f *testing.F) {
 		data, _ := os.ReadFile(p)
 		f.Add(data)
 	}
+	// The HTTP client settings, decoded by reflection into Prometheus's type.
+	f.Add([]byte(`alerting:
+  alertmanagers:
+    - scheme: https
+      path_prefix: am
+      static_configs: [{targets: ["a:1"]}]
+      tls_config: {ca_file: ca.crt, min_version: TLS12}
+      oauth2: {client_id: c, token_url: "http://t", endpoint_params: {a: b}, proxy_connect_header: {X: [s]}}
+      http_headers: {X-A: {values: [v], secrets: [s]}}
+scrape_configs:
+  - job_name: a
+    basic_auth: {username: u, password: p}
+    proxy_url: http://proxy:1
+`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		c, err := Parse("fuzz.yaml", data)
 		if err != nil {
