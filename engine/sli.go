@@ -5,7 +5,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/model"
@@ -20,21 +19,9 @@ import (
 //
 // It is an unchecked collector (Describe sends nothing): rules bring
 // their own label names, which a fixed descriptor cannot know.
-type sliCollector struct {
-	e                           *Engine
-	sourceSpans, sourceLastSeen *prometheus.Desc
-}
+type sliCollector struct{ e *Engine }
 
-func newSLICollector(e *Engine) *sliCollector {
-	return &sliCollector{e: e,
-		sourceSpans: prometheus.NewDesc("sentinel_source_spans_total",
-			"Spans received per span source (service.name), of the sources tracked for SentinelNoData (see sentinel_nodata_sources_overflow_total for the rest).",
-			[]string{"service_name"}, nil),
-		sourceLastSeen: prometheus.NewDesc("sentinel_source_last_seen_timestamp_seconds",
-			"When a span source (service.name) last sent a span, to the evaluation tick.",
-			[]string{"service_name"}, nil),
-	}
-}
+func newSLICollector(e *Engine) *sliCollector { return &sliCollector{e: e} }
 
 // Names of the SLI metrics.
 const (
@@ -65,22 +52,6 @@ func (c *sliCollector) Collect(ch chan<- prometheus.Metric) {
 		for _, r := range g.rules {
 			r.collectSLI(ch)
 		}
-	}
-	c.e.sources.collect(ch, c.sourceSpans, c.sourceLastSeen)
-}
-
-// collect exports each tracked source's span count and last-seen time:
-// spans by service for dashboards, at the cost of one atomic add per span,
-// bounded by the tracker's cap.
-func (t *sourceTracker) collect(ch chan<- prometheus.Metric, spans, lastSeen *prometheus.Desc) {
-	t.mu.RLock()
-	defer t.mu.RUnlock()
-	for name, s := range t.sources {
-		if !utf8.ValidString(name) {
-			continue // not a valid label value; its SentinelNoData still works
-		}
-		ch <- prometheus.MustNewConstMetric(spans, prometheus.CounterValue, float64(s.spans.Load()), name)
-		ch <- prometheus.MustNewConstMetric(lastSeen, prometheus.GaugeValue, float64(s.lastSeen.Load())/1e9, name)
 	}
 }
 

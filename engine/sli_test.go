@@ -92,22 +92,24 @@ func TestSLIMetricsBoundedByGroupCap(t *testing.T) {
 	}
 }
 
-// Spans by source (service.name), bounded by the SentinelNoData tracker.
+// Spans by source (service.name), bounded by the SentinelNoData tracker; a
+// name that is not UTF-8 is tracked but not exported (it would fail the
+// scrape).
 func TestSourceSpanMetrics(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	e, _, _ := newTestEngine(t, sliRules, Options{Registerer: reg, NoDataSources: NoDataSourceOptions{MaxSources: 2}})
-	for i, svc := range []string{"apiserver", "etcd", "kubelet"} {
+	e, _, _ := newTestEngine(t, sliRules, Options{Registerer: reg, NoDataSources: NoDataSourceOptions{MaxSources: 3}})
+	for i, svc := range []string{"apiserver", "etcd", "n\xff", "kubelet"} {
 		for range 3 * (i + 1) {
 			e.Observe(&Observation{End: t0, Duration: time.Millisecond, Labels: mapLabels{"service.name": svc}})
 		}
 	}
-	want := `# HELP sentinel_source_spans_total Spans received per span source (service.name), of the sources tracked for SentinelNoData (see sentinel_nodata_sources_overflow_total for the rest).
+	want := `# HELP sentinel_source_spans_total Spans received per span source (service.name), of the sources SentinelNoData tracks (see sentinel_nodata_sources_overflow_total for the rest).
 # TYPE sentinel_source_spans_total counter
 sentinel_source_spans_total{service_name="apiserver"} 3
 sentinel_source_spans_total{service_name="etcd"} 6
 # HELP sentinel_nodata_sources_overflow_total Spans whose service.name was not tracked for SentinelNoData because the tracker was full.
 # TYPE sentinel_nodata_sources_overflow_total counter
-sentinel_nodata_sources_overflow_total 9
+sentinel_nodata_sources_overflow_total 12
 `
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "sentinel_source_spans_total", "sentinel_nodata_sources_overflow_total"); err != nil {
 		t.Fatal(err)
