@@ -64,21 +64,9 @@ alerting:
 		t.Fatal(err)
 	}
 	logs := &testkit.SyncBuffer{}
-	d, err := newDaemon(daemonOptions{Config: cfg, ConfigFile: cfgFile, WebAddress: "127.0.0.1:0",
+	d := startDaemon(t, daemonOptions{Config: cfg, ConfigFile: cfgFile, WebAddress: "127.0.0.1:0",
 		Logger: slog.New(slog.NewTextHandler(logs, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	if err := d.start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- d.run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-	})
+	ctx := context.Background()
 
 	l := labelMap{"service.name": "apiserver", "resource": "namespaces", "span.kind": "server"}
 	for range 10 {

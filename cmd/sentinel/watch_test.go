@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/kube-sentinel/sentinel/config"
@@ -60,32 +61,16 @@ storage: {path: %q, snapshot_interval: 1h}
 		t.Fatal(err)
 	}
 	logs := &testkit.SyncBuffer{}
-	opts := daemonOptions{Config: cfg, ConfigFile: cfgFile, WebAddress: "127.0.0.1:0", WatchInterval: interval,
-		Logger: slog.New(slog.NewTextHandler(logs, nil))}
-	if interval == 0 {
-		opts.WatchInterval = time.Hour // built, but its own loop never fires within the test
+	logger := slog.New(slog.NewTextHandler(logs, nil))
+	if interval > 0 {
+		d := startDaemon(t, daemonOptions{Config: cfg, ConfigFile: cfgFile, WebAddress: "127.0.0.1:0", WatchInterval: interval, Logger: logger})
+		return d, d.watcher, logs
 	}
-	d, err := newDaemon(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := d.watcher
-	if interval == 0 {
-		w.settle = 0
-		d.watcher = nil // the test calls w.check itself
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	if err := d.start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- d.run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("daemon: %v", err)
-		}
-	})
+	// The test drives this watcher itself (check); the daemon runs none.
+	d := startDaemon(t, daemonOptions{Config: cfg, ConfigFile: cfgFile, WebAddress: "127.0.0.1:0", Logger: logger})
+	w := newFileWatcher(prometheus.NewRegistry(), logger, time.Hour, d.watchedFiles, func() error { _, err := d.reload(); return err })
+	w.settle = 0
+	w.seen = w.fingerprint()
 	return d, w, logs
 }
 
