@@ -31,11 +31,11 @@ groups:
 // to etcd and etcd's own SERVER span (times in ms after start), exported
 // by two resources as the real components do.
 type request struct {
-	id                    int
-	start                 time.Time
-	root, client, etcd    [2]int // start, end in ms
-	withClient, withRoot  bool
-	rootSvc, leaf, leafOp string
+	id                   int
+	start                time.Time
+	root, client, etcd   [2]int // start, end in ms
+	withClient, withRoot bool
+	leaf, leafOp         string
 }
 
 func spanIDOf(trace, n int) traces.SpanID {
