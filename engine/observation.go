@@ -22,8 +22,10 @@ const (
 
 // Observation is one measured request: a span, or the count of one
 // histogram bucket's increase between two scrapes. The engine does not keep
-// a reference to it, nor to Labels, after Observe returns, so a source may
-// reuse both.
+// a reference to it, nor to Labels, nor to the strings Labels returned,
+// after Observe returns, so a source may reuse all three (the OTLP source's
+// label values are views into a pooled request buffer): what the engine
+// keeps, it copies.
 //
 // A metrics observation from a histogram says "Count requests took between
 // the previous bucket bound and UpperBound": the engine keeps such counts

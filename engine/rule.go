@@ -189,7 +189,8 @@ func (r *ruleState) observe(o *Observation, skip int, m *metrics) {
 func (r *ruleState) newSeries(key string, o *Observation) *series {
 	s := &series{labels: make(map[string]string, len(r.groupBy)), value: math.NaN()}
 	for i, name := range r.groupBy {
-		s.labels[r.groupNames[i]], _ = r.groupValue(o, name)
+		v, _ := r.groupValue(o, name)
+		s.labels[r.groupNames[i]] = strings.Clone(v) // o's strings may be reused after Observe
 	}
 	r.kind.newSeries(r, s)
 	r.newExplainRing(s)

@@ -56,7 +56,7 @@ func BenchmarkUnmarshalProto(b *testing.B) {
 func BenchmarkConvert(b *testing.B) {
 	td := apiserverTraces(rand.New(rand.NewPCG(1, 2)), benchSpans)
 	o := &countingObserver{names: benchLabelNames}
-	c := newConverter(DefaultLimits().MaxAttributeValueBytes, nil)
+	c := newPDataConverter(DefaultLimits().MaxAttributeValueBytes, nil)
 	b.ReportAllocs()
 	for b.Loop() {
 		c.convert(td, o)

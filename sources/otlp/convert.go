@@ -6,11 +6,12 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	"github.com/kube-sentinel/sentinel/engine"
 	"github.com/kube-sentinel/sentinel/sources/k8s"
+	"github.com/kube-sentinel/sentinel/sources/otlp/otlpwire"
+	"github.com/kube-sentinel/sentinel/traces"
 )
 
 // Names that the span view answers before looking at attributes.
@@ -25,41 +26,53 @@ const (
 	reasonInvalidTime = "invalid_time" // end before start, or no end time
 )
 
-// converter turns the spans of one request into observations. It holds the
-// one Observation and the one label view that every span of the request
-// reuses, so that conversion allocates nothing per span; converters are
-// pooled across requests.
+// converter decodes export requests with the wire decoder and turns their
+// spans into observations, and into the trace buffer's spans. It holds the
+// decoder, the one Observation and label view that every span of the
+// request reuses, and the trace buffer's resource and attribute slices, so
+// that conversion allocates nothing per span once their memory has grown;
+// converters are pooled across requests.
 type converter struct {
+	dec  otlpwire.Decoder
 	obs  engine.Observation
 	view spanLabels
+
+	buffer   *traces.Buffer // nil: no trace buffer
+	res      traces.Resource
+	resAttrs []traces.Attribute
+	span     traces.Span
 }
 
 // newConverter builds a converter whose label values are at most
 // maxValue bytes long (see truncateValue), counting the cut ones in
-// truncated (which may be nil).
-func newConverter(maxValue int, truncated prometheus.Counter) *converter {
-	c := &converter{view: spanLabels{maxValue: maxValue, truncated: truncated}}
+// truncated (which may be nil), and which hands every span to buffer
+// (which may be nil).
+func newConverter(maxValue int, truncated prometheus.Counter, buffer *traces.Buffer) *converter {
+	c := &converter{view: spanLabels{maxValue: maxValue, truncated: truncated}, buffer: buffer}
 	c.obs.Source = engine.SourceSpans
 	c.obs.Labels = &c.view
 	return c
 }
 
-// convert hands every valid span of td to o and counts what it did.
-func (c *converter) convert(td ptrace.Traces, o engine.Observer) (accepted, rejected int) {
-	rss := td.ResourceSpans()
-	for i := 0; i < rss.Len(); i++ {
-		rs := rss.At(i)
-		c.view.resource = rs.Resource().Attributes()
-		sss := rs.ScopeSpans()
-		for j := 0; j < sss.Len(); j++ {
-			spans := sss.At(j).Spans()
-			for k := 0; k < spans.Len(); k++ {
-				if c.observe(spans.At(k), o) {
-					accepted++
-				} else {
-					rejected++
-				}
+// convert hands every valid span that the decoder decoded to o, and every
+// span to the trace buffer, and counts what it did. received is when the
+// request arrived.
+func (c *converter) convert(o engine.Observer, received time.Time) (accepted, rejected int) {
+	for i := range c.dec.Len() {
+		sp, newResource := c.dec.Span(i)
+		if newResource {
+			c.view.resource = sp.Resource
+			if c.buffer != nil {
+				c.setResource(sp.Resource)
 			}
+		}
+		if c.observe(sp, o) {
+			accepted++
+		} else {
+			rejected++
+		}
+		if c.buffer != nil {
+			c.buffered(sp, received)
 		}
 	}
 	c.release()
@@ -67,29 +80,84 @@ func (c *converter) convert(td ptrace.Traces, o engine.Observer) (accepted, reje
 }
 
 // observe converts one span; false means the span was rejected.
-func (c *converter) observe(span ptrace.Span, o engine.Observer) bool {
-	start, end := span.StartTimestamp(), span.EndTimestamp()
+func (c *converter) observe(span *otlpwire.Span, o engine.Observer) bool {
+	start, end := span.Start, span.End
 	// A timestamp past MaxInt64 ns (year 2262) or a negative duration is
 	// not a measurement; a zero start or end means the exporter never set
 	// it (a missing start would make a span 55 years long, the slowest
 	// exemplar of every window and a budget-burning outlier).
-	if start == 0 || end == 0 || end < start || uint64(end) > math.MaxInt64 {
+	if start == 0 || end == 0 || end < start || end > math.MaxInt64 {
 		return false
 	}
-	c.obs.End = end.AsTime()
+	c.obs.End = time.Unix(0, int64(end)).UTC()
 	c.obs.Duration = time.Duration(end - start)
-	c.obs.TraceID = [16]byte(span.TraceID())
-	c.obs.SpanID = [8]byte(span.SpanID())
+	c.obs.TraceID = span.TraceID
+	c.obs.SpanID = span.SpanID
 	c.obs.Failed = c.view.reset(span)
 	o.Observe(&c.obs)
 	return true
 }
 
+// setResource points the trace buffer's resource at r: service.name and
+// the attributes the buffer keeps.
+func (c *converter) setResource(r *otlpwire.Resource) {
+	service := ""
+	if v, ok := r.Get("service.name"); ok {
+		service = valueString(v)
+	}
+	c.resAttrs = c.bufferAttrs(c.resAttrs[:0], r.Attributes)
+	c.res.Set(service, c.resAttrs)
+}
+
+// bufferAttrs appends to dst the attributes of kvs that the buffer keeps,
+// integers as such (the buffer formats them), other values as strings.
+func (c *converter) bufferAttrs(dst []traces.Attribute, kvs []otlpwire.KeyValue) []traces.Attribute {
+	for i := range kvs {
+		kv := &kvs[i]
+		if !c.buffer.Keeps(kv.Key) {
+			continue
+		}
+		a := traces.Attribute{Key: kv.Key}
+		if kv.Value.Type() == otlpwire.ValueTypeInt {
+			a.Int, a.IsInt = kv.Value.Int(), true
+		} else {
+			a.Value = valueString(kv.Value)
+		}
+		dst = append(dst, a)
+	}
+	return dst
+}
+
+// buffered hands one span to the trace buffer, which copies what it keeps.
+func (c *converter) buffered(sp *otlpwire.Span, received time.Time) {
+	c.span = traces.Span{
+		TraceID: sp.TraceID, SpanID: sp.SpanID, ParentSpanID: sp.ParentSpanID,
+		Name: sp.Name, Kind: traces.Kind(sp.Kind), Status: traces.Status(sp.StatusCode),
+		Start: int64(sp.Start), End: int64(sp.End),
+		Attributes: c.bufferAttrs(c.span.Attributes[:0], sp.Attributes),
+	}
+	if sp.Kind < 0 || sp.Kind > int32(traces.KindConsumer) {
+		c.span.Kind = traces.KindUnspecified
+	}
+	if sp.StatusCode < 0 || sp.StatusCode > int32(traces.StatusError) {
+		c.span.Status = traces.StatusUnset
+	}
+	if sp.Start > math.MaxInt64 || sp.End > math.MaxInt64 {
+		c.span.Start, c.span.End = 0, 0 // refused and counted by the buffer
+	}
+	c.buffer.Add(&c.res, &c.span, received)
+}
+
 // release drops the references to the request's data, so that a pooled
-// converter does not keep a decoded request alive.
+// converter does not keep a request's bytes alive.
 func (c *converter) release() {
+	c.dec.Reset()
 	c.view = spanLabels{maxValue: c.view.maxValue, truncated: c.view.truncated}
 	c.obs.End = time.Time{}
+	clear(c.resAttrs)
+	clear(c.span.Attributes)
+	c.res.Set("", nil)
+	c.span = traces.Span{Attributes: c.span.Attributes[:0]}
 }
 
 type infoState uint8
@@ -105,14 +173,13 @@ const (
 // then span attributes, then resource attributes, in that order of
 // precedence.
 //
-// Every string it returns is immutable and stays valid after Observe
-// returns (attribute strings belong to the decoded request, which is not
-// reused, and converted numbers come from constant tables or fresh
-// allocations), so the engine may keep them, e.g. as group keys.
+// The strings it returns are views into the request's bytes (or constant
+// tables, or fresh allocations for converted numbers and truncated
+// values): they are valid until Observe returns, and the engine copies
+// what it keeps (see engine.Observation).
 type spanLabels struct {
-	span     ptrace.Span
-	attrs    pcommon.Map
-	resource pcommon.Map
+	span     *otlpwire.Span
+	resource *otlpwire.Resource
 
 	// HTTP attributes picked out of the span attributes in one pass by
 	// reset, in both the old and the new semantic conventions.
@@ -131,15 +198,15 @@ type spanLabels struct {
 // reset points the view at span, scans its attributes once for what
 // conversion needs, and reports whether the span stands for a failed
 // request.
-func (v *spanLabels) reset(span ptrace.Span) (failed bool) {
+func (v *spanLabels) reset(span *otlpwire.Span) (failed bool) {
 	v.span = span
-	v.attrs = span.Attributes()
-	v.kind = span.Kind()
+	v.kind = ptrace.SpanKind(span.Kind)
 	v.method, v.methodOld, v.urlPath, v.urlQuery, v.target, v.contentType = "", "", "", "", "", ""
 	v.infoState = infoUnknown
 
 	httpStatus, grpcStatus := int64(0), int64(0)
-	for k, val := range v.attrs.All() {
+	for i := range span.Attributes {
+		k, val := span.Attributes[i].Key, span.Attributes[i].Value
 		switch k {
 		case "http.request.method":
 			v.method = val.Str()
@@ -163,7 +230,7 @@ func (v *spanLabels) reset(span ptrace.Span) (failed bool) {
 			}
 		}
 	}
-	if span.Status().Code() == ptrace.StatusCodeError || httpStatus >= 500 {
+	if ptrace.StatusCode(span.StatusCode) == ptrace.StatusCodeError || httpStatus >= 500 {
 		return true
 	}
 	return grpcStatus != 0 && (v.kind == ptrace.SpanKindServer || v.kind == ptrace.SpanKindClient)
@@ -186,17 +253,17 @@ func (v *spanLabels) Get(name string) (string, bool) {
 func (v *spanLabels) get(name string) (string, bool) {
 	switch name {
 	case labelSpanName:
-		return v.span.Name(), true
+		return v.span.Name, true
 	case labelSpanKind:
 		return kindName(v.kind), true
 	case labelStatusCode:
-		return statusName(v.span.Status().Code()), true
+		return statusName(ptrace.StatusCode(v.span.StatusCode)), true
 	case "verb", "group", "version", "resource", "subresource", "scope", "namespace":
 		if v.requestInfo() {
 			return v.infoField(name), true
 		}
 	}
-	if val, ok := v.attrs.Get(name); ok {
+	if val, ok := v.span.Get(name); ok {
 		return valueString(val), true
 	}
 	if val, ok := v.resource.Get(name); ok {
@@ -285,21 +352,21 @@ var smallInts = func() (t [1024]string) {
 // valueString gives an attribute value in string form. Strings, booleans
 // and integers in [0, 1024) do not allocate; other numbers, bytes, arrays
 // and maps do (they are rare in what rules select on).
-func valueString(v pcommon.Value) string {
+func valueString(v otlpwire.Value) string {
 	switch v.Type() {
-	case pcommon.ValueTypeStr:
+	case otlpwire.ValueTypeStr:
 		return v.Str()
-	case pcommon.ValueTypeInt:
+	case otlpwire.ValueTypeInt:
 		if n := v.Int(); n >= 0 && n < int64(len(smallInts)) {
 			return smallInts[n]
 		}
 		return strconv.FormatInt(v.Int(), 10)
-	case pcommon.ValueTypeBool:
+	case otlpwire.ValueTypeBool:
 		if v.Bool() {
 			return "true"
 		}
 		return "false"
-	case pcommon.ValueTypeEmpty:
+	case otlpwire.ValueTypeEmpty:
 		return ""
 	}
 	return v.AsString()
@@ -307,13 +374,13 @@ func valueString(v pcommon.Value) string {
 
 // intValue reads an integer attribute that some exporters send as a string
 // or a double.
-func intValue(v pcommon.Value) (int64, bool) {
+func intValue(v otlpwire.Value) (int64, bool) {
 	switch v.Type() {
-	case pcommon.ValueTypeInt:
+	case otlpwire.ValueTypeInt:
 		return v.Int(), true
-	case pcommon.ValueTypeDouble:
+	case otlpwire.ValueTypeDouble:
 		return int64(v.Double()), true
-	case pcommon.ValueTypeStr:
+	case otlpwire.ValueTypeStr:
 		s := v.Str()
 		if s == "" || len(s) > 18 {
 			return 0, false
@@ -333,14 +400,13 @@ func intValue(v pcommon.Value) (int64, bool) {
 
 // firstStr reads a header attribute: a string array in the current
 // semantic conventions, a plain string in older exporters.
-func firstStr(v pcommon.Value) string {
+func firstStr(v otlpwire.Value) string {
 	switch v.Type() {
-	case pcommon.ValueTypeStr:
+	case otlpwire.ValueTypeStr:
 		return v.Str()
-	case pcommon.ValueTypeSlice:
-		if s := v.Slice(); s.Len() > 0 && s.At(0).Type() == pcommon.ValueTypeStr {
-			return s.At(0).Str()
-		}
+	case otlpwire.ValueTypeSlice:
+		s, _ := v.FirstStr()
+		return s
 	}
 	return ""
 }

@@ -38,7 +38,7 @@ func BenchmarkOTLPHTTPEngine(b *testing.B) {
 func BenchmarkConvertEngine(b *testing.B) {
 	td := apiserverTraces(rand.New(rand.NewPCG(1, 2)), benchSpans)
 	e := benchEngine(b)
-	c := newConverter(DefaultLimits().MaxAttributeValueBytes, nil)
+	c := newPDataConverter(DefaultLimits().MaxAttributeValueBytes, nil)
 	c.convert(td, e) // open the groups: steady state is what is measured
 	b.ReportAllocs()
 	for b.Loop() {

@@ -6,7 +6,6 @@ import (
 	"strings"
 	"time"
 
-	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -19,7 +18,6 @@ import (
 	"google.golang.org/grpc/tap"
 	"google.golang.org/protobuf/types/known/durationpb"
 
-	"github.com/kube-sentinel/sentinel/sources/otlp/otlpwire"
 )
 
 // The OTLP trace service, as in
@@ -175,26 +173,27 @@ func (s grpcTraceService) export(ctx context.Context, in *rawMessage) (*rawMessa
 	defer r.release()
 
 	// Before decoding: the request's limits and what decoding it costs.
+	// One pass decodes the request into views of its bytes and checks its
+	// limits; the estimate of what pdata would take to decode it keeps the
+	// budget's semantics (a conservative bound on what the views hold).
 	data := in.buf.ReadOnlyData()
-	st, err := otlpwire.Scan(data, r.limits.wire())
+	c, st, err := r.decode(data)
 	if err != nil {
 		return nil, r.invalid(scanRefusal(err))
 	}
 	if st.DecodedBytes > r.budget.total {
+		r.discard(c)
 		return nil, r.invalid(reasonTooCostly, fmt.Sprintf("decoding this request would take about %d bytes, more than the whole budget of %d bytes; send smaller requests", st.DecodedBytes, r.budget.total))
 	}
 	res, ok := r.budget.reserve(st.DecodedBytes)
 	if !ok {
+		r.discard(c)
 		return nil, r.overloaded(reasonOverBudget, fmt.Sprintf("the requests in flight hold the memory budget of %d bytes, retry later", r.budget.total))
 	}
 	defer res.release()
 
-	req := ptraceotlp.NewExportRequest()
-	if err := req.UnmarshalProto(data); err != nil {
-		return nil, r.invalid(reasonInvalidProtobuf, fmt.Sprintf("cannot decode ExportTraceServiceRequest: %v", err))
-	}
 	r.refusals.accepted()
-	_, rejected := r.observe(req.Traces(), transportGRPC)
+	_, rejected := r.observe(c, transportGRPC)
 	body, err := exportResponse(rejected).MarshalProto()
 	if err != nil {
 		r.countGRPC(codes.Internal)

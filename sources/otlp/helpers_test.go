@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -179,7 +180,7 @@ func (o *recordingObserver) Observe(obs *engine.Observation) {
 	s.obs.Labels = nil
 	for _, name := range o.names {
 		if v, ok := obs.Labels.Get(name); ok {
-			s.labels[name] = v
+			s.labels[name] = strings.Clone(v) // the source reuses its buffers after Observe
 		}
 	}
 	o.mu.Lock()
@@ -191,4 +192,14 @@ func (o *recordingObserver) all() []seen {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	return append([]seen(nil), o.seen...)
+}
+
+// convertTraces runs td through the receivers' path: protobuf bytes, the
+// wire decoder, conversion.
+func convertTraces(t testing.TB, c *converter, td ptrace.Traces, o engine.Observer) (accepted, rejected int) {
+	t.Helper()
+	if _, err := c.dec.Decode(marshalTraces(t, td, false), DefaultLimits().wire()); err != nil {
+		t.Fatal(err)
+	}
+	return c.convert(o, time.Now())
 }

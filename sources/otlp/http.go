@@ -147,12 +147,20 @@ func (r *Receiver) serveTraces(w http.ResponseWriter, req *http.Request) {
 	}
 	defer r.release()
 
-	// Before decoding: the request's limits and what decoding it costs.
-	var cost int64
+	// Protobuf is decoded in one pass into views of the body, which checks
+	// the request's limits and estimates what decoding it with pdata would
+	// take (the budget's unit); JSON is decoded with pdata once its
+	// estimate fits, then re-encoded for the same decoder.
+	var (
+		c    *converter
+		cost int64
+	)
 	if enc == encodingJSON {
 		cost = jsonEstimate(buf.Bytes())
 	} else {
-		st, err := otlpwire.Scan(buf.Bytes(), r.limits.wire())
+		var st otlpwire.Stats
+		var err error
+		c, st, err = r.decode(buf.Bytes())
 		if err != nil {
 			reason, msg := scanRefusal(err)
 			r.writeHTTPError(w, enc, http.StatusBadRequest, codes.InvalidArgument, reason, msg)
@@ -161,44 +169,35 @@ func (r *Receiver) serveTraces(w http.ResponseWriter, req *http.Request) {
 		cost = st.DecodedBytes
 	}
 	if cost > r.budget.total {
+		if c != nil {
+			r.discard(c)
+		}
 		r.writeHTTPError(w, enc, http.StatusBadRequest, codes.InvalidArgument, reasonTooCostly,
 			fmt.Sprintf("decoding this request would take about %d bytes, more than the whole budget of %d bytes; send smaller requests", cost, r.budget.total))
 		return
 	}
 	if !res.resize(min(max(cost, int64(buf.Cap())), r.budget.total)) {
+		if c != nil {
+			r.discard(c)
+		}
 		r.refuseHTTPOverBudget(w, enc)
 		return
 	}
-
-	exportReq := ptraceotlp.NewExportRequest()
-	var err error
 	if enc == encodingJSON {
-		err = exportReq.UnmarshalJSON(buf.Bytes())
-	} else {
-		err = exportReq.UnmarshalProto(buf.Bytes())
-	}
-	if err != nil {
-		reason := reasonInvalidProtobuf
-		if enc == encodingJSON {
-			reason = reasonInvalidJSON
-		}
-		r.writeHTTPError(w, enc, http.StatusBadRequest, codes.InvalidArgument, reason,
-			fmt.Sprintf("cannot decode ExportTraceServiceRequest: %v", err))
-		return
-	}
-	if enc == encodingJSON {
-		// JSON is not scanned before decoding (the budget bounds its cost);
-		// its limits are checked on what was decoded.
-		if reason, msg := r.checkDecoded(exportReq.Traces()); reason != "" {
+		var reason, msg string
+		if c, reason, msg = r.decodeJSON(buf.Bytes()); c == nil {
 			r.writeHTTPError(w, enc, http.StatusBadRequest, codes.InvalidArgument, reason, msg)
 			return
 		}
 	}
 	r.refusals.accepted()
 
-	_, rejected := r.observe(exportReq.Traces(), transportHTTP)
+	_, rejected := r.observe(c, transportHTTP)
 	resp := exportResponse(rejected)
-	var body []byte
+	var (
+		body []byte
+		err  error
+	)
 	if enc == encodingJSON {
 		body, err = resp.MarshalJSON()
 	} else {
@@ -210,6 +209,30 @@ func (r *Receiver) serveTraces(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	r.writeHTTP(w, http.StatusOK, enc.contentType(), body)
+}
+
+// decodeJSON decodes an OTLP/JSON body with pdata, checks its limits on
+// what was decoded (JSON is not scanned before), and hands the request to
+// the wire decoder in protobuf form, so that both encodings share one
+// conversion. A nil converter comes with the refusal's reason and message.
+func (r *Receiver) decodeJSON(body []byte) (c *converter, reason, msg string) {
+	exportReq := ptraceotlp.NewExportRequest()
+	if err := exportReq.UnmarshalJSON(body); err != nil {
+		return nil, reasonInvalidJSON, fmt.Sprintf("cannot decode ExportTraceServiceRequest: %v", err)
+	}
+	if reason, msg := r.checkDecoded(exportReq.Traces()); reason != "" {
+		return nil, reason, msg
+	}
+	pb, err := exportReq.MarshalProto()
+	if err != nil {
+		return nil, reasonInvalidJSON, fmt.Sprintf("cannot re-encode ExportTraceServiceRequest: %v", err)
+	}
+	c, _, err = r.decode(pb)
+	if err != nil {
+		reason, msg := scanRefusal(err)
+		return nil, reason, msg
+	}
+	return c, "", ""
 }
 
 // exportResponse reports the spans that were not observed as a partial

@@ -9,6 +9,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	"github.com/kube-sentinel/sentinel/engine"
+	"github.com/kube-sentinel/sentinel/sources/otlp/otlpwire"
 )
 
 type spanShape struct {
@@ -39,8 +40,13 @@ func (s spanShape) build(t testing.TB) (ptrace.Traces, ptrace.Span) {
 
 // view points a fresh span view at the shape, as conversion does.
 func (s spanShape) view(t testing.TB) (*spanLabels, bool) {
-	td, span := s.build(t)
-	v := &spanLabels{resource: td.ResourceSpans().At(0).Resource().Attributes()}
+	td, _ := s.build(t)
+	var dec otlpwire.Decoder
+	if _, err := dec.Decode(marshalTraces(t, td, false), otlpwire.Limits{}); err != nil {
+		t.Fatal(err)
+	}
+	span, _ := dec.Span(0)
+	v := &spanLabels{resource: span.Resource}
 	failed := v.reset(span)
 	return v, failed
 }
@@ -311,7 +317,7 @@ func TestConvertTimesAndIDs(t *testing.T) {
 			span.SetStartTimestamp(tt.start)
 			span.SetEndTimestamp(tt.end)
 			o := &recordingObserver{names: []string{"span.kind"}}
-			accepted, rejected := newConverter(DefaultLimits().MaxAttributeValueBytes, nil).convert(td, o)
+			accepted, rejected := convertTraces(t, newConverter(DefaultLimits().MaxAttributeValueBytes, nil, nil), td, o)
 			if !tt.wantOK {
 				if accepted != 0 || rejected != 1 || len(o.all()) != 0 {
 					t.Fatalf("accepted %d, rejected %d, observed %d; want the span rejected", accepted, rejected, len(o.all()))
@@ -358,7 +364,7 @@ func TestRequestInfoPerSpan(t *testing.T) {
 		}
 	}
 	o := &recordingObserver{names: []string{"resource", "group", "resource"}}
-	newConverter(DefaultLimits().MaxAttributeValueBytes, nil).convert(td, o)
+	convertTraces(t, newConverter(DefaultLimits().MaxAttributeValueBytes, nil, nil), td, o)
 	got := o.all()
 	want := []map[string]string{
 		{"resource": "pods", "group": ""},
@@ -389,9 +395,14 @@ func TestConvertAllocs(t *testing.T) {
 		t.Fatalf("payload has %d spans", td.SpanCount())
 	}
 	o := &countingObserver{names: append(benchLabelNames, "namespace", "http.status_code", "rpc.grpc.status_code", "missing")}
-	c := newConverter(DefaultLimits().MaxAttributeValueBytes, nil)
+	c := newConverter(DefaultLimits().MaxAttributeValueBytes, nil, nil)
+	body := marshalTraces(t, td, false)
+	lim := DefaultLimits().wire()
 	allocs := testing.AllocsPerRun(100, func() {
-		if accepted, rejected := c.convert(td, o); accepted != 100 || rejected != 0 {
+		if _, err := c.dec.Decode(body, lim); err != nil {
+			t.Fatal(err)
+		}
+		if accepted, rejected := c.convert(o, time.Time{}); accepted != 100 || rejected != 0 {
 			t.Fatalf("accepted %d, rejected %d", accepted, rejected)
 		}
 	})

@@ -13,11 +13,12 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"go.opentelemetry.io/collector/pdata/ptrace"
 	"google.golang.org/grpc"
 
 	"github.com/kube-sentinel/sentinel/engine"
 	"github.com/kube-sentinel/sentinel/internal/logbound"
+	"github.com/kube-sentinel/sentinel/sources/otlp/otlpwire"
+	"github.com/kube-sentinel/sentinel/traces"
 )
 
 // DefaultMaxRequestBytes is the default of Options.MaxRequestBytes and of the
@@ -44,6 +45,9 @@ type Options struct {
 	Limits Limits
 	// Observer receives every valid span. Required.
 	Observer engine.Observer
+	// Traces, when set, gets every span of every accepted request (the
+	// trace buffer counts and drops those it cannot keep).
+	Traces *traces.Buffer
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 	// Registerer, when set, gets the receiver's metrics.
@@ -124,7 +128,7 @@ func New(opts Options) (*Receiver, error) {
 		budget:   bud,
 		refusals: refused,
 	}
-	r.converters.New = func() any { return newConverter(limits.MaxAttributeValueBytes, m.truncated) }
+	r.converters.New = func() any { return newConverter(limits.MaxAttributeValueBytes, m.truncated, opts.Traces) }
 	r.handler = r.newHTTPHandler()
 	return r, nil
 }
@@ -269,10 +273,31 @@ func (r *Receiver) release() { <-r.inFlight }
 // message.
 func (r *Receiver) saturated() bool { return len(r.inFlight) >= cap(r.inFlight) }
 
-// observe converts a decoded request's spans and counts them.
-func (r *Receiver) observe(td ptrace.Traces, t transport) (accepted, rejected int) {
-	c := r.converters.Get().(*converter)
-	accepted, rejected = c.convert(td, r.observer)
+// decode decodes an export request's protobuf bytes with a pooled
+// converter, checking the request limits; on success the caller observes
+// the request with c.convert, through r.observe, which returns c to the
+// pool; on an error c is already back in it.
+func (r *Receiver) decode(b []byte) (c *converter, st otlpwire.Stats, err error) {
+	c = r.converters.Get().(*converter)
+	st, err = c.dec.Decode(b, r.limits.wire())
+	if err != nil {
+		c.release()
+		r.converters.Put(c)
+		return nil, st, err
+	}
+	return c, st, nil
+}
+
+// discard returns a decoded request's converter to the pool unobserved.
+func (r *Receiver) discard(c *converter) {
+	c.release()
+	r.converters.Put(c)
+}
+
+// observe converts a decoded request's spans, counts them and returns c
+// to the pool; the request's bytes may be reused once it returns.
+func (r *Receiver) observe(c *converter, t transport) (accepted, rejected int) {
+	accepted, rejected = c.convert(r.observer, time.Now())
 	r.converters.Put(c)
 	r.metrics.spansReceived[t].Add(float64(accepted + rejected))
 	if rejected > 0 {
