@@ -81,6 +81,7 @@ for target in \
   ./engine:FuzzRestoreSnapshot \
   ./sources/k8s:FuzzParse \
   ./sources/otlp:FuzzHTTPDecode \
+  ./sources/otlp:FuzzDecodeDifferential \
   ./sources/otlp/otlpwire:FuzzScan \
   ./sources/scrape:FuzzParseExposition \
   ./ruletest:FuzzParseTestFile \

@@ -435,6 +435,20 @@ func (d *Decoder) resourceSpans(s *scanner, b []byte) error {
 	if err := s.cost(costResourceSpans); err != nil {
 		return err
 	}
+	// pdata reads instrumentation_library_spans as scope_spans only when
+	// there are no scope_spans (internal/otlp.MigrateTraces).
+	deprecated := true
+	for p := b; len(p) > 0; {
+		num, _, _, n, err := next(p)
+		if err != nil {
+			return err
+		}
+		p = p[n:]
+		if num == fieldResourceSpansScopeSpans {
+			deprecated = false
+			break
+		}
+	}
 	res := int32(-1)
 	for p := b; len(p) > 0; {
 		num, typ, v, n, err := next(p)
@@ -454,7 +468,8 @@ func (d *Decoder) resourceSpans(s *scanner, b []byte) error {
 			if typ != protowire.BytesType {
 				return wrongType("ResourceSpans", num, typ)
 			}
-			if err := d.scopeSpans(s, v, b, &res); err != nil {
+			keep := (num == fieldResourceSpansScopeSpans) != deprecated
+			if err := d.scopeSpans(s, v, b, &res, keep); err != nil {
 				return err
 			}
 		case fieldResourceSpansSchemaURL:
@@ -522,9 +537,9 @@ func entityRef(b []byte) error {
 
 const fieldScopeSpansSchemaURL = 3
 
-// scopeSpans checks a ScopeSpans of the ResourceSpans rs, and records its
-// spans, and the resource and scope they belong to.
-func (d *Decoder) scopeSpans(s *scanner, b, rs []byte, res *int32) error {
+// scopeSpans checks a ScopeSpans of the ResourceSpans rs, and, if keep,
+// records its spans, and the resource and scope they belong to.
+func (d *Decoder) scopeSpans(s *scanner, b, rs []byte, res *int32, keep bool) error {
 	s.st.ScopeSpans++
 	if err := s.cost(costScopeSpans); err != nil {
 		return err
@@ -552,6 +567,13 @@ func (d *Decoder) scopeSpans(s *scanner, b, rs []byte, res *int32) error {
 			if s.lim.MaxSpans > 0 && s.st.Spans > s.lim.MaxSpans {
 				return &LimitError{Reason: ReasonTooManySpans,
 					Msg: fmt.Sprintf("more than %d spans in one request", s.lim.MaxSpans)}
+			}
+			if !keep {
+				if err := d.span(s, v, -1, -1); err != nil {
+					return err
+				}
+				d.spans = d.spans[:len(d.spans)-1]
+				continue
 			}
 			if *res < 0 {
 				*res = int32(len(d.resources))
