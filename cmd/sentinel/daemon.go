@@ -231,8 +231,6 @@ func buildDaemon(opts daemonOptions, ln net.Listener) (*daemon, error) {
 	if err != nil {
 		return nil, err
 	}
-	// The hook for issue 11's decoder: every received span goes to
-	// d.traces (Buffer.Add) once otlp.Options takes the buffer.
 	d.receiver, err = otlp.New(otlp.Options{
 		GRPCTLS:         grpcTLS,
 		HTTPTLS:         httpTLS,
@@ -241,6 +239,7 @@ func buildDaemon(opts daemonOptions, ln net.Listener) (*daemon, error) {
 		MaxRequestBytes: cfg.OTLPMaxRequestBytes,
 		Limits:          otlpLimits(cfg.OTLPLimits),
 		Observer:        eng,
+		Traces:          d.traces,
 		Logger:          d.logger.With("component", "otlp"),
 		Registerer:      d.registry,
 	})

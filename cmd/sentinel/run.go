@@ -92,6 +92,8 @@ func runDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	watchInterval := fs.Duration("config.auto-reload-interval", DefaultWatchInterval, "how often to check the config file and rule files for changes and reload when they change (as SIGHUP does); 0 turns it off")
 	maxGroups := fs.Int("rules.max-groups-per-rule", engine.DefaultMaxGroupsPerRule, "most groups (distinct group_by values) a rule tracks; observations beyond are dropped and counted")
 	maxLabelValue := fs.Int("rules.max-label-value-bytes", engine.DefaultMaxLabelValueBytes, "longest group_by value kept in a group key and alert label; longer ones are truncated with a marker and counted")
+	autoMemLimit := fs.Bool("memory.auto-limit", true, "set the Go memory limit (GOMEMLIMIT) to a share of the container's cgroup memory limit, so that the garbage collector works harder before the kernel kills the process (off: --memory.auto-limit=false; an explicit GOMEMLIMIT wins)")
+	memLimitRatio := fs.Float64("memory.auto-limit-ratio", 0.9, "share of the cgroup memory limit that --memory.auto-limit sets as the Go memory limit, in (0, 1]")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -108,6 +110,12 @@ func runDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		return 2
 	}
 
+	if *autoMemLimit {
+		if err := setMemoryLimit(logger, *memLimitRatio); err != nil {
+			fmt.Fprintln(stderr, err)
+			return 2
+		}
+	}
 	if err := checkWebConfig(*webConfig); err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1

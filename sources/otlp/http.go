@@ -20,6 +20,8 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 
+	"github.com/klauspost/compress/zstd"
+
 	"github.com/kube-sentinel/sentinel/sources/otlp/otlpwire"
 )
 
@@ -40,6 +42,7 @@ const (
 	reasonUnsupportedEncoding  = "UNSUPPORTED_CONTENT_ENCODING"
 	reasonTooLarge             = "REQUEST_TOO_LARGE"
 	reasonBadGzip              = "INVALID_GZIP"
+	reasonBadZstd              = "INVALID_ZSTD"
 	reasonReadFailed           = "BODY_READ_FAILED"
 	reasonInvalidProtobuf      = "INVALID_PROTOBUF"
 	reasonInvalidJSON          = "INVALID_JSON"
@@ -99,10 +102,10 @@ func (r *Receiver) serveTraces(w http.ResponseWriter, req *http.Request) {
 			fmt.Sprintf("content type %q not supported, supported: %s, %s", req.Header.Get("Content-Type"), protobufContentType, jsonContentType))
 		return
 	}
-	gzipped, ok := contentEncoding(req.Header.Get("Content-Encoding"))
+	compression, ok := contentEncoding(req.Header.Get("Content-Encoding"))
 	if !ok {
 		r.writeHTTPError(w, enc, http.StatusUnsupportedMediaType, codes.InvalidArgument, reasonUnsupportedEncoding,
-			fmt.Sprintf("content encoding %q not supported, supported: gzip, identity", req.Header.Get("Content-Encoding")))
+			fmt.Sprintf("content encoding %q not supported, supported: gzip, zstd, identity", req.Header.Get("Content-Encoding")))
 		return
 	}
 	if req.ContentLength > r.opts.MaxRequestBytes {
@@ -117,7 +120,7 @@ func (r *Receiver) serveTraces(w http.ResponseWriter, req *http.Request) {
 	// Reading holds memory, not a request slot: a body is held against the
 	// budget at its declared size, or the most it may reach.
 	declared := r.opts.MaxRequestBytes
-	if !gzipped && req.ContentLength >= 0 {
+	if compression == compressionNone && req.ContentLength >= 0 {
 		declared = req.ContentLength
 	}
 	res, ok := r.budget.reserve(declared)
@@ -129,7 +132,7 @@ func (r *Receiver) serveTraces(w http.ResponseWriter, req *http.Request) {
 
 	buf := r.getBuffer()
 	defer r.putBuffer(buf)
-	if status, reason, msg := r.readBody(w, req, gzipped, buf); status != 0 {
+	if status, reason, msg := r.readBody(w, req, compression, buf); status != 0 {
 		if status == http.StatusRequestTimeout {
 			r.refusals.refused(time.Now(), reason)
 			w.Header().Set("Connection", "close")
@@ -247,23 +250,33 @@ func exportResponse(rejected int) ptraceotlp.ExportResponse {
 	return resp
 }
 
-// contentEncoding tells whether a body is gzip-compressed; false for an
-// encoding that is not supported.
-func contentEncoding(ce string) (gzipped, ok bool) {
+type compression uint8
+
+const (
+	compressionNone compression = iota
+	compressionGzip
+	compressionZstd
+)
+
+// contentEncoding tells how a body is compressed; false for an encoding
+// that is not supported.
+func contentEncoding(ce string) (compression, bool) {
 	ce = strings.TrimSpace(ce)
 	switch {
 	case ce == "", strings.EqualFold(ce, "identity"):
-		return false, true
+		return compressionNone, true
 	case strings.EqualFold(ce, "gzip"), strings.EqualFold(ce, "x-gzip"):
-		return true, true
+		return compressionGzip, true
+	case strings.EqualFold(ce, "zstd"):
+		return compressionZstd, true
 	}
-	return false, false
+	return compressionNone, false
 }
 
 // readBody reads the request body into buf, decompressing it if needed,
 // and never holds more than MaxRequestBytes of it (before and after
 // decompression). A non-zero status says why it failed.
-func (r *Receiver) readBody(w http.ResponseWriter, req *http.Request, gzipped bool, buf *bytes.Buffer) (status int, reason, msg string) {
+func (r *Receiver) readBody(w http.ResponseWriter, req *http.Request, compressed compression, buf *bytes.Buffer) (status int, reason, msg string) {
 	limit := r.opts.MaxRequestBytes
 	body := http.MaxBytesReader(w, req.Body, limit)
 	defer body.Close()
@@ -273,7 +286,15 @@ func (r *Receiver) readBody(w http.ResponseWriter, req *http.Request, gzipped bo
 			fmt.Sprintf("request body is over the limit of %d bytes", limit)
 	}
 	var src io.Reader = body
-	if gzipped {
+	switch compressed {
+	case compressionZstd:
+		zr, err := r.getZstdReader(body)
+		if err != nil {
+			return http.StatusBadRequest, reasonBadZstd, fmt.Sprintf("invalid zstd body: %v", err)
+		}
+		defer r.putZstdReader(zr)
+		src = &io.LimitedReader{R: zr, N: limit + 1}
+	case compressionGzip:
 		zr, err := r.getGzipReader(body)
 		if err != nil {
 			if isMaxBytes(err) {
@@ -289,18 +310,22 @@ func (r *Receiver) readBody(w http.ResponseWriter, req *http.Request, gzipped bo
 		// One byte more than the limit tells a body that is exactly at
 		// the limit from one that is over it.
 		src = &io.LimitedReader{R: zr, N: limit + 1}
-	} else if req.ContentLength > 0 {
-		buf.Grow(int(req.ContentLength))
+	default:
+		if req.ContentLength > 0 {
+			buf.Grow(int(req.ContentLength))
+		}
 	}
 	if _, err := buf.ReadFrom(src); err != nil {
 		switch {
-		case isMaxBytes(err):
+		case isMaxBytes(err), errors.Is(err, zstd.ErrDecoderSizeExceeded), errors.Is(err, zstd.ErrWindowSizeExceeded):
 			return tooLarge()
 		case errors.Is(err, os.ErrDeadlineExceeded):
 			return http.StatusRequestTimeout, reasonBodyTimeout,
 				fmt.Sprintf("the request body did not arrive within %s", r.limits.ReadTimeout)
-		case gzipped:
+		case compressed == compressionGzip:
 			return http.StatusBadRequest, reasonBadGzip, fmt.Sprintf("invalid gzip body: %v", err)
+		case compressed == compressionZstd:
+			return http.StatusBadRequest, reasonBadZstd, fmt.Sprintf("invalid zstd body: %v", err)
 		default:
 			return http.StatusBadRequest, reasonReadFailed, fmt.Sprintf("reading request body: %v", err)
 		}
@@ -332,6 +357,27 @@ func (r *Receiver) getGzipReader(src io.Reader) (*gzip.Reader, error) {
 		return zr, nil
 	}
 	return gzip.NewReader(src)
+}
+
+// getZstdReader reads a zstd body. Its decoder decodes on the calling
+// goroutine (no goroutines of its own to leak) and refuses frames whose
+// window would take more than the request limit, so that a small body
+// cannot make it allocate more than a body may hold.
+func (r *Receiver) getZstdReader(src io.Reader) (*zstd.Decoder, error) {
+	if zr, ok := r.zstdReaders.Get().(*zstd.Decoder); ok {
+		if err := zr.Reset(src); err != nil {
+			r.putZstdReader(zr)
+			return nil, err
+		}
+		return zr, nil
+	}
+	return zstd.NewReader(src, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true),
+		zstd.WithDecoderMaxMemory(uint64(r.opts.MaxRequestBytes)+1), zstd.WithDecoderMaxWindow(uint64(max(min(r.opts.MaxRequestBytes, 64<<20), zstd.MinWindowSize))))
+}
+
+func (r *Receiver) putZstdReader(zr *zstd.Decoder) {
+	_ = zr.Reset(nil) // drops the reference to the body
+	r.zstdReaders.Put(zr)
 }
 
 // maxPooledBuffer keeps the odd huge body from pinning its buffer.

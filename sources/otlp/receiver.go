@@ -73,6 +73,7 @@ type Receiver struct {
 	converters  sync.Pool // *converter
 	buffers     sync.Pool // *bytes.Buffer, HTTP bodies
 	gzipReaders sync.Pool // *gzip.Reader
+	zstdReaders sync.Pool // *zstd.Decoder
 
 	handler http.Handler
 
