@@ -311,7 +311,7 @@ func appendAttributes(dst []KeyValue, b []byte, attrs protowire.Number) []KeyVal
 		b = b[n:]
 		if num == attrs {
 			dst = append(dst, KeyValue{})
-			_ = decodeKeyValue(v, &dst[len(dst)-1], 0)
+			viewKeyValue(v, &dst[len(dst)-1], 0)
 		}
 	}
 	return dst
@@ -1081,6 +1081,60 @@ func (d *Decoder) kvlist(s *scanner, b []byte, owner string, depth, pd int) erro
 		}
 	}
 	return nil
+}
+
+// viewKeyValue reads a KeyValue that Decode checked, without limits or
+// counting: the key and the value's view.
+func viewKeyValue(b []byte, kv *KeyValue, pd int) {
+	for len(b) > 0 {
+		num, _, v, n, err := next(b)
+		if err != nil {
+			return
+		}
+		b = b[n:]
+		switch num {
+		case fieldKeyValueKey:
+			kv.Key = view(v)
+		case fieldKeyValueValue:
+			viewAnyValue(v, &kv.Value, pd+1)
+		}
+	}
+}
+
+// viewAnyValue reads an AnyValue that Decode checked; arrays and kvlists
+// stay in wire form.
+func viewAnyValue(b []byte, val *Value, pd int) {
+	for len(b) > 0 {
+		num, _, v, n, err := next(b)
+		if err != nil {
+			return
+		}
+		field := b[:n]
+		b = b[n:]
+		switch num {
+		case fieldAnyValueString:
+			val.typ, val.str = ValueTypeStr, view(v)
+		case fieldAnyValueBytes:
+			val.typ, val.str = ValueTypeBytes, view(v)
+		case fieldAnyValueBool, fieldAnyValueInt, fieldAnyValueStringStrindex:
+			x, _ := tagged(field)
+			val.num, val.str = x, ""
+			switch num {
+			case fieldAnyValueBool:
+				val.typ = ValueTypeBool
+			case fieldAnyValueInt:
+				val.typ = ValueTypeInt
+			default:
+				val.typ = ValueTypeEmpty
+			}
+		case fieldAnyValueDouble:
+			val.typ, val.num, val.str = ValueTypeDouble, fixed64(field), ""
+		case fieldAnyValueArray:
+			val.typ, val.num, val.str, val.depth = ValueTypeSlice, 0, view(v), int32(pd+1)
+		case fieldAnyValueKVList:
+			val.typ, val.num, val.str, val.depth = ValueTypeMap, 0, view(v), int32(pd+1)
+		}
+	}
 }
 
 // decodeAnyValue and decodeKeyValue re-read, without limits, a value that

@@ -149,6 +149,13 @@ const (
 // content; n is the bytes the field took. It accepts what pdata's decoder
 // accepts, down to its leniency with groups.
 func next(b []byte) (num protowire.Number, typ protowire.Type, payload []byte, n int, err error) {
+	// Fast path: a one-byte tag of a length-delimited field whose length
+	// takes one byte, what most OTLP fields are.
+	if len(b) >= 2 && b[0] < 0x80 && b[0]&7 == byte(protowire.BytesType) && b[0]>>3 != 0 && b[1] < 0x80 {
+		if end := 2 + int(b[1]); end <= len(b) {
+			return protowire.Number(b[0] >> 3), protowire.BytesType, b[2:end], end, nil
+		}
+	}
 	tag, tn, err := varint(b)
 	if err != nil {
 		return 0, 0, nil, 0, fmt.Errorf("%w: tag: %v", ErrMalformed, err)

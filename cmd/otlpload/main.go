@@ -1,0 +1,237 @@
+// Command otlpload measures OTLP ingestion from outside a process: it
+// sends OTLP/HTTP protobuf exports of apiserver-shaped whole traces to a
+// receiver as fast as the receiver takes them, and it is the bare pdata
+// receiver that sentinel is compared with.
+//
+//	otlpload send -url http://127.0.0.1:4318/v1/traces -duration 20s
+//	otlpload bare -listen 127.0.0.1:14318
+//
+// send prints the spans of the requests answered 200 and of those refused.
+// bare answers every POST /v1/traces by decoding the body with pdata's
+// ptraceotlp.ExportRequest.UnmarshalProto into a pooled buffer, and
+// nothing else. Both listen and send on loopback only. See
+// scripts/measure-ingest.sh and docs/performance.md.
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
+)
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprintln(os.Stderr, "usage: otlpload send|bare [flags]")
+		os.Exit(2)
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	var err error
+	switch os.Args[1] {
+	case "send":
+		err = send(ctx, os.Args[2:], os.Stdout)
+	case "bare":
+		err = bare(ctx, os.Args[2:], log)
+	default:
+		err = fmt.Errorf("unknown command %q: send or bare", os.Args[1])
+	}
+	if err != nil {
+		log.Error("otlpload", "err", err)
+		os.Exit(1)
+	}
+}
+
+func send(ctx context.Context, args []string, out io.Writer) error {
+	fs := flag.NewFlagSet("send", flag.ContinueOnError)
+	url := fs.String("url", "http://127.0.0.1:4318/v1/traces", "OTLP/HTTP traces URL (loopback)")
+	duration := fs.Duration("duration", 20*time.Second, "how long to send")
+	senders := fs.Int("senders", 4, "concurrent senders")
+	perRequest := fs.Int("spans", 400, "spans per request (4 per trace)")
+	shape := fs.String("shape", "whole", "whole (4-span traces) or server (apiserver SERVER spans only)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	var bodies [][]byte
+	for range 16 {
+		b, err := ptraceotlp.NewExportRequestFromTraces(payload(rng, *perRequest, *shape == "server")).MarshalProto()
+		if err != nil {
+			return err
+		}
+		bodies = append(bodies, b)
+	}
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: *senders}, Timeout: 30 * time.Second}
+	ctx, cancel := context.WithTimeout(ctx, *duration)
+	defer cancel()
+	var accepted, refused, failed atomic.Int64
+	var wg sync.WaitGroup
+	for s := range *senders {
+		wg.Go(func() {
+			for i := s; ctx.Err() == nil; i++ {
+				req, err := http.NewRequestWithContext(ctx, http.MethodPost, *url, bytes.NewReader(bodies[i%len(bodies)]))
+				if err != nil {
+					failed.Add(1)
+					return
+				}
+				req.Header.Set("Content-Type", "application/x-protobuf")
+				resp, err := client.Do(req)
+				if err != nil {
+					if ctx.Err() == nil {
+						failed.Add(1)
+					}
+					continue
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode == http.StatusOK {
+					accepted.Add(int64(*perRequest))
+				} else {
+					refused.Add(int64(*perRequest))
+				}
+			}
+		})
+	}
+	wg.Wait()
+	fmt.Fprintf(out, "accepted_spans %d\nrefused_spans %d\nfailed_requests %d\n", accepted.Load(), refused.Load(), failed.Load())
+	return nil
+}
+
+// payload is n spans: per request an apiserver SERVER span, its INTERNAL
+// child, its CLIENT span to etcd and etcd's SERVER span (or, with
+// serverOnly, n apiserver SERVER spans).
+func payload(rng *rand.Rand, n int, serverOnly bool) ptrace.Traces {
+	td := ptrace.NewTraces()
+	api := td.ResourceSpans().AppendEmpty()
+	api.Resource().Attributes().PutStr("service.name", "apiserver")
+	api.Resource().Attributes().PutStr("k8s.node.name", "control-plane-1")
+	api.Resource().Attributes().PutStr("host.name", "control-plane-1")
+	apiSpans := api.ScopeSpans().AppendEmpty()
+	apiSpans.Scope().SetName("k8s.io/apiserver")
+	etcd := td.ResourceSpans().AppendEmpty()
+	etcd.Resource().Attributes().PutStr("service.name", "etcd")
+	etcd.Resource().Attributes().PutStr("host.name", "control-plane-1")
+	etcdSpans := etcd.ScopeSpans().AppendEmpty()
+	etcdSpans.Scope().SetName("go.etcd.io/etcd")
+	paths := []string{"/api/v1/namespaces/default", "/api/v1/namespaces/kube-system/pods", "/apis/apps/v1/namespaces/prod/deployments/web",
+		"/api/v1/namespaces/default/configmaps/cm", "/api/v1/nodes"}
+	now := time.Now()
+	per := 4
+	if serverOnly {
+		per = 1
+	}
+	for i := 0; i < n/per; i++ {
+		var tid pcommon.TraceID
+		binary.BigEndian.PutUint64(tid[:8], rng.Uint64())
+		binary.BigEndian.PutUint64(tid[8:], rng.Uint64())
+		id := func() pcommon.SpanID {
+			var s pcommon.SpanID
+			binary.BigEndian.PutUint64(s[:], rng.Uint64())
+			return s
+		}
+		start := now.Add(time.Duration(i) * time.Millisecond)
+		dur := time.Duration(5+rng.IntN(400)) * time.Millisecond
+		span := func(ss ptrace.ScopeSpans, parent pcommon.SpanID, name string, kind ptrace.SpanKind, off, d time.Duration) ptrace.Span {
+			s := ss.Spans().AppendEmpty()
+			s.SetTraceID(tid)
+			s.SetSpanID(id())
+			s.SetParentSpanID(parent)
+			s.SetName(name)
+			s.SetKind(kind)
+			s.SetStartTimestamp(pcommon.NewTimestampFromTime(start.Add(off)))
+			s.SetEndTimestamp(pcommon.NewTimestampFromTime(start.Add(off + d)))
+			return s
+		}
+		server := span(apiSpans, pcommon.SpanID{}, "GET", ptrace.SpanKindServer, 0, dur)
+		a := server.Attributes()
+		a.PutStr("http.method", "GET")
+		a.PutStr("http.target", paths[rng.IntN(len(paths))])
+		a.PutInt("http.status_code", 200)
+		a.PutStr("http.user_agent", "kubectl/v1.30.2 (linux/amd64) kubernetes/3968350")
+		a.PutStr("http.scheme", "https")
+		a.PutStr("net.peer.ip", "10.0.0.5")
+		a.PutStr("audit-id", fmt.Sprintf("%016x", rng.Uint64()))
+		if serverOnly {
+			continue
+		}
+		internal := span(apiSpans, server.SpanID(), "Get", ptrace.SpanKindInternal, time.Millisecond, dur-2*time.Millisecond)
+		internal.Attributes().PutStr("audit-id", fmt.Sprintf("%016x", rng.Uint64()))
+		client := span(apiSpans, internal.SpanID(), "etcdserverpb.KV/Range", ptrace.SpanKindClient, 2*time.Millisecond, dur-4*time.Millisecond)
+		client.Attributes().PutStr("rpc.system", "grpc")
+		client.Attributes().PutStr("rpc.service", "etcdserverpb.KV")
+		client.Attributes().PutStr("rpc.method", "Range")
+		client.Attributes().PutStr("net.peer.name", "127.0.0.1")
+		es := span(etcdSpans, client.SpanID(), "etcdserverpb.KV/Range", ptrace.SpanKindServer, 3*time.Millisecond, dur-6*time.Millisecond)
+		es.Attributes().PutStr("rpc.system", "grpc")
+		es.Attributes().PutStr("rpc.service", "etcdserverpb.KV")
+		es.Attributes().PutStr("rpc.method", "Range")
+		es.Attributes().PutInt("rpc.grpc.status_code", 0)
+	}
+	return td
+}
+
+// bare is the baseline: an OTLP/HTTP receiver that only decodes, with
+// pdata, into a pooled buffer.
+func bare(ctx context.Context, args []string, log *slog.Logger) error {
+	fs := flag.NewFlagSet("bare", flag.ContinueOnError)
+	listen := fs.String("listen", "127.0.0.1:14318", "listen address (loopback)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	ok, err := ptraceotlp.NewExportResponse().MarshalProto()
+	if err != nil {
+		return err
+	}
+	buffers := sync.Pool{New: func() any { return new(bytes.Buffer) }}
+	var spans atomic.Int64
+	mux := http.NewServeMux()
+	mux.HandleFunc("/v1/traces", func(w http.ResponseWriter, r *http.Request) {
+		buf := buffers.Get().(*bytes.Buffer)
+		defer func() { buf.Reset(); buffers.Put(buf) }()
+		if _, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, 8<<20)); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		req := ptraceotlp.NewExportRequest()
+		if err := req.UnmarshalProto(buf.Bytes()); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		spans.Add(int64(req.Traces().SpanCount()))
+		w.Header().Set("Content-Type", "application/x-protobuf")
+		_, _ = w.Write(ok)
+	})
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		<-ctx.Done()
+		_ = srv.Close()
+	}()
+	log.Info("bare pdata receiver listening", "address", ln.Addr().String())
+	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	log.Info("bare pdata receiver stopped", "spans", spans.Load())
+	return nil
+}

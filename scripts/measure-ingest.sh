@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Whole-process CPU per accepted span: the real `sentinel run` (the 10-rule
+# bench pack, the trace buffer on) against a bare pdata receiver
+# (`otlpload bare`: OTLP/HTTP, pooled buffer, UnmarshalProto, nothing else),
+# each pinned to core 0 while `otlpload send` loads it from core 1 for
+# DURATION, one after the other in the same run. CPU is utime + stime from
+# /proc/<pid>/stat over the load; spans are those answered 200.
+# Loopback only; every process it starts is stopped at exit.
+#
+#   scripts/measure-ingest.sh                      # whole traces, 20s each
+#   SHAPE=server DURATION=30s scripts/measure-ingest.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+duration=${DURATION:-20s}
+senders=${SENDERS:-4}
+shape=${SHAPE:-whole}        # whole: 4-span traces; server: apiserver SERVER spans only
+spans=${SPANS:-400}          # per request
+base=${BASE_PORT:-24000}
+
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+go build -o "$work/sentinel" ./cmd/sentinel
+go build -o "$work/otlpload" ./cmd/otlpload
+cp sources/otlp/testdata/bench_rules.yaml "$work/rules.yaml"
+printf 'global: {evaluation_interval: 15s}\nrule_files: [rules.yaml]\n' > "$work/sentinel.yaml"
+
+hz=$(getconf CLK_TCK)
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
+wait_for() { # url
+  for _ in $(seq 1 100); do
+    curl -s -o /dev/null "$1" && return 0
+    sleep 0.1
+  done
+  echo "timed out waiting for $1" >&2; return 1
+}
+
+# measure NAME PID URL: prints "NAME accepted_spans cpu_seconds ns_per_span"
+measure() {
+  local name=$1 pid=$2 url=$3 before after out accepted
+  before=$(cpu_ticks "$pid")
+  out=$(taskset -c 1 "$work/otlpload" send -url "$url" -duration "$duration" -senders "$senders" -spans "$spans" -shape "$shape")
+  after=$(cpu_ticks "$pid")
+  accepted=$(awk '/^accepted_spans/{print $2}' <<<"$out")
+  awk -v n="$name" -v a="$accepted" -v t=$((after - before)) -v hz="$hz" -v o="$(tr '\n' ' ' <<<"$out")" \
+    'BEGIN { s = t / hz; printf "%-9s accepted_spans=%d cpu_s=%.2f cpu_ns_per_span=%.0f  (%s)\n", n, a, s, (a > 0 ? s * 1e9 / a : 0), o }'
+}
+
+echo "nproc=$(nproc) load=$(cut -d' ' -f1-3 /proc/loadavg) shape=$shape spans/request=$spans senders=$senders duration=$duration go=$(go env GOVERSION)"
+
+taskset -c 0 "$work/sentinel" run --config.file="$work/sentinel.yaml" --storage.path="$work/data" \
+  --web.listen-address="127.0.0.1:$((base + 90))" --otlp.grpc-address="127.0.0.1:$((base + 17))" \
+  --otlp.http-address="127.0.0.1:$((base + 18))" --log.level=warn 2>"$work/sentinel.log" &
+pids+=($!)
+sentinel_pid=$!
+wait_for "http://127.0.0.1:$((base + 90))/-/ready"
+sentinel_line=$(measure sentinel "$sentinel_pid" "http://127.0.0.1:$((base + 18))/v1/traces")
+echo "$sentinel_line"
+kill "$sentinel_pid"; wait "$sentinel_pid" 2>/dev/null || true
+
+taskset -c 0 "$work/otlpload" bare -listen "127.0.0.1:$((base + 19))" 2>"$work/bare.log" &
+pids+=($!)
+bare_pid=$!
+wait_for "http://127.0.0.1:$((base + 19))/"
+bare_line=$(measure bare "$bare_pid" "http://127.0.0.1:$((base + 19))/v1/traces")
+echo "$bare_line"
+
+s=$(sed -E 's/.*cpu_ns_per_span=([0-9]+).*/\1/' <<<"$sentinel_line")
+b=$(sed -E 's/.*cpu_ns_per_span=([0-9]+).*/\1/' <<<"$bare_line")
+awk -v s="$s" -v b="$b" 'BEGIN { printf "ratio sentinel/bare = %.2f (target <= 0.5)\n", s / b }'
