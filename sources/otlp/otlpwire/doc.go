@@ -7,6 +7,7 @@
 //
 // It owns the OTLP trace message layout (field numbers and wire types, the
 // deprecated instrumentation_library_spans included); it knows nothing
-// about transports, rules or observations. It is meant to grow into the
-// receivers' one-pass decoder.
+// about transports, rules or observations. Decoder is the receivers'
+// one-pass decoder: the same walk and limits as Scan, every check pdata's
+// decoder makes, and span views whose strings point into the request.
 package otlpwire
