@@ -159,8 +159,15 @@ func oracleBuffer(b *traces.Buffer, td ptrace.Traces, received time.Time) {
 	}
 }
 
-func newDiffBuffer(t testing.TB, now time.Time) *traces.Buffer {
-	b, err := traces.New(traces.Options{MaxBytes: traces.MinMaxBytes, Now: func() time.Time { return now }})
+// newDiffBuffer is a trace buffer large enough for spans spans never to
+// be evicted: eviction depends on the buffer's random shard seed, so two
+// buffers would evict different spans.
+func newDiffBuffer(t testing.TB, now time.Time, spans int) *traces.Buffer {
+	size := int64(traces.MinMaxBytes)
+	for size/1024 < int64(spans) { // a span takes at most about 1 KiB with its share of the index
+		size *= 2
+	}
+	b, err := traces.New(traces.Options{MaxBytes: size, Now: func() time.Time { return now }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -181,7 +188,11 @@ func differential(t testing.TB, body []byte) (outcome string) {
 	perr := req.UnmarshalProto(body)
 
 	received := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
-	wireBuf := newDiffBuffer(t, received)
+	spans := 0
+	if perr == nil {
+		spans = req.Traces().SpanCount()
+	}
+	wireBuf := newDiffBuffer(t, received, spans)
 	c := newConverter(DefaultLimits().MaxAttributeValueBytes, nil, wireBuf)
 	_, derr := c.dec.Decode(body, diffLimits())
 	if _, ok := errors.AsType[*otlpwire.LimitError](derr); ok {
@@ -217,7 +228,7 @@ func differential(t testing.TB, body []byte) (outcome string) {
 		t.Fatalf("pdata observed %d spans, wire %d", len(wantObs.got), len(gotObs.got))
 	}
 
-	pdataBuf := newDiffBuffer(t, received)
+	pdataBuf := newDiffBuffer(t, received, spans)
 	oracleBuffer(pdataBuf, td, received)
 	rss := td.ResourceSpans()
 	checked := map[traces.TraceID]bool{}
@@ -480,6 +491,13 @@ func TestDecodeDifferential(t *testing.T) {
 			t.Errorf("outcome %s", got)
 		}
 	})
+	t.Run("past the views the decoder stores", func(t *testing.T) {
+		// 20,000 spans hold more attributes than the decoder keeps views
+		// of as it checks them: the rest are read again by Span.
+		if got := differential(t, marshalTraces(t, apiserverTraces(rand.New(rand.NewPCG(9, 10)), 20000), false)); got != outcomeAccepted {
+			t.Errorf("outcome %s", got)
+		}
+	})
 	t.Run("every value type from pdata", func(t *testing.T) {
 		td := ptrace.NewTraces()
 		rs := td.ResourceSpans().AppendEmpty()
@@ -503,7 +521,7 @@ func TestDecodeDifferential(t *testing.T) {
 // The bad inputs of the issue are refused by both transports with 400 /
 // InvalidArgument, and nothing of them is observed or buffered.
 func TestBadInputRefusedNothingKept(t *testing.T) {
-	buf := newDiffBuffer(t, time.Now())
+	buf := newDiffBuffer(t, time.Now(), 0)
 	o := &countingObserver{}
 	r, _ := newTestReceiver(t, Options{Observer: o, Traces: buf})
 	cases := handWritten()

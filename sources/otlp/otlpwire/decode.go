@@ -27,6 +27,11 @@ type Decoder struct {
 	resources [][]byte // ResourceSpans payloads that hold spans
 	scopes    [][]byte // ScopeSpans payloads that hold spans
 
+	// stored are the span attributes' views that Decode kept as it checked
+	// them, at most maxStored, so that Span need not read them again; the
+	// spans past that bound are read again by Span.
+	stored []KeyValue
+
 	// The views Span fills, reused from one span to the next.
 	curRes, curScope int32 // which resource and scope resView and scopeView describe; -1: none
 	resView          Resource
@@ -64,7 +69,12 @@ type Span struct {
 
 	raw        []byte // the span's payload
 	res, scope int32
+	lo, hi     int32 // its attributes in Decoder.stored; lo < 0: not stored
 }
+
+// maxStored bounds Decoder.stored: 32 Ki views (1.5 MiB), the attributes of
+// a few thousand spans, whatever the request holds.
+const maxStored = 1 << 15
 
 // Get returns the value of the span attribute key: the first one, as
 // pcommon.Map.Get does with repeated keys.
@@ -295,8 +305,13 @@ func (d *Decoder) Span(i int) (sp *Span, newResource bool) {
 		d.scKVs = scopeView(&d.scopeView, d.scKVs[:0], d.scopes[sp.scope])
 		d.scopeView.Attributes = d.scKVs
 	}
-	d.kvs = appendAttributes(d.kvs[:0], sp.raw, fieldSpanAttributes)
-	sp.Attributes, sp.Resource, sp.Scope = d.kvs, &d.resView, &d.scopeView
+	if sp.lo >= 0 {
+		sp.Attributes = d.stored[sp.lo:sp.hi:sp.hi]
+	} else {
+		d.kvs = appendAttributes(d.kvs[:0], sp.raw, fieldSpanAttributes)
+		sp.Attributes = d.kvs
+	}
+	sp.Resource, sp.Scope = &d.resView, &d.scopeView
 	return sp, newResource
 }
 
@@ -367,6 +382,8 @@ func (d *Decoder) Reset() {
 	clear(d.resources)
 	clear(d.scopes)
 	clear(d.kvs)
+	clear(d.stored)
+	d.stored = d.stored[:0]
 	clear(d.resKVs)
 	clear(d.scKVs)
 	d.spans, d.resources, d.scopes = d.spans[:0], d.resources[:0], d.scopes[:0]
@@ -670,9 +687,10 @@ func (d *Decoder) span(s *scanner, b []byte, res, scope int32) error {
 	if err := s.cost(costSpan); err != nil {
 		return err
 	}
-	d.spans = append(d.spans, Span{res: res, scope: scope, raw: b})
+	d.spans = append(d.spans, Span{res: res, scope: scope, raw: b, lo: int32(len(d.stored))})
 	sp := &d.spans[len(d.spans)-1]
 	attrs := 0
+	store := true
 	for len(b) > 0 {
 		num, typ, v, n, err := next(b)
 		if err != nil {
@@ -725,8 +743,12 @@ func (d *Decoder) span(s *scanner, b []byte, res, scope int32) error {
 				return wrongType("Span", num, typ)
 			}
 			attrs++
-			if err := d.attribute(s, v, attrs, "span"); err != nil {
+			var kv KeyValue
+			if err := d.keyValue(s, v, attrs, "span", 0, 0, &kv); err != nil {
 				return err
+			}
+			if store = store && len(d.stored) < maxStored; store {
+				d.stored = append(d.stored, kv)
 			}
 		case fieldSpanEvents:
 			if typ != protowire.BytesType {
@@ -758,6 +780,12 @@ func (d *Decoder) span(s *scanner, b []byte, res, scope int32) error {
 				return err
 			}
 		}
+	}
+	if store {
+		sp.hi = int32(len(d.stored))
+	} else {
+		d.stored = d.stored[:sp.lo]
+		sp.lo = -1
 	}
 	return nil
 }
