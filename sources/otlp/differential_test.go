@@ -508,7 +508,7 @@ func TestDecodeDifferential(t *testing.T) {
 		sp.SetStartTimestamp(1)
 		sp.SetEndTimestamp(2)
 		_ = sp.Attributes().FromRaw(map[string]any{
-			"s": "x", "i": int64(-5), "d": -0.0, "b": false, "m": map[string]any{"k": []any{1.5, "y", nil, true}},
+			"s": "x", "i": int64(-5), "d": math.Copysign(0, -1), "b": false, "m": map[string]any{"k": []any{1.5, "y", nil, true}},
 			"a": []any{}, "e": nil, "bytes": []byte("\x00"), "http.route": 3.25e30,
 		})
 		sp.Attributes().PutEmptyBytes("emptybytes")
