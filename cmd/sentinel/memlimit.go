@@ -28,7 +28,7 @@ func setMemoryLimit(log *slog.Logger, ratio float64) error {
 		log.Warn("cannot set the Go memory limit from the cgroup", "err", err)
 		return nil
 	case limit == math.MaxInt64:
-		log.Info("no container memory limit: the Go memory limit is off")
+		log.Info("no container memory limit: the Go memory limit is left unset")
 	default:
 		log.Info("Go memory limit set from the container's memory limit", "limit_bytes", limit, "ratio", ratio)
 	}

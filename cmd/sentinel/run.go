@@ -110,12 +110,6 @@ func runDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		return 2
 	}
 
-	if *autoMemLimit {
-		if err := setMemoryLimit(logger, *memLimitRatio); err != nil {
-			fmt.Fprintln(stderr, err)
-			return 2
-		}
-	}
 	if err := checkWebConfig(*webConfig); err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
@@ -124,6 +118,14 @@ func runDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
+	}
+	// Once the configuration is known good: the memory limit is the
+	// daemon's, not that of a run that stops at a bad flag or file.
+	if *autoMemLimit {
+		if err := setMemoryLimit(logger, *memLimitRatio); err != nil {
+			fmt.Fprintln(stderr, err)
+			return 2
+		}
 	}
 	// A flag given on the command line overrides the file, now and at
 	// every reload.
