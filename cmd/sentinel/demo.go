@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -32,7 +33,10 @@ const (
 	demoIncidentTo   = 35 * time.Second
 	demoDeadline     = 3 * time.Minute
 	demoTick         = 250 * time.Millisecond
-	demoPerTick      = 40 // requests per tick: 160 requests/s, 640 spans/s
+	demoPerTick      = 40 // requests per tick: 160 requests/s, about 800 spans/s
+	// demoLateExport is how often etcd's and the webhook's exporters send
+	// the spans they hold: after the apiserver's, in exports of their own.
+	demoLateExport = 2 * time.Second
 )
 
 func runDemo(ctx context.Context, args []string, out, stderr io.Writer) int {
@@ -51,6 +55,7 @@ func runDemo(ctx context.Context, args []string, out, stderr io.Writer) int {
 	d, err := newDaemon(daemonOptions{
 		Config:           cfg,
 		WebAddress:       common.webAddress,
+		ExternalURL:      common.externalURL, // "": the listener's address, so the trace links work here
 		Logger:           logger,
 		AlertmanagerURLs: common.alertmanager,
 		Traces:           common.traces,
@@ -76,10 +81,10 @@ func runDemo(ctx context.Context, args []string, out, stderr io.Writer) int {
 	daemonDone := make(chan error, 1)
 	go func() { daemonDone <- d.run(runCtx) }()
 
-	fmt.Fprintf(out, "sentinel demo: synthetic kube-apiserver + etcd spans over OTLP/gRPC to %s\n", d.receiver.GRPCAddr())
-	fmt.Fprintf(out, "status page: http://%s/   rules API: http://%s/api/v1/rules\n", d.webLn.Addr(), d.webLn.Addr())
-	fmt.Fprintf(out, "timeline: normal traffic; at %s namespaces requests through control-plane-a start waiting on etcd; at %s it recovers\n\n",
-		demoIncidentFrom, demoIncidentTo)
+	fmt.Fprintf(out, "sentinel demo: whole control-plane traces (apiserver, etcd, an admission webhook on writes) from nodes cp-1..cp-3 over OTLP/gRPC to %s\n", d.receiver.GRPCAddr())
+	fmt.Fprintf(out, "status page: http://%s/   rules API: http://%s/api/v1/rules   (the alerts' trace links open here while the demo runs)\n", d.webLn.Addr(), d.webLn.Addr())
+	fmt.Fprintf(out, "timeline: normal traffic; at %s etcd on %s becomes slow to serve reads, so every read through %s's apiserver waits on it; at %s it recovers\n\n",
+		demoIncidentFrom, demoSlowNode, demoSlowNode, demoIncidentTo)
 
 	trafficErr := make(chan error, 1)
 	go func() { trafficErr <- sendDemoTraffic(runCtx, d.receiver.GRPCAddr().String(), out) }()
@@ -104,7 +109,7 @@ func runDemo(ctx context.Context, args []string, out, stderr io.Writer) int {
 		status = 1
 	}
 	if completed {
-		fmt.Fprintf(out, "demo complete: %s fired with exemplar trace IDs and resolved.\n", demoHeadline)
+		fmt.Fprintf(out, "demo complete: %s fired with exemplar traces and resolved.\n", demoHeadline)
 	}
 	return status
 }
@@ -137,7 +142,9 @@ func parseDemoFlags(args []string, stderr io.Writer) (*commonFlags, *slog.Logger
 }
 
 // sendDemoTraffic exports synthetic spans through the real OTLP/gRPC
-// receiver, as an apiserver's exporter would, until ctx is done.
+// receiver until ctx is done: the apiserver's every tick, etcd's and the
+// webhook's every demoLateExport, in requests of their own, so a trace's
+// spans arrive in pieces as they do from a cluster.
 func sendDemoTraffic(ctx context.Context, addr string, out io.Writer) error {
 	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
@@ -149,25 +156,39 @@ func sendDemoTraffic(ctx context.Context, addr string, out io.Writer) error {
 	start := time.Now()
 	ticker := time.NewTicker(demoTick)
 	defer ticker.Stop()
+	lateTicker := time.NewTicker(demoLateExport)
+	defer lateTicker.Stop()
+	export := func(td ptrace.Traces) error {
+		reqCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		_, err := client.Export(reqCtx, ptraceotlp.NewExportRequestFromTraces(td))
+		if err != nil && ctx.Err() == nil {
+			return fmt.Errorf("export: %w", err)
+		}
+		return nil
+	}
 	phase := ""
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-lateTicker.C:
+			for _, td := range gen.flush() {
+				if err := export(td); err != nil {
+					return err
+				}
+			}
 		case now := <-ticker.C:
 			elapsed := now.Sub(start)
 			incident := elapsed >= demoIncidentFrom && elapsed < demoIncidentTo
 			if p := map[bool]string{true: "incident", false: "normal"}[incident]; p != phase {
 				if phase != "" {
-					fmt.Fprintf(out, "[%5.1fs] traffic: %s\n\n", elapsed.Seconds(), map[bool]string{true: "INCIDENT: etcd on control-plane-a is slow for namespaces requests", false: "recovered: latency back to normal"}[incident])
+					fmt.Fprintf(out, "[%5.1fs] traffic: %s\n\n", elapsed.Seconds(), map[bool]string{true: "INCIDENT: etcd on " + demoSlowNode + " is slow to serve reads", false: "recovered: latency back to normal"}[incident])
 				}
 				phase = p
 			}
-			reqCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			_, err := client.Export(reqCtx, ptraceotlp.NewExportRequestFromTraces(gen.batch(now, demoPerTick, incident)))
-			cancel()
-			if err != nil && ctx.Err() == nil {
-				return fmt.Errorf("export: %w", err)
+			if err := export(gen.batch(now, demoPerTick, incident)); err != nil {
+				return err
 			}
 		}
 	}

@@ -1,0 +1,241 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"reflect"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kube-sentinel/sentinel/engine"
+	"github.com/kube-sentinel/sentinel/internal/testkit"
+	"github.com/kube-sentinel/sentinel/sources/otlp"
+)
+
+var (
+	demoStatusPageRe = regexp.MustCompile(`status page: (http://[^/\s]+)/`)
+	traceIDHexRe     = regexp.MustCompile(`^[0-9a-f]{32}$`)
+)
+
+// TestDemoStory runs `sentinel demo` as a user does and reads its output:
+// the headline alert fires with exemplar trace links into sentinel's own
+// trace view, which serve the assembled traces (etcd's spans from its later
+// export included) while the demo runs; the alert names etcd and the slow
+// node; it resolves and the demo exits 0.
+func TestDemoStory(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end to end: about a minute")
+	}
+	out, stderr := &testkit.SyncBuffer{}, &testkit.SyncBuffer{}
+	ctx, cancel := context.WithTimeout(context.Background(), demoDeadline+time.Minute)
+	defer cancel()
+	var exit int
+	done := make(chan struct{})
+	go func() { exit = runDemo(ctx, nil, out, stderr); close(done) }()
+	finished := func() bool {
+		select {
+		case <-done:
+			return true
+		default:
+			return false
+		}
+	}
+	defer func() {
+		cancel()
+		<-done
+		if t.Failed() {
+			t.Logf("demo output:\n%s\nstderr:\n%s", out, stderr)
+		}
+	}()
+
+	firing := testkit.WaitFor(t, "a FIRING "+demoHeadline+" with trace links", demoDeadline, func() (demoAlert, bool) {
+		for _, a := range parseDemoAlerts(out.String()) {
+			if a.state == "FIRING" && a.name == demoHeadline && len(a.lists["exemplar_trace_urls"]) > 0 {
+				return a, true
+			}
+		}
+		return demoAlert{}, finished()
+	})
+	if firing.name == "" {
+		t.Fatalf("the demo ended (status %d) before %s fired with trace links", exit, demoHeadline)
+	}
+	m := demoStatusPageRe.FindStringSubmatch(out.String())
+	if m == nil {
+		t.Fatal("the demo does not print its status page's address")
+	}
+	base := m[1]
+
+	// The trace links open sentinel's own view, one per exemplar.
+	ids, urls := firing.lists["exemplar_trace_ids"], firing.lists["exemplar_trace_urls"]
+	if len(ids) == 0 || len(ids) != len(urls) {
+		t.Fatalf("exemplar_trace_ids %v and exemplar_trace_urls %v do not pair up", ids, urls)
+	}
+	for i, id := range ids {
+		if !traceIDHexRe.MatchString(id) {
+			t.Errorf("exemplar trace ID %q is not 32 lowercase hex digits", id)
+		}
+		if want := base + "/trace/" + id; urls[i] != want {
+			t.Errorf("trace link %q, want %q", urls[i], want)
+		}
+	}
+
+	// While the demo runs, the links serve the assembled traces, with the
+	// spans etcd exported on its own, later: etcd on the slow node.
+	if receiverFeedsTraceBuffer() {
+		if finished() {
+			t.Fatal("the demo ended before its trace links could be opened")
+		}
+		for i, id := range ids {
+			if code, page := httpDo(t, "GET", urls[i]); code != http.StatusOK || !strings.Contains(page, "etcdserverpb.KV/Range") {
+				t.Errorf("GET %s: %d, want 200 with the etcd span in the waterfall", urls[i], code)
+			}
+			spans := demoTraceSpans(t, base+"/api/v1/traces/"+id)
+			var etcdServer, root bool
+			for _, s := range spans {
+				switch {
+				case s.Service == "etcd" && s.Kind == "server":
+					etcdServer = true
+					if node := s.Attributes["k8s.node.name"]; node != demoSlowNode {
+						t.Errorf("trace %s: etcd span on node %q, want %s", id, node, demoSlowNode)
+					}
+				case s.Service == "apiserver" && s.ParentSpanID == "":
+					root = true
+				}
+			}
+			if !etcdServer || !root {
+				t.Errorf("trace %s: apiserver root %v, etcd SERVER span %v; spans %+v", id, root, etcdServer, spans)
+			}
+		}
+	} else {
+		t.Log("the OTLP receiver on this build does not feed the trace buffer (issue 11): the trace view of the links is not checked")
+	}
+
+	// Why: etcd leads the critical path; the slow node, and no other node,
+	// is what slow requests have in common.
+	if engine.IsGeneratedAnnotation("critical_path") {
+		checkDemoExplanation(t, firing)
+	} else {
+		t.Log("the engine on this build does not explain alerts (critical_path, slow_requests_by): not checked")
+	}
+
+	select {
+	case <-done:
+		if exit != 0 {
+			t.Fatalf("demo exit status %d", exit)
+		}
+	case <-time.After(demoDeadline):
+		t.Fatalf("the demo did not end within %s of firing", demoDeadline)
+	}
+	text := out.String()
+	if !strings.Contains(text, "RESOLVED "+demoHeadline) || !strings.Contains(text, "demo complete") {
+		t.Errorf("the demo exited 0 without printing the resolution")
+	}
+}
+
+// checkDemoExplanation asserts the story in a firing headline alert's
+// annotations: critical_path led by etcd, slow_requests_by led by the slow
+// node and naming no other node (its zone may follow: one node per zone).
+func checkDemoExplanation(t *testing.T, a demoAlert) {
+	t.Helper()
+	cp := a.annotations["critical_path"]
+	if !strings.HasPrefix(cp, "etcd ") {
+		t.Errorf("critical_path %q, want it led by etcd", cp)
+	}
+	if !strings.HasPrefix(a.annotations["critical_path_spans"], "etcd/etcdserverpb.KV/Range ") {
+		t.Errorf("critical_path_spans %q, want it led by etcd/etcdserverpb.KV/Range", a.annotations["critical_path_spans"])
+	}
+	by := a.annotations["slow_requests_by"]
+	if !strings.HasPrefix(by, "k8s.node.name="+demoSlowNode+" (") {
+		t.Errorf("slow_requests_by %q, want it led by k8s.node.name=%s", by, demoSlowNode)
+	}
+	zone := ""
+	for _, n := range demoNodes {
+		if n.name == demoSlowNode {
+			zone = n.zone
+		}
+	}
+	for entry := range strings.SplitSeq(by, "), ") {
+		if !strings.HasPrefix(entry, "k8s.node.name="+demoSlowNode+" (") && !strings.HasPrefix(entry, "cloud.availability_zone="+zone+" (") {
+			t.Errorf("slow_requests_by names %q besides %s (and its zone %s): %q", entry, demoSlowNode, zone, by)
+		}
+	}
+}
+
+// receiverFeedsTraceBuffer says whether the OTLP receiver hands every span
+// to the trace buffer (issue 11's decoder adds otlp.Options.Traces), which
+// the trace view of the demo's links needs.
+func receiverFeedsTraceBuffer() bool {
+	_, ok := reflect.TypeOf(otlp.Options{}).FieldByName("Traces")
+	return ok
+}
+
+// demoAlert is one notification block as the stdout notifier prints it.
+type demoAlert struct {
+	state, name string
+	annotations map[string]string
+	lists       map[string][]string // list annotations, one item a line
+}
+
+// parseDemoAlerts reads the notification blocks out of the demo's output.
+func parseDemoAlerts(text string) []demoAlert {
+	var alerts []demoAlert
+	var cur *demoAlert
+	section, list := "", ""
+	for line := range strings.SplitSeq(text, "\n") {
+		if state, name, ok := strings.Cut(line, " "); ok && (state == "FIRING" || state == "RESOLVED") {
+			alerts = append(alerts, demoAlert{state: state, name: name, annotations: map[string]string{}, lists: map[string][]string{}})
+			cur, section, list = &alerts[len(alerts)-1], "", ""
+			continue
+		}
+		if cur == nil {
+			continue
+		}
+		switch trimmed := strings.TrimSpace(line); {
+		case line == "":
+			cur = nil
+		case !strings.HasPrefix(line, "    "):
+			section, list = strings.TrimSuffix(trimmed, ":"), ""
+		case section != "annotations":
+		case strings.HasPrefix(line, "      ") && list != "":
+			cur.lists[list] = append(cur.lists[list], trimmed)
+		case strings.HasSuffix(trimmed, ":") && !strings.Contains(trimmed, " "):
+			list = strings.TrimSuffix(trimmed, ":")
+		default:
+			if k, v, ok := strings.Cut(trimmed, " = "); ok {
+				cur.annotations[k], list = v, ""
+			}
+		}
+	}
+	return alerts
+}
+
+type demoSpan struct {
+	SpanID       string            `json:"spanID"`
+	ParentSpanID string            `json:"parentSpanID"`
+	Service      string            `json:"service"`
+	Name         string            `json:"name"`
+	Kind         string            `json:"kind"`
+	Attributes   map[string]string `json:"attributes"`
+}
+
+func demoTraceSpans(t *testing.T, url string) []demoSpan {
+	t.Helper()
+	code, body := httpDo(t, "GET", url)
+	if code != http.StatusOK {
+		t.Errorf("GET %s: %d %s", url, code, body)
+		return nil
+	}
+	var resp struct {
+		Status string `json:"status"`
+		Data   struct {
+			Spans []demoSpan `json:"spans"`
+		} `json:"data"`
+	}
+	if err := json.Unmarshal([]byte(body), &resp); err != nil || resp.Status != "success" {
+		t.Errorf("GET %s: %v %s", url, err, body)
+	}
+	return resp.Data.Spans
+}
