@@ -96,8 +96,8 @@ func TestEtcdSpansToAlertmanager(t *testing.T) {
 	}
 	am := amtest.Start(t) // skips without an Alertmanager binary (fails when CI=true)
 	bin := buildSentinel(t)
-	s := startSentinel(t, bin, am.URL)
-	etcdEndpoint := startEtcd(t, s.grpcAddr)
+	s := startSentinel(t, bin, am.URL, rulesYAML)
+	etcdEndpoint, _ := startEtcd(t, s.grpcAddr)
 
 	tp := apiserverTracerProvider(t, s.grpcAddr)
 	cli := etcdClient(t, etcdEndpoint, tp)
@@ -128,7 +128,7 @@ func TestEtcdSpansToAlertmanager(t *testing.T) {
 	traffic.checkExemplars(t, "Put series", exemplarIDs(putSeries), "PUT")
 
 	// (b) the alert reaches the real Alertmanager, with exemplar trace IDs.
-	etcdAlert := waitForAlert(t, am, "EtcdKVLatency", "etcdserverpb.KV/Range")
+	etcdAlert := waitForAlert(t, am, "EtcdKVLatency", map[string]string{"span_name": "etcdserverpb.KV/Range"})
 	wantLabels := map[string]string{"alertname": "EtcdKVLatency", "span_name": "etcdserverpb.KV/Range", "severity": "page", "cluster": "etcd-e2e"}
 	for k, v := range wantLabels {
 		if got := etcdAlert.Labels[k]; got != v {
@@ -161,7 +161,7 @@ func TestEtcdSpansToAlertmanager(t *testing.T) {
 		}
 		traffic.checkExemplars(t, "apiserver "+verb+" series", exemplarIDs(ser), verb)
 	}
-	apiAlert := waitForAlert(t, am, "APIServerNamespacesLatency", "")
+	apiAlert := waitForAlert(t, am, "APIServerNamespacesLatency", nil)
 	if v := apiAlert.Labels["verb"]; v != "GET" && v != "LIST" && v != "PUT" {
 		t.Errorf("apiserver alert verb %q, labels %v", v, apiAlert.Labels)
 	}
@@ -202,13 +202,14 @@ type sentinel struct {
 	httpAddr string
 }
 
-// startSentinel runs `sentinel run` on loopback ports and waits for
-// /-/ready. It stops it with SIGTERM at cleanup and expects exit status 0.
-func startSentinel(t *testing.T, bin, amURL string) *sentinel {
+// startSentinel runs `sentinel run` with the rule file rules on loopback
+// ports and waits for /-/ready. It stops it with SIGTERM at cleanup and
+// expects exit status 0.
+func startSentinel(t *testing.T, bin, amURL, rules string) *sentinel {
 	t.Helper()
 	var errs []error
 	for range 3 { // a free port can be taken before sentinel binds it
-		s, err := tryStartSentinel(t, bin, amURL)
+		s, err := tryStartSentinel(t, bin, amURL, rules)
 		if err == nil {
 			return s
 		}
@@ -218,9 +219,9 @@ func startSentinel(t *testing.T, bin, amURL string) *sentinel {
 	return nil
 }
 
-func tryStartSentinel(t *testing.T, bin, amURL string) (*sentinel, error) {
+func tryStartSentinel(t *testing.T, bin, amURL, rules string) (*sentinel, error) {
 	dir := t.TempDir()
-	for name, text := range map[string]string{"sentinel.yaml": configYAML, "rules.yaml": rulesYAML} {
+	for name, text := range map[string]string{"sentinel.yaml": configYAML, "rules.yaml": rules} {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -339,8 +340,9 @@ func (s *sentinel) rule(t *testing.T, name string) (apiRule, bool) {
 // ---- etcd ----
 
 // startEtcd starts an embedded etcd on loopback with distributed tracing
-// exported to otlpAddr, and returns its client endpoint.
-func startEtcd(t *testing.T, otlpAddr string) string {
+// exported to otlpAddr, and returns its client endpoint and a function that
+// stops it, flushing its span exporter (cleanup calls it too).
+func startEtcd(t *testing.T, otlpAddr string) (string, func()) {
 	t.Helper()
 	dir := t.TempDir()
 	clientURL := url.URL{Scheme: "http", Host: testkit.FreeAddr(t)}
@@ -372,15 +374,21 @@ func startEtcd(t *testing.T, otlpAddr string) string {
 			t.Logf("etcd log:\n%s", b)
 		}
 	}
+	var closeOnce sync.Once
+	stop := func() {
+		closeOnce.Do(func() {
+			done := make(chan struct{})
+			go func() { e.Close(); close(done) }() // flushes etcd's span exporter
+			select {
+			case <-done:
+			case <-time.After(30 * time.Second):
+				t.Errorf("etcd did not close within 30s")
+			}
+		})
+	}
 	// Registered before the tracer provider and client: runs after them.
 	t.Cleanup(func() {
-		done := make(chan struct{})
-		go func() { e.Close(); close(done) }() // flushes etcd's span exporter
-		select {
-		case <-done:
-		case <-time.After(30 * time.Second):
-			t.Errorf("etcd did not close within 30s")
-		}
+		stop()
 		if t.Failed() {
 			dumpLog()
 		}
@@ -393,7 +401,7 @@ func startEtcd(t *testing.T, otlpAddr string) string {
 		dumpLog()
 		t.Fatalf("etcd not ready after %s", readyTimeout)
 	}
-	return clientURL.Host
+	return clientURL.Host, stop
 }
 
 // apiserverTracerProvider is the OTel SDK as kube-apiserver sets it up:
@@ -454,7 +462,43 @@ type traffic struct {
 	errs   []error
 }
 
+// apiRequest is one apiserver-shaped request: its SERVER span's method,
+// target and name, its verb, and the etcd call it makes.
+type apiRequest struct {
+	method, target, name, verb string
+	call                       func(ctx context.Context) error
+}
+
+// startTraffic issues PUT, GET and LIST requests on namespaces, one key
+// each, in turn.
 func startTraffic(t *testing.T, cli *clientv3.Client, tp *sdktrace.TracerProvider) *traffic {
+	return runTraffic(t, tp, func(i int) apiRequest {
+		ns := "ns-" + strconv.Itoa(i%5)
+		key := "/registry/namespaces/" + ns
+		switch i % 3 {
+		case 0:
+			return apiRequest{"PUT", "/api/v1/namespaces/" + ns, "PUT /api/v1/namespaces/{:name}", "PUT", func(ctx context.Context) error {
+				_, err := cli.Put(ctx, key, `{"kind":"Namespace","apiVersion":"v1","metadata":{"name":"`+ns+`"}}`)
+				return err
+			}}
+		case 1:
+			return apiRequest{"GET", "/api/v1/namespaces/" + ns, "GET /api/v1/namespaces/{:name}", "GET", func(ctx context.Context) error {
+				_, err := cli.Get(ctx, key)
+				return err
+			}}
+		default:
+			return apiRequest{"GET", "/api/v1/namespaces", "GET /api/v1/namespaces", "LIST", func(ctx context.Context) error {
+				_, err := cli.Get(ctx, "/registry/namespaces/", clientv3.WithPrefix(), clientv3.WithLimit(500))
+				return err
+			}}
+		}
+	})
+}
+
+// runTraffic issues next(0), next(1), … each inside an apiserver-shaped
+// SERVER span, until stopped, for at most trafficDuration and
+// trafficMaxOps requests.
+func runTraffic(t *testing.T, tp *sdktrace.TracerProvider, next func(i int) apiRequest) *traffic {
 	tr := &traffic{verbOf: map[string]string{}, counts: map[string]int{}, done: make(chan struct{}), quit: make(chan struct{})}
 	tracer := tp.Tracer("k8s.io/apiserver")
 	// One request: SERVER span as otelhttp makes it in the apiserver, an
@@ -499,25 +543,8 @@ func startTraffic(t *testing.T, cli *clientv3.Client, tp *sdktrace.TracerProvide
 				return
 			default:
 			}
-			ns := "ns-" + strconv.Itoa(i%5)
-			key := "/registry/namespaces/" + ns
-			switch i % 3 {
-			case 0:
-				request("PUT", "/api/v1/namespaces/"+ns, "PUT /api/v1/namespaces/{:name}", "PUT", func(ctx context.Context) error {
-					_, err := cli.Put(ctx, key, `{"kind":"Namespace","apiVersion":"v1","metadata":{"name":"`+ns+`"}}`)
-					return err
-				})
-			case 1:
-				request("GET", "/api/v1/namespaces/"+ns, "GET /api/v1/namespaces/{:name}", "GET", func(ctx context.Context) error {
-					_, err := cli.Get(ctx, key)
-					return err
-				})
-			case 2:
-				request("GET", "/api/v1/namespaces", "GET /api/v1/namespaces", "LIST", func(ctx context.Context) error {
-					_, err := cli.Get(ctx, "/registry/namespaces/", clientv3.WithPrefix(), clientv3.WithLimit(500))
-					return err
-				})
-			}
+			r := next(i)
+			request(r.method, r.target, r.name, r.verb, r.call)
 			time.Sleep(30 * time.Millisecond)
 		}
 	}()
@@ -586,11 +613,18 @@ func (tr *traffic) checkExemplars(t *testing.T, what string, ids []string, verbs
 
 // ---- Alertmanager ----
 
-// waitForAlert polls Alertmanager for an alert named alertname (and, when
-// spanName is set, with that span_name label).
-func waitForAlert(t *testing.T, am *amtest.Instance, alertname, spanName string) *models.GettableAlert {
+// waitForAlert polls Alertmanager for an alert named alertname with the
+// given labels.
+func waitForAlert(t *testing.T, am *amtest.Instance, alertname string, labels map[string]string) *models.GettableAlert {
 	t.Helper()
-	return testkit.WaitFor(t, "alert "+alertname+" at Alertmanager", alertTimeout, func() (*models.GettableAlert, bool) {
+	return waitForAlertWhere(t, am, alertname, labels, "", func(*models.GettableAlert) bool { return true })
+}
+
+// waitForAlertWhere polls Alertmanager for an alert named alertname with
+// the given labels for which ok holds.
+func waitForAlertWhere(t *testing.T, am *amtest.Instance, alertname string, labels map[string]string, what string, ok func(*models.GettableAlert) bool) *models.GettableAlert {
+	t.Helper()
+	return testkit.WaitFor(t, "alert "+alertname+fmt.Sprint(labels)+what+" at Alertmanager", alertTimeout, func() (*models.GettableAlert, bool) {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		alerts, err := am.Alerts(ctx)
@@ -598,8 +632,17 @@ func waitForAlert(t *testing.T, am *amtest.Instance, alertname, spanName string)
 			t.Logf("alertmanager: %v", err)
 			return nil, false
 		}
+	next:
 		for _, a := range alerts {
-			if a.Labels["alertname"] == alertname && (spanName == "" || a.Labels["span_name"] == spanName) {
+			if a.Labels["alertname"] != alertname {
+				continue
+			}
+			for k, v := range labels {
+				if a.Labels[k] != v {
+					continue next
+				}
+			}
+			if ok(a) {
 				return a, true
 			}
 		}
