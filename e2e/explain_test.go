@@ -14,7 +14,6 @@ import (
 	"github.com/prometheus/alertmanager/api/v2/models"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
-	"github.com/kube-sentinel/sentinel/engine"
 	"github.com/kube-sentinel/sentinel/internal/amtest"
 	"github.com/kube-sentinel/sentinel/sources/otlp"
 )
@@ -55,6 +54,8 @@ const (
 // at the real Alertmanager says etcd leads its critical path (the time is
 // etcd's own work, not a delay between client and server), and sentinel's
 // trace view of its exemplars lists etcd's spans, on the critical path.
+// (The trace view needs the OTLP receiver to feed the trace buffer, issue
+// 11: on a build without it, that part is logged as not checked.)
 func TestSlowEtcdExplained(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end to end")
@@ -104,15 +105,11 @@ func TestSlowEtcdExplained(t *testing.T) {
 	traffic.checkExemplars(t, "LIST alert", ids, "LIST")
 	t.Logf("LIST alert at Alertmanager (updated %s): %v", alert.UpdatedAt, alert.Annotations)
 
-	if engine.IsGeneratedAnnotation("critical_path") {
-		if cp := alert.Annotations["critical_path"]; !strings.HasPrefix(cp, "etcd ") {
-			t.Errorf("critical_path %q, want it led by etcd", cp)
-		}
-		if cps := alert.Annotations["critical_path_spans"]; !strings.HasPrefix(cps, "etcd/etcdserverpb.KV/Range ") {
-			t.Errorf("critical_path_spans %q, want it led by etcd/etcdserverpb.KV/Range", cps)
-		}
-	} else {
-		t.Log("the engine on this build does not explain alerts (no critical_path annotation): not checked")
+	if cp := alert.Annotations["critical_path"]; !strings.HasPrefix(cp, "etcd ") {
+		t.Errorf("critical_path %q, want it led by etcd", cp)
+	}
+	if cps := alert.Annotations["critical_path_spans"]; !strings.HasPrefix(cps, "etcd/etcdserverpb.KV/Range ") {
+		t.Errorf("critical_path_spans %q, want it led by etcd/etcdserverpb.KV/Range", cps)
 	}
 
 	if receiverFeedsTraceBuffer() {

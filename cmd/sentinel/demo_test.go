@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kube-sentinel/sentinel/engine"
 	"github.com/kube-sentinel/sentinel/internal/testkit"
 	"github.com/kube-sentinel/sentinel/sources/otlp"
 )
@@ -115,11 +114,7 @@ func TestDemoStory(t *testing.T) {
 
 	// Why: etcd leads the critical path; the slow node, and no other node,
 	// is what slow requests have in common.
-	if engine.IsGeneratedAnnotation("critical_path") {
-		checkDemoExplanation(t, firing)
-	} else {
-		t.Log("the engine on this build does not explain alerts (critical_path, slow_requests_by): not checked")
-	}
+	checkDemoExplanation(t, firing)
 
 	select {
 	case <-done:
