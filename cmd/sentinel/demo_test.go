@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/collector/pdata/ptrace"
+
 	"github.com/kube-sentinel/sentinel/internal/testkit"
 	"github.com/kube-sentinel/sentinel/sources/otlp"
 )
@@ -241,4 +243,106 @@ func demoTraceSpans(t *testing.T, url string) []demoSpan {
 		t.Errorf("GET %s: %v %s", url, err, body)
 	}
 	return resp.Data.Spans
+}
+
+// TestDemoTrafficWholeTraces: the generator's traces are whole once the
+// late exports are in (every parent present, one root each), etcd's and
+// the webhook's spans come only in those later exports, every resource says
+// its node and zone, and the incident slows reads through the slow node
+// only.
+func TestDemoTrafficWholeTraces(t *testing.T) {
+	for _, incident := range []bool{false, true} {
+		g := newTrafficGenerator(7)
+		now := time.Unix(1_700_000_000, 0)
+		apiserver := g.batch(now, 400, incident)
+		late := g.flush()
+		if len(g.flush()) != 0 {
+			t.Fatal("flush does not empty the exporters")
+		}
+		type spanInfo struct {
+			service, node, name, kind string
+			parent                    string
+			dur                       time.Duration
+		}
+		traces := map[string]map[string]spanInfo{} // trace → span → info
+		collect := func(td ptrace.Traces, exportOf string) {
+			for i := 0; i < td.ResourceSpans().Len(); i++ {
+				rs := td.ResourceSpans().At(i)
+				attrs := rs.Resource().Attributes()
+				service, _ := attrs.Get("service.name")
+				node, hasNode := attrs.Get("k8s.node.name")
+				_, hasZone := attrs.Get("cloud.availability_zone")
+				if !hasNode || !hasZone {
+					t.Fatalf("resource %v lacks k8s.node.name or cloud.availability_zone", attrs.AsRaw())
+				}
+				if (exportOf == "apiserver") != (service.Str() == "apiserver") {
+					t.Errorf("%s spans in the %s export", service.Str(), exportOf)
+				}
+				for j := 0; j < rs.ScopeSpans().Len(); j++ {
+					spans := rs.ScopeSpans().At(j).Spans()
+					for k := 0; k < spans.Len(); k++ {
+						s := spans.At(k)
+						id := s.TraceID().String()
+						if traces[id] == nil {
+							traces[id] = map[string]spanInfo{}
+						}
+						parent := ""
+						if !s.ParentSpanID().IsEmpty() {
+							parent = s.ParentSpanID().String()
+						}
+						traces[id][s.SpanID().String()] = spanInfo{service.Str(), node.Str(), s.Name(), s.Kind().String(), parent,
+							s.EndTimestamp().AsTime().Sub(s.StartTimestamp().AsTime())}
+					}
+				}
+			}
+		}
+		collect(apiserver, "apiserver")
+		if len(late) == 0 {
+			t.Fatal("no later exports")
+		}
+		for _, td := range late {
+			collect(td, "late")
+		}
+		if len(traces) != 400 {
+			t.Fatalf("%d traces, want 400", len(traces))
+		}
+		slowSeen := false
+		for id, spans := range traces {
+			var root spanInfo
+			roots, etcdServers, webhooks := 0, 0, 0
+			for _, s := range spans {
+				if s.parent == "" {
+					root = s
+					roots++
+				} else if _, ok := spans[s.parent]; !ok {
+					t.Errorf("trace %s: %s's parent is missing", id, s.name)
+				}
+				if s.service == "etcd" && s.kind == "Server" {
+					etcdServers++
+					if p := spans[s.parent]; p.service != "apiserver" || p.kind != "Client" || p.name != s.name {
+						t.Errorf("trace %s: etcd's %s is a child of %+v, want the apiserver's CLIENT span of the same name", id, s.name, p)
+					}
+				}
+				if s.service == demoWebhook {
+					webhooks++
+				}
+			}
+			if roots != 1 || root.service != "apiserver" || root.kind != "Server" || etcdServers != 1 {
+				t.Errorf("trace %s: %d roots (%+v), %d etcd SERVER spans", id, roots, root, etcdServers)
+				continue
+			}
+			write := !strings.HasPrefix(root.name, "GET ")
+			if write != (webhooks == 1) {
+				t.Errorf("trace %s (%s): %d webhook spans", id, root.name, webhooks)
+			}
+			slow := root.dur > time.Second
+			if slow && (!incident || write || root.node != demoSlowNode) {
+				t.Errorf("trace %s: %s through %s takes %s (incident %v)", id, root.name, root.node, root.dur, incident)
+			}
+			slowSeen = slowSeen || slow
+		}
+		if incident && !slowSeen {
+			t.Error("the incident slows no request")
+		}
+	}
 }
