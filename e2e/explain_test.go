@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"reflect"
 	"strconv"
 	"strings"
 	"testing"
@@ -15,7 +14,6 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/kube-sentinel/sentinel/internal/amtest"
-	"github.com/kube-sentinel/sentinel/sources/otlp"
 )
 
 // A latency objective on the apiserver-shaped requests, per verb; the
@@ -54,8 +52,6 @@ const (
 // at the real Alertmanager says etcd leads its critical path (the time is
 // etcd's own work, not a delay between client and server), and sentinel's
 // trace view of its exemplars lists etcd's spans, on the critical path.
-// (Both need the OTLP receiver to feed the trace buffer, issue 11: on a
-// build without it, they are logged as not checked.)
 func TestSlowEtcdExplained(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end to end")
@@ -105,12 +101,6 @@ func TestSlowEtcdExplained(t *testing.T) {
 	traffic.checkExemplars(t, "LIST alert", ids, "LIST")
 	t.Logf("LIST alert at Alertmanager (updated %s): %v", alert.UpdatedAt, alert.Annotations)
 
-	// The critical path is read from the trace buffer, which the OTLP
-	// receiver must feed.
-	if !receiverFeedsTraceBuffer() {
-		t.Log("the OTLP receiver on this build does not feed the trace buffer (issue 11): critical_path and the trace view are not checked")
-		return
-	}
 	if cp := alert.Annotations["critical_path"]; !strings.HasPrefix(cp, "etcd ") {
 		t.Errorf("critical_path %q, want it led by etcd", cp)
 	}
@@ -204,12 +194,4 @@ func checkTraceView(t *testing.T, s *sentinel, id string) {
 	if !root || !etcdServer {
 		t.Errorf("trace %s: apiserver root %v, etcd's own Range SERVER span %v; spans: %+v", id, root, etcdServer, body.Data.Spans)
 	}
-}
-
-// receiverFeedsTraceBuffer says whether sentinel's OTLP receiver hands
-// every span to the trace buffer (issue 11's decoder adds
-// otlp.Options.Traces), which the trace view needs.
-func receiverFeedsTraceBuffer() bool {
-	_, ok := reflect.TypeOf(otlp.Options{}).FieldByName("Traces")
-	return ok
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"reflect"
 	"regexp"
 	"strings"
 	"testing"
@@ -13,7 +12,6 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	"github.com/kube-sentinel/sentinel/internal/testkit"
-	"github.com/kube-sentinel/sentinel/sources/otlp"
 )
 
 var (
@@ -87,38 +85,33 @@ func TestDemoStory(t *testing.T) {
 	// common.
 	checkSlowRequestsBy(t, firing)
 
-	// While the demo runs, the links serve the assembled traces, with the
-	// spans etcd exported on its own, later: etcd on the slow node; and
-	// etcd leads their critical path. Both need the OTLP receiver to feed
-	// the trace buffer.
-	if receiverFeedsTraceBuffer() {
-		checkCriticalPath(t, firing)
-		if finished() {
-			t.Fatal("the demo ended before its trace links could be opened")
+	// etcd leads the critical path of the exemplar traces; while the demo
+	// runs, the links serve the assembled traces, with the spans etcd
+	// exported on its own, later: etcd on the slow node.
+	checkCriticalPath(t, firing)
+	if finished() {
+		t.Fatal("the demo ended before its trace links could be opened")
+	}
+	for i, id := range ids {
+		if code, page := httpDo(t, "GET", urls[i]); code != http.StatusOK || !strings.Contains(page, "etcdserverpb.KV/Range") {
+			t.Errorf("GET %s: %d, want 200 with the etcd span in the waterfall", urls[i], code)
 		}
-		for i, id := range ids {
-			if code, page := httpDo(t, "GET", urls[i]); code != http.StatusOK || !strings.Contains(page, "etcdserverpb.KV/Range") {
-				t.Errorf("GET %s: %d, want 200 with the etcd span in the waterfall", urls[i], code)
-			}
-			spans := demoTraceSpans(t, base+"/api/v1/traces/"+id)
-			var etcdServer, root bool
-			for _, s := range spans {
-				switch {
-				case s.Service == "etcd" && s.Kind == "server":
-					etcdServer = true
-					if node := s.Attributes["k8s.node.name"]; node != demoSlowNode {
-						t.Errorf("trace %s: etcd span on node %q, want %s", id, node, demoSlowNode)
-					}
-				case s.Service == "apiserver" && s.ParentSpanID == "":
-					root = true
+		spans := demoTraceSpans(t, base+"/api/v1/traces/"+id)
+		var etcdServer, root bool
+		for _, s := range spans {
+			switch {
+			case s.Service == "etcd" && s.Kind == "server":
+				etcdServer = true
+				if node := s.Attributes["k8s.node.name"]; node != demoSlowNode {
+					t.Errorf("trace %s: etcd span on node %q, want %s", id, node, demoSlowNode)
 				}
-			}
-			if !etcdServer || !root {
-				t.Errorf("trace %s: apiserver root %v, etcd SERVER span %v; spans %+v", id, root, etcdServer, spans)
+			case s.Service == "apiserver" && s.ParentSpanID == "":
+				root = true
 			}
 		}
-	} else {
-		t.Log("the OTLP receiver on this build does not feed the trace buffer (issue 11): critical_path and the trace view of the links are not checked")
+		if !etcdServer || !root {
+			t.Errorf("trace %s: apiserver root %v, etcd SERVER span %v; spans %+v", id, root, etcdServer, spans)
+		}
 	}
 
 	select {
@@ -167,14 +160,6 @@ func checkSlowRequestsBy(t *testing.T, a demoAlert) {
 			t.Errorf("slow_requests_by names %q besides %s (and its zone %s): %q", entry, demoSlowNode, zone, by)
 		}
 	}
-}
-
-// receiverFeedsTraceBuffer says whether the OTLP receiver hands every span
-// to the trace buffer (issue 11's decoder adds otlp.Options.Traces), which
-// the trace view of the demo's links needs.
-func receiverFeedsTraceBuffer() bool {
-	_, ok := reflect.TypeOf(otlp.Options{}).FieldByName("Traces")
-	return ok
 }
 
 // demoAlert is one notification block as the stdout notifier prints it.
