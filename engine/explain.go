@@ -279,7 +279,8 @@ type SlowShare struct {
 	// larger is stronger.
 	Evidence float64
 
-	dim int // the attribute's place in the rule's list: ties go to the first
+	dim       int    // the attribute's place in the rule's list: ties go to the first
+	slow, all uint64 // the counts behind the shares
 }
 
 // candidate is a value merged over the window's slots: slow is a lower
@@ -366,7 +367,8 @@ func (x *explainer) explain(er *explainRing, now time.Time) []SlowShare {
 			if ev < need {
 				continue
 			}
-			out = append(out, SlowShare{Attribute: x.dims[d], Value: cd.value, SlowShare: q, AllShare: p, Evidence: ev, dim: d})
+			out = append(out, SlowShare{Attribute: x.dims[d], Value: cd.value, SlowShare: q, AllShare: p, Evidence: ev, dim: d,
+				slow: cd.slow, all: cd.all})
 		}
 	}
 	sort.Slice(out, func(i, j int) bool {
@@ -382,10 +384,33 @@ func (x *explainer) explain(er *explainRing, now time.Time) []SlowShare {
 		}
 		return a.Value < b.Value
 	})
+	out = dropAliases(out)
 	if len(out) > maxSlowRequestsBy {
 		out = out[:maxSlowRequestsBy]
 	}
 	return out
+}
+
+// dropAliases keeps one of the values of different attributes that count
+// exactly the same slow and the same total requests: as far as the counts
+// can tell they describe the same requests (the zone of a node that is
+// alone in its zone), and naming both says nothing more. The one kept is
+// the stronger, or the earlier in explain_by when they tie.
+func dropAliases(out []SlowShare) []SlowShare {
+	kept := out[:0]
+	for _, v := range out {
+		alias := false
+		for _, k := range kept {
+			if k.dim != v.dim && k.slow == v.slow && k.all == v.all {
+				alias = true
+				break
+			}
+		}
+		if !alias {
+			kept = append(kept, v)
+		}
+	}
+	return kept
 }
 
 // klBernoulli is the Kullback-Leibler divergence of Bernoulli(q) from
