@@ -279,3 +279,33 @@ func TestExemplarTracesArePinned(t *testing.T) {
 		}
 	}
 }
+
+// TestSlowWebhookOnEveryNode: an admission webhook slow for everyone pages
+// with the webhook leading the critical path and no node named in
+// slow_requests_by (issue 10's second "done when" case).
+func TestSlowWebhookOnEveryNode(t *testing.T) {
+	e, clock, buf := explainSetup(t, traces.Options{})
+	clock.t = t0.Add(30 * time.Second)
+	start := t0.Add(5 * time.Second)
+	nodes := []string{"cp-1", "cp-2", "cp-3"}
+	for i := range 60 {
+		q := etcdRequest(i+1, start.Add(time.Duration(i)*300*time.Millisecond))
+		q.leaf, q.leafOp = "policy-webhook", "POST /validate"
+		if i%2 == 0 { // every other request on every node waits on the webhook
+			q.root, q.client, q.etcd = [2]int{0, 2000}, [2]int{10, 1990}, [2]int{20, 1980}
+		} else {
+			q.root, q.client, q.etcd = [2]int{0, 60}, [2]int{10, 50}, [2]int{20, 40}
+		}
+		q.add(buf, q.start.Add(time.Second))
+		e.Observe(&Observation{End: q.start.Add(time.Duration(q.root[1]) * time.Millisecond), Duration: time.Duration(q.root[1]-q.root[0]) * time.Millisecond,
+			TraceID: traceID(q.id), SpanID: spanIDOf(q.id, 1), Labels: nodeSpan(nodes[(i/2)%3])})
+	}
+	e.Evaluate(context.Background(), clock.t)
+	cp, ok := firingAnnotation(t, e, "critical_path")
+	if !ok || !strings.HasPrefix(cp, "policy-webhook ") {
+		t.Errorf("critical_path = %q (present %v), want it led by policy-webhook", cp, ok)
+	}
+	if by, ok := firingAnnotation(t, e, "slow_requests_by"); ok {
+		t.Errorf("slow_requests_by = %q: every node is slow alike, none should be named", by)
+	}
+}
