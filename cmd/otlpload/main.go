@@ -5,12 +5,15 @@
 //
 //	otlpload send -url http://127.0.0.1:4318/v1/traces -duration 20s
 //	otlpload bare -listen 127.0.0.1:14318
+//	otlpload probe -url http://127.0.0.1:9090/-/healthy -duration 60s
 //
 // send prints the spans of the requests answered 200 and of those refused.
 // bare answers every POST /v1/traces by decoding the body with pdata's
 // ptraceotlp.ExportRequest.UnmarshalProto into a pooled buffer, and
-// nothing else. Both listen and send on loopback only. See
-// scripts/measure-ingest.sh and docs/performance.md.
+// nothing else. probe GETs URLs at an interval and prints their latency
+// percentiles. All listen and send on loopback only. See
+// scripts/measure-ingest.sh, scripts/measure-memory.sh and
+// docs/performance.md.
 package main
 
 import (
@@ -27,6 +30,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -51,8 +55,10 @@ func main() {
 		err = send(ctx, os.Args[2:], os.Stdout)
 	case "bare":
 		err = bare(ctx, os.Args[2:], log)
+	case "probe":
+		err = probe(ctx, os.Args[2:], os.Stdout)
 	default:
-		err = fmt.Errorf("unknown command %q: send or bare", os.Args[1])
+		err = fmt.Errorf("unknown command %q: send, bare or probe", os.Args[1])
 	}
 	if err != nil {
 		log.Error("otlpload", "err", err)
@@ -67,13 +73,25 @@ func send(ctx context.Context, args []string, out io.Writer) error {
 	senders := fs.Int("senders", 4, "concurrent senders")
 	perRequest := fs.Int("spans", 400, "spans per request (4 per trace)")
 	shape := fs.String("shape", "whole", "whole (4-span traces) or server (apiserver SERVER spans only)")
+	namespaces := fs.Int("namespaces", 0, "if > 0, the SERVER spans' paths are pods of this many namespaces, in turn (else five fixed paths)")
+	maxSpans := fs.Int64("max-spans", 0, "if > 0, stop once requests holding this many spans were sent")
+	rate := fs.Float64("rate", 0, "if > 0, offer at most this many spans per second, spread over the senders (else as fast as answered)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	rng := rand.New(rand.NewPCG(1, 2))
+	nbodies := 16
+	if *namespaces > 0 {
+		perBody := *perRequest / 4
+		if *shape == "server" {
+			perBody = *perRequest
+		}
+		nbodies = max(nbodies, (*namespaces+perBody-1)/max(perBody, 1))
+	}
 	var bodies [][]byte
-	for range 16 {
-		b, err := ptraceotlp.NewExportRequestFromTraces(payload(rng, *perRequest, *shape == "server")).MarshalProto()
+	ns := 0
+	for range nbodies {
+		b, err := ptraceotlp.NewExportRequestFromTraces(payload(rng, *perRequest, *shape == "server", *namespaces, &ns)).MarshalProto()
 		if err != nil {
 			return err
 		}
@@ -82,12 +100,27 @@ func send(ctx context.Context, args []string, out io.Writer) error {
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: *senders}, Timeout: 30 * time.Second}
 	ctx, cancel := context.WithTimeout(ctx, *duration)
 	defer cancel()
-	var accepted, refused, failed atomic.Int64
+	var accepted, refused, failed, next atomic.Int64
 	var wg sync.WaitGroup
-	for s := range *senders {
+	begin := time.Now()
+	for range *senders {
 		wg.Go(func() {
-			for i := s; ctx.Err() == nil; i++ {
-				req, err := http.NewRequestWithContext(ctx, http.MethodPost, *url, bytes.NewReader(bodies[i%len(bodies)]))
+			for ctx.Err() == nil {
+				i := next.Add(1) - 1
+				if *maxSpans > 0 && i*int64(*perRequest) >= *maxSpans {
+					return
+				}
+				if *rate > 0 {
+					at := begin.Add(time.Duration(float64(i*int64(*perRequest)) / *rate * float64(time.Second)))
+					if d := time.Until(at); d > 0 {
+						select {
+						case <-ctx.Done():
+							return
+						case <-time.After(d):
+						}
+					}
+				}
+				req, err := http.NewRequestWithContext(ctx, http.MethodPost, *url, bytes.NewReader(bodies[i%int64(len(bodies))]))
 				if err != nil {
 					failed.Add(1)
 					return
@@ -111,14 +144,15 @@ func send(ctx context.Context, args []string, out io.Writer) error {
 		})
 	}
 	wg.Wait()
-	fmt.Fprintf(out, "accepted_spans %d\nrefused_spans %d\nfailed_requests %d\n", accepted.Load(), refused.Load(), failed.Load())
+	fmt.Fprintf(out, "accepted_spans %d\nrefused_spans %d\nfailed_requests %d\nseconds %.1f\n", accepted.Load(), refused.Load(), failed.Load(), time.Since(begin).Seconds())
 	return nil
 }
 
 // payload is n spans: per request an apiserver SERVER span, its INTERNAL
 // child, its CLIENT span to etcd and etcd's SERVER span (or, with
-// serverOnly, n apiserver SERVER spans).
-func payload(rng *rand.Rand, n int, serverOnly bool) ptrace.Traces {
+// serverOnly, n apiserver SERVER spans). With namespaces > 0 the SERVER
+// spans GET the pods of namespace *ns modulo namespaces, counting *ns on.
+func payload(rng *rand.Rand, n int, serverOnly bool, namespaces int, ns *int) ptrace.Traces {
 	td := ptrace.NewTraces()
 	api := td.ResourceSpans().AppendEmpty()
 	api.Resource().Attributes().PutStr("service.name", "apiserver")
@@ -163,7 +197,12 @@ func payload(rng *rand.Rand, n int, serverOnly bool) ptrace.Traces {
 		server := span(apiSpans, pcommon.SpanID{}, "GET", ptrace.SpanKindServer, 0, dur)
 		a := server.Attributes()
 		a.PutStr("http.method", "GET")
-		a.PutStr("http.target", paths[rng.IntN(len(paths))])
+		if namespaces > 0 {
+			a.PutStr("http.target", fmt.Sprintf("/api/v1/namespaces/ns-%04d/pods", *ns%namespaces))
+			*ns++
+		} else {
+			a.PutStr("http.target", paths[rng.IntN(len(paths))])
+		}
 		a.PutInt("http.status_code", 200)
 		a.PutStr("http.user_agent", "kubectl/v1.30.2 (linux/amd64) kubernetes/3968350")
 		a.PutStr("http.scheme", "https")
@@ -234,4 +273,67 @@ func bare(ctx context.Context, args []string, log *slog.Logger) error {
 	}
 	log.Info("bare pdata receiver stopped", "spans", spans.Load())
 	return nil
+}
+
+// probe GETs each URL every interval for duration and prints, per URL, the
+// requests, the errors (no answer, or not 200) and latency percentiles.
+func probe(ctx context.Context, args []string, out io.Writer) error {
+	fs := flag.NewFlagSet("probe", flag.ContinueOnError)
+	var urls []string
+	fs.Func("url", "URL to GET (repeatable; loopback)", func(s string) error { urls = append(urls, s); return nil })
+	duration := fs.Duration("duration", 60*time.Second, "how long to probe")
+	interval := fs.Duration("interval", 100*time.Millisecond, "time between two GETs of one URL")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, *duration)
+	defer cancel()
+	client := &http.Client{Timeout: 10 * time.Second}
+	var wg sync.WaitGroup
+	lines := make([]string, len(urls))
+	for n, u := range urls {
+		wg.Go(func() {
+			var lat []time.Duration
+			errs := 0
+			tick := time.NewTicker(*interval)
+			defer tick.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					lines[n] = percentiles(u, lat, errs)
+					return
+				case <-tick.C:
+				}
+				t := time.Now()
+				resp, err := client.Get(u)
+				if err != nil {
+					if ctx.Err() == nil {
+						errs++
+					}
+					continue
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				lat = append(lat, time.Since(t))
+				if resp.StatusCode != http.StatusOK {
+					errs++
+				}
+			}
+		})
+	}
+	wg.Wait()
+	for _, l := range lines {
+		fmt.Fprintln(out, l)
+	}
+	return nil
+}
+
+func percentiles(url string, lat []time.Duration, errs int) string {
+	if len(lat) == 0 {
+		return fmt.Sprintf("probe %s requests=0 errors=%d", url, errs)
+	}
+	slices.Sort(lat)
+	q := func(p float64) time.Duration { return lat[min(len(lat)-1, int(p*float64(len(lat))))] }
+	return fmt.Sprintf("probe %s requests=%d errors=%d p50=%v p99=%v max=%v", url, len(lat), errs,
+		q(0.5).Round(10*time.Microsecond), q(0.99).Round(10*time.Microsecond), lat[len(lat)-1].Round(10*time.Microsecond))
 }

@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# Memory of the real `sentinel run` (the 10-rule bench pack: group_by
+# namespace) pinned to core 0, loaded by `otlpload send` from core 1 with
+# whole traces whose SERVER spans GET the pods of 1,000 namespaces (so the
+# pods rule tracks 1,000 groups). VmRSS is sampled from /proc/<pid>/status
+# every 0.5 s; VmHWM is read at the end.
+#
+#   spans:    SPANS_TOTAL spans (default 10 million), as fast as answered.
+#   overload: capacity is measured for 10 s, then twice that rate is
+#             offered for OVERLOAD (default 60s) by 32 senders, while
+#             `otlpload probe` GETs /-/healthy and /metrics every 100 ms;
+#             the spans answered 200 are compared with
+#             sentinel_spans_received_total and sentinel_observations_total.
+#
+# BUFFER_BYTES is --traces.buffer-bytes (default 64 MiB; sentinel's own
+# default is 256 MiB), BUDGET the otlp.limits.memory_budget_bytes (default
+# 64 MiB; sentinel's own default is 256 MiB). Loopback only; every process
+# it starts is stopped at exit.
+#
+#   scripts/measure-memory.sh spans
+#   scripts/measure-memory.sh overload
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+mode=${1:-spans}
+buffer=${BUFFER_BYTES:-67108864}
+budget=${BUDGET:-67108864}
+total=${SPANS_TOTAL:-10000000}
+overload=${OVERLOAD:-60s}
+base=${BASE_PORT:-25000}
+
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+go build -o "$work/sentinel" ./cmd/sentinel
+go build -o "$work/otlpload" ./cmd/otlpload
+cp sources/otlp/testdata/bench_rules.yaml "$work/rules.yaml"
+printf 'global: {evaluation_interval: 15s}\nrule_files: [rules.yaml]\notlp: {limits: {memory_budget_bytes: %d}}\n' "$budget" > "$work/sentinel.yaml"
+
+web="http://127.0.0.1:$((base + 90))"
+otlp="http://127.0.0.1:$((base + 18))/v1/traces"
+echo "nproc=$(nproc) load=$(cut -d' ' -f1-3 /proc/loadavg) mode=$mode traces.buffer-bytes=$buffer memory_budget_bytes=$budget go=$(go env GOVERSION)"
+
+taskset -c 0 "$work/sentinel" run --config.file="$work/sentinel.yaml" --storage.path="$work/data" \
+  --web.listen-address="127.0.0.1:$((base + 90))" --otlp.grpc-address="127.0.0.1:$((base + 17))" \
+  --otlp.http-address="127.0.0.1:$((base + 18))" --traces.buffer-bytes="$buffer" --log.level=warn 2>"$work/sentinel.log" &
+pids+=($!)
+pid=$!
+for _ in $(seq 1 100); do curl -s -o /dev/null "$web/-/ready" && break; sleep 0.1; done
+
+status() { awk -v k="$1:" '$1 == k {print $2}' "/proc/$pid/status"; } # kB
+echo "at start: VmRSS=$(status VmRSS) kB"
+: >"$work/rss"
+( while kill -0 "$pid" 2>/dev/null; do status VmRSS >>"$work/rss"; sleep 0.5; done ) &
+pids+=($!)
+
+metric() { # name{labels} as printed by /metrics
+  curl -s "$web/metrics" | awk -v m="$1" 'index($0, m) == 1 {print $2}'
+}
+spans_received() { metric 'sentinel_spans_received_total{transport="http"}'; }
+observed() { metric 'sentinel_observations_total{source="spans"}'; }
+
+case $mode in
+spans)
+  taskset -c 1 "$work/otlpload" send -url "$otlp" -senders 4 -spans 400 -namespaces 1000 -max-spans "$total" -duration 10m | tr '\n' ' '
+  echo
+  ;;
+overload)
+  out=$(taskset -c 1 "$work/otlpload" send -url "$otlp" -senders 4 -spans 400 -namespaces 1000 -duration 10s)
+  cap=$(awk '/^accepted_spans/{a=$2} /^seconds/{s=$2} END {printf "%.0f", a/s}' <<<"$out")
+  echo "capacity: $cap spans/s ($(tr '\n' ' ' <<<"$out"))"
+  r0=$(spans_received); o0=$(observed)
+  : >"$work/rss"
+  taskset -c 1 "$work/otlpload" probe -url "$web/-/healthy" -url "$web/metrics" -duration "$overload" >"$work/probe" &
+  pids+=($!)
+  probe_pid=$!
+  out=$(taskset -c 1 "$work/otlpload" send -url "$otlp" -senders 32 -spans 400 -namespaces 1000 -rate $((2 * cap)) -duration "$overload")
+  wait "$probe_pid" || true
+  echo "overload at $((2 * cap)) spans/s offered: $(tr '\n' ' ' <<<"$out")"
+  cat "$work/probe"
+  sleep 1
+  r1=$(spans_received); o1=$(observed)
+  accepted=$(awk '/^accepted_spans/{print $2}' <<<"$out")
+  awk -v a="$accepted" -v r="$r0" -v R="$r1" -v o="$o0" -v O="$o1" 'BEGIN {
+    printf "answered 200: %d spans; sentinel_spans_received_total{transport=\"http\"} grew by %d; sentinel_observations_total{source=\"spans\"} by %d\n", a, R - r, O - o }'
+  curl -s "$web/metrics" | grep -E '^sentinel_otlp_requests_refused_total|^sentinel_otlp_requests_total' || true
+  ;;
+*) echo "mode: spans or overload" >&2; exit 2 ;;
+esac
+
+sleep 1
+sort -n "$work/rss" | awk '{v[NR]=$1} END {printf "VmRSS during the load: median %.1f MiB, max %.1f MiB (%d samples)\n", v[int((NR+1)/2)]/1024, v[NR]/1024, NR}'
+echo "VmHWM=$(( $(status VmHWM) / 1024 )) MiB VmRSS now=$(( $(status VmRSS) / 1024 )) MiB load=$(cut -d' ' -f1-3 /proc/loadavg)"
