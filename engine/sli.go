@@ -114,9 +114,21 @@ func (r *ruleState) sliDescs() *sliDescs {
 	return d
 }
 
+// collectSLI sends the rule's SLI metrics to ch. They are made under the
+// rule's lock and sent after it is released: Gather drains ch in a
+// goroutine that also reads the sentinel_alerts gauge, which takes the
+// same lock, so sending while holding it deadlocks as soon as ch (1000
+// metrics) is full.
 func (r *ruleState) collectSLI(ch chan<- prometheus.Metric) {
+	for _, m := range r.sliMetrics() {
+		ch <- m
+	}
+}
+
+func (r *ruleState) sliMetrics() []prometheus.Metric {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	var out []prometheus.Metric
 	d := r.sliDescs()
 	// Two groups could come out with the same label values (span values
 	// that are not UTF-8 are repaired the same way): a duplicate series
@@ -141,26 +153,27 @@ func (r *ruleState) collectSLI(ch chan<- prometheus.Metric) {
 			continue
 		}
 		emitted[key] = struct{}{}
-		ch <- prometheus.MustNewConstMetric(d.obs, prometheus.GaugeValue, float64(s.observations), v...)
-		ch <- prometheus.MustNewConstMetric(d.noData, prometheus.GaugeValue, boolFloat(s.noData), v...)
+		out = append(out, prometheus.MustNewConstMetric(d.obs, prometheus.GaugeValue, float64(s.observations), v...))
+		out = append(out, prometheus.MustNewConstMetric(d.noData, prometheus.GaugeValue, boolFloat(s.noData), v...))
 		if r.slo == nil {
 			q := append(v[:len(v):len(v)], d.quantileValue)
-			ch <- prometheus.MustNewConstMetric(d.threshold, prometheus.GaugeValue, r.def.Objective.Threshold.Seconds(), q...)
+			out = append(out, prometheus.MustNewConstMetric(d.threshold, prometheus.GaugeValue, r.def.Objective.Threshold.Seconds(), q...))
 			if !math.IsNaN(s.value) {
-				ch <- prometheus.MustNewConstMetric(d.quantile, prometheus.GaugeValue, s.value, q...)
+				out = append(out, prometheus.MustNewConstMetric(d.quantile, prometheus.GaugeValue, s.value, q...))
 			}
 			continue
 		}
 		if r.slo.def.Latency > 0 {
-			ch <- prometheus.MustNewConstMetric(d.threshold, prometheus.GaugeValue, r.slo.def.Latency.Seconds(), v...)
+			out = append(out, prometheus.MustNewConstMetric(d.threshold, prometheus.GaugeValue, r.slo.def.Latency.Seconds(), v...))
 		}
-		ch <- prometheus.MustNewConstMetric(d.objective, prometheus.GaugeValue, r.slo.def.Target/100, v...)
-		ch <- prometheus.MustNewConstMetric(d.budget, prometheus.GaugeValue, s.slo.budgetRemaining, v...)
+		out = append(out, prometheus.MustNewConstMetric(d.objective, prometheus.GaugeValue, r.slo.def.Target/100, v...))
+		out = append(out, prometheus.MustNewConstMetric(d.budget, prometheus.GaugeValue, s.slo.budgetRemaining, v...))
 		for i, w := range r.slo.windows {
 			lv := append(v[:len(v):len(v)], model.Duration(w).String())
-			ch <- prometheus.MustNewConstMetric(d.burnRate, prometheus.GaugeValue, s.slo.burnRates[i], lv...)
+			out = append(out, prometheus.MustNewConstMetric(d.burnRate, prometheus.GaugeValue, s.slo.burnRates[i], lv...))
 		}
 	}
+	return out
 }
 
 func boolFloat(b bool) float64 {

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -133,5 +134,39 @@ func TestSLIMetricsInvalidUTF8(t *testing.T) {
 	}
 	if n := testutil.CollectAndCount(newSLICollector(e), sliObs); n != 2+1 {
 		t.Fatalf("%d %s series, want 3 (two nodes after repair, the SLO's one)", n, sliObs)
+	}
+}
+
+// A scrape of a rule with more series than the registry's metric channel
+// holds (1000) must not wait on the rule's lock: the SLI collector once
+// sent its metrics while holding it, and the sentinel_alerts gauge, read by
+// the goroutine that drains the channel, waits for the same lock.
+func TestSLIMetricsManyGroupsDoNotBlockGather(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	e, clock, _ := newTestEngine(t, sliRules, Options{Registerer: reg})
+	for i := range 1000 {
+		l := apiserverSpan("GET", "/api/v1/namespaces/default")
+		l["k8s.node.name"] = "n" + strconv.Itoa(i)
+		feed(e, l, 0, time.Minute, 30*time.Second, constant(time.Millisecond))
+	}
+	clock.t = t0.Add(time.Minute)
+	e.Evaluate(context.Background(), clock.t)
+	done := make(chan error, 1)
+	go func() {
+		for range 20 {
+			if _, err := reg.Gather(); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Gather did not return: the SLI collector and the alerts gauge wait on each other")
 	}
 }

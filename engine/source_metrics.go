@@ -32,14 +32,22 @@ func registerSourceCollector(reg prometheus.Registerer, e *Engine) {
 
 func (c sourceCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc; ch <- c.spans }
 
+// Collect makes the metrics under the tracker's lock and sends them after
+// releasing it: Gather drains ch in a goroutine that also reads gauge
+// functions, which must not wait behind a writer queued on that lock.
 func (c sourceCollector) Collect(ch chan<- prometheus.Metric) {
 	c.t.mu.RLock()
-	defer c.t.mu.RUnlock()
+	out := make([]prometheus.Metric, 0, 2*len(c.t.sources))
 	for name, s := range c.t.sources {
 		if !utf8.ValidString(name) {
 			continue // not a label value (it would fail the scrape); its SentinelNoData still works
 		}
-		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(s.lastSeen.Load())/1e9, name)
-		ch <- prometheus.MustNewConstMetric(c.spans, prometheus.CounterValue, float64(s.spans.Load()), name)
+		out = append(out,
+			prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(s.lastSeen.Load())/1e9, name),
+			prometheus.MustNewConstMetric(c.spans, prometheus.CounterValue, float64(s.spans.Load()), name))
+	}
+	c.t.mu.RUnlock()
+	for _, m := range out {
+		ch <- m
 	}
 }
