@@ -60,7 +60,7 @@ echo "at start: VmRSS=$(status VmRSS) kB"
 pids+=($!)
 
 metric() { # name{labels} as printed by /metrics
-  curl -s "$web/metrics" | awk -v m="$1" 'index($0, m) == 1 {print $2}'
+  curl -s -m 10 "$web/metrics" | awk -v m="$1" 'index($0, m) == 1 {print $2}'
 }
 spans_received() { metric 'sentinel_spans_received_total{transport="http"}'; }
 observed() { metric 'sentinel_observations_total{source="spans"}'; }
@@ -88,7 +88,7 @@ overload)
   accepted=$(awk '/^accepted_spans/{print $2}' <<<"$out")
   awk -v a="$accepted" -v r="$r0" -v R="$r1" -v o="$o0" -v O="$o1" 'BEGIN {
     printf "answered 200: %d spans; sentinel_spans_received_total{transport=\"http\"} grew by %d; sentinel_observations_total{source=\"spans\"} by %d\n", a, R - r, O - o }'
-  curl -s "$web/metrics" | grep -E '^sentinel_otlp_requests_refused_total|^sentinel_otlp_requests_total' || true
+  curl -s -m 10 "$web/metrics" | grep -E '^sentinel_otlp_requests_refused_total|^sentinel_otlp_requests_total' || true
   ;;
 *) echo "mode: spans or overload" >&2; exit 2 ;;
 esac
