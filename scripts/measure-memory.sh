@@ -7,7 +7,8 @@
 #
 #   spans:    SPANS_TOTAL spans (default 10 million), as fast as answered.
 #   overload: capacity is measured for 10 s, then twice that rate is
-#             offered for OVERLOAD (default 60s) by 32 senders, while
+#             offered for OVERLOAD (default 60s) by OVERLOAD_SENDERS
+#             (default 128) senders, while
 #             `otlpload probe` GETs /-/healthy and /metrics every 100 ms;
 #             the spans answered 200 are compared with
 #             sentinel_spans_received_total and sentinel_observations_total.
@@ -27,6 +28,7 @@ buffer=${BUFFER_BYTES:-67108864}
 budget=${BUDGET:-67108864}
 total=${SPANS_TOTAL:-10000000}
 overload=${OVERLOAD:-60s}
+osenders=${OVERLOAD_SENDERS:-128}
 base=${BASE_PORT:-25000}
 
 work=$(mktemp -d)
@@ -79,16 +81,16 @@ overload)
   taskset -c 1 "$work/otlpload" probe -url "$web/-/healthy" -url "$web/metrics" -duration "$overload" >"$work/probe" &
   pids+=($!)
   probe_pid=$!
-  out=$(taskset -c 1 "$work/otlpload" send -url "$otlp" -senders 32 -spans 400 -namespaces 1000 -rate $((2 * cap)) -duration "$overload")
+  out=$(taskset -c 1 "$work/otlpload" send -url "$otlp" -senders "$osenders" -spans 400 -namespaces 1000 -rate $((2 * cap)) -duration "$overload")
   wait "$probe_pid" || true
   echo "overload at $((2 * cap)) spans/s offered: $(tr '\n' ' ' <<<"$out")"
   cat "$work/probe"
-  sleep 1
+  sleep 3
   r1=$(spans_received); o1=$(observed)
   accepted=$(awk '/^accepted_spans/{print $2}' <<<"$out")
   awk -v a="$accepted" -v r="$r0" -v R="$r1" -v o="$o0" -v O="$o1" 'BEGIN {
     printf "answered 200: %d spans; sentinel_spans_received_total{transport=\"http\"} grew by %d; sentinel_observations_total{source=\"spans\"} by %d\n", a, R - r, O - o }'
-  curl -s -m 10 "$web/metrics" | grep -E '^sentinel_otlp_requests_refused_total|^sentinel_otlp_requests_total' || true
+  curl -s -m 10 "$web/metrics" | grep -E '^sentinel_otlp_requests_refused_total|^sentinel_otlp_requests_total|^sentinel_spans_rejected_total' || true
   ;;
 *) echo "mode: spans or overload" >&2; exit 2 ;;
 esac
