@@ -71,6 +71,9 @@ case $mode in
 spans)
   taskset -c 1 "$work/otlpload" send -url "$otlp" -senders 4 -spans 400 -namespaces 1000 -max-spans "$total" -duration 10m | tr '\n' ' '
   echo
+  # The groups show in /metrics once evaluated (every 15 s).
+  sleep 16
+  echo "groups of podsRead: $(curl -s -m 10 "$web/metrics" | grep -c '^sentinel_rule_observations{.*rule="podsRead"'), overflow: $(metric sentinel_rule_groups_overflow_total)"
   ;;
 overload)
   out=$(taskset -c 1 "$work/otlpload" send -url "$otlp" -senders 4 -spans 400 -namespaces 1000 -duration 10s)
@@ -96,5 +99,5 @@ overload)
 esac
 
 sleep 1
-sort -n "$work/rss" | awk '{v[NR]=$1} END {printf "VmRSS during the load: median %.1f MiB, max %.1f MiB (%d samples)\n", v[int((NR+1)/2)]/1024, v[NR]/1024, NR}'
+sort -n "$work/rss" | awk '{v[NR]=$1} END {printf "VmRSS sampled every 0.5 s (spans: from the start to the end; overload: during it): median %.1f MiB, max %.1f MiB (%d samples)\n", v[int((NR+1)/2)]/1024, v[NR]/1024, NR}'
 echo "VmHWM=$(( $(status VmHWM) / 1024 )) MiB VmRSS now=$(( $(status VmRSS) / 1024 )) MiB load=$(cut -d' ' -f1-3 /proc/loadavg)"
