@@ -73,7 +73,10 @@ spans)
   echo
   # The groups show in /metrics once evaluated (every 15 s).
   sleep 16
-  echo "groups of podsRead: $(curl -s -m 10 "$web/metrics" | grep -c '^sentinel_rule_observations{.*rule="podsRead"'), overflow: $(metric sentinel_rule_groups_overflow_total)"
+  curl -s -m 10 "$web/metrics" >"$work/metrics" || true
+  echo "series of sentinel_rule_observations by rule (one per group):"
+  grep '^sentinel_rule_observations{' "$work/metrics" | sed -E 's/.*[{,]rule="([^"]*)".*/\1/' | sort | uniq -c || true
+  grep '^sentinel_rule_groups_overflow_total' "$work/metrics" || echo "sentinel_rule_groups_overflow_total: none"
   ;;
 overload)
   out=$(taskset -c 1 "$work/otlpload" send -url "$otlp" -senders 4 -spans 400 -namespaces 1000 -duration 10s)
