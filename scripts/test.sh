@@ -89,6 +89,23 @@ for target in \
   ./ruletest:FuzzExpandSeries \
   ./traces:FuzzAssemble; do
   pkg=${target%%:*}; fn=${target##*:}
-  go test -run '^$' -fuzz "^${fn}\$" -fuzztime "$fuzztime" -fuzzminimizetime 3s "$pkg"
+  fuzz() { go test -run '^$' -fuzz "^${fn}\$" -fuzztime "$fuzztime" -fuzzminimizetime 3s "$pkg" 2>&1; }
+  # A failing input is written to testdata/fuzz/<target>/ and fails the run.
+  # On two busy cores Go's fuzz coordinator can also give up on a slow
+  # worker ("context deadline exceeded") without any input: that case, and
+  # only that one, is run once more.
+  corpus="$pkg/testdata/fuzz/$fn"
+  before=$( (ls "$corpus" 2>/dev/null || true) | wc -l)
+  if ! out=$(fuzz); then
+    echo "$out"
+    after=$( (ls "$corpus" 2>/dev/null || true) | wc -l)
+    if [ "$after" != "$before" ] || ! grep -q "context deadline exceeded" <<<"$out"; then
+      exit 1
+    fi
+    echo "== $fn: the fuzz coordinator timed out with no failing input; once more"
+    fuzz
+  else
+    echo "$out"
+  fi
 done
 echo "== all tests passed"
