@@ -239,9 +239,9 @@ alerting: {alertmanagers: [{url: %q}], resend_delay: 2s}
 	if !found {
 		t.Fatal("a's alert is gone from Alertmanager after the restart")
 	}
-	if !strings.Contains(a.logs.String(), "restored state from snapshot") {
-		t.Errorf("no restore in the logs:\n%s", a.logs.String())
-	}
+	testkit.WaitFor(t, "the log to say the state was restored", 30*time.Second, func() (bool, bool) {
+		return true, strings.Contains(a.logs.String(), "restored state from snapshot")
+	})
 }
 
 // TestCorruptSnapshotIsIgnored: garbage at the snapshot path is logged
@@ -260,9 +260,10 @@ func TestCorruptSnapshotIsIgnored(t *testing.T) {
 	web := testkit.FreeAddr(t)
 	p := startProcess(t, bin, []string{"run", "--config.file=" + cfg, "--web.listen-address=" + web,
 		"--otlp.grpc-address=" + testkit.FreeAddr(t), "--otlp.http-address=" + testkit.FreeAddr(t)}, web, "")
-	if !strings.Contains(p.logs.String(), "ignoring the state snapshot") {
-		t.Fatalf("logs:\n%s", p.logs.String())
-	}
+	// The log reaches the test through a pipe: wait for the line.
+	testkit.WaitFor(t, "the log to say the snapshot is ignored", 30*time.Second, func() (bool, bool) {
+		return true, strings.Contains(p.logs.String(), "ignoring the state snapshot")
+	})
 	if len(p.rules(t)) != 2 {
 		t.Fatal("rules not loaded")
 	}
