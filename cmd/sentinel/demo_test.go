@@ -96,7 +96,18 @@ func TestDemoStory(t *testing.T) {
 		if code, page := httpDo(t, "GET", urls[i]); code != http.StatusOK || !strings.Contains(page, "etcdserverpb.KV/Range") {
 			t.Errorf("GET %s: %d, want 200 with the etcd span in the waterfall", urls[i], code)
 		}
-		spans := demoTraceSpans(t, base+"/api/v1/traces/"+id)
+		// etcd's spans come in exports of their own, a second or more
+		// after the apiserver's on a busy machine: wait for them.
+		var spans []demoSpan
+		testkit.WaitFor(t, "etcd's spans of trace "+id, 15*time.Second, func() (bool, bool) {
+			spans = demoTraceSpans(t, base+"/api/v1/traces/"+id)
+			for _, s := range spans {
+				if s.Service == "etcd" && s.Kind == "server" {
+					return true, true
+				}
+			}
+			return false, false
+		})
 		var etcdServer, root bool
 		for _, s := range spans {
 			switch {
