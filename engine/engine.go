@@ -237,7 +237,7 @@ func (e *Engine) Observe(o *Observation) {
 	rs := e.current.Load()
 	ix := &rs.index[o.Source&1]
 	e.metrics.observations[o.Source&1].Add(1)
-	if o.Source == SourceSpans {
+	if o.Source == SourceSpans && !o.SourceCounted {
 		e.sources.seen(o.Labels)
 	}
 	for i, name := range ix.names {
@@ -251,6 +251,16 @@ func (e *Engine) Observe(o *Observation) {
 	}
 	for _, x := range ix.scan {
 		x.rule.observe(o, x.skip, e.metrics)
+	}
+}
+
+// SpansFrom tells the engine that the span source (service.name) name sent
+// n spans that were observed with Observation.SourceCounted set: a
+// receiver that counts a resource's spans reports them once, instead of
+// the engine looking service.name up in every span.
+func (e *Engine) SpansFrom(name string, n int) {
+	if n > 0 {
+		e.sources.seenN(name, uint64(n))
 	}
 }
 

@@ -207,7 +207,15 @@ func newSourceTracker(max int, timeout, forgetAfter time.Duration, now time.Time
 // not allocate once the name is tracked.
 func (t *sourceTracker) seen(l Labels) {
 	name, ok := l.Get(serviceNameLabel)
-	if !ok || name == "" {
+	if !ok {
+		return
+	}
+	t.seenN(name, 1)
+}
+
+// seenN stamps the source name, which sent n spans, with the current tick.
+func (t *sourceTracker) seenN(name string, n uint64) {
+	if name == "" || n == 0 {
 		return
 	}
 	now := t.tick.Load()
@@ -215,7 +223,7 @@ func (t *sourceTracker) seen(l Labels) {
 	s := t.sources[name]
 	t.mu.RUnlock()
 	if s != nil {
-		s.spans.Add(1)
+		s.spans.Add(n)
 		if s.lastSeen.Load() != now { // spare the cache line when nothing changes
 			s.lastSeen.Store(now)
 		}
@@ -228,7 +236,7 @@ func (t *sourceTracker) seen(l Labels) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if s := t.sources[name]; s != nil {
-		s.spans.Add(1)
+		s.spans.Add(n)
 		s.lastSeen.Store(now)
 		return
 	}
@@ -238,7 +246,7 @@ func (t *sourceTracker) seen(l Labels) {
 		return
 	}
 	s = &sourceEntry{firstSeen: now}
-	s.spans.Store(1)
+	s.spans.Store(n)
 	s.lastSeen.Store(now)
 	t.sources[strings.Clone(name)] = s // the label's bytes may be reused by the source
 }

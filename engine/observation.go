@@ -47,11 +47,15 @@ type Observation struct {
 	// buckets, ascending: buckets that saw nothing still bound the
 	// interpolation, as in Prometheus. The engine copies it only when the
 	// layout changes, so a source may share one slice per series.
-	Bounds  []float64
-	Failed  bool     // span status error, HTTP 5xx, gRPC non-OK
-	TraceID [16]byte // zero when unknown
-	SpanID  [8]byte  // zero when unknown
-	Labels  Labels
+	Bounds []float64
+	Failed bool // span status error, HTTP 5xx, gRPC non-OK
+	// SourceCounted says the sender reports this span's service.name
+	// itself (Engine.SpansFrom, once per resource), so the engine does
+	// not look it up in Labels for SentinelNoData's source tracking.
+	SourceCounted bool
+	TraceID       [16]byte // zero when unknown
+	SpanID        [8]byte  // zero when unknown
+	Labels        Labels
 }
 
 // Observer accepts observations. Sources depend on this interface, not on

@@ -3,12 +3,13 @@
 # bench pack, the trace buffer on) against a bare pdata receiver
 # (`otlpload bare`: OTLP/HTTP, pooled buffer, UnmarshalProto, nothing else),
 # each pinned to core 0 while `otlpload send` loads it from core 1 for
-# DURATION, one after the other in the same run. CPU is utime + stime from
+# DURATION, in ROUNDS alternating rounds of the same run. CPU is utime + stime from
 # /proc/<pid>/stat over the load; spans are those answered 200.
 # Loopback only; every process it starts is stopped at exit.
 #
 #   scripts/measure-ingest.sh                      # whole traces, 20s each
 #   SHAPE=server DURATION=30s scripts/measure-ingest.sh
+#   ROUNDS=5 DURATION=10s scripts/measure-ingest.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,6 +18,7 @@ senders=${SENDERS:-4}
 shape=${SHAPE:-whole}        # whole: 4-span traces; server: apiserver SERVER spans only
 spans=${SPANS:-400}          # per request
 base=${BASE_PORT:-24000}
+rounds=${ROUNDS:-3}          # alternating sentinel/bare rounds; the median ratio is reported
 
 work=$(mktemp -d)
 pids=()
@@ -60,18 +62,25 @@ taskset -c 0 "$work/sentinel" run --config.file="$work/sentinel.yaml" --storage.
   --otlp.http-address="127.0.0.1:$((base + 18))" --log.level=warn 2>"$work/sentinel.log" &
 pids+=($!)
 sentinel_pid=$!
-wait_for "http://127.0.0.1:$((base + 90))/-/ready"
-sentinel_line=$(measure sentinel "$sentinel_pid" "http://127.0.0.1:$((base + 18))/v1/traces")
-echo "$sentinel_line"
-kill "$sentinel_pid"; wait "$sentinel_pid" 2>/dev/null || true
-
 taskset -c 0 "$work/otlpload" bare -listen "127.0.0.1:$((base + 19))" 2>"$work/bare.log" &
 pids+=($!)
 bare_pid=$!
+wait_for "http://127.0.0.1:$((base + 90))/-/ready"
 wait_for "http://127.0.0.1:$((base + 19))/"
-bare_line=$(measure bare "$bare_pid" "http://127.0.0.1:$((base + 19))/v1/traces")
-echo "$bare_line"
 
-s=$(sed -E 's/.*cpu_ns_per_span=([0-9]+).*/\1/' <<<"$sentinel_line")
-b=$(sed -E 's/.*cpu_ns_per_span=([0-9]+).*/\1/' <<<"$bare_line")
-awk -v s="$s" -v b="$b" 'BEGIN { printf "ratio sentinel/bare = %.2f (target <= 0.5)\n", s / b }'
+# Rounds alternate between the two, so that a change of the machine's
+# speed (other tenants, frequency) falls on both alike; the ratio is the
+# median of the rounds' ratios.
+ratios=()
+for round in $(seq 1 "$rounds"); do
+  sentinel_line=$(measure sentinel "$sentinel_pid" "http://127.0.0.1:$((base + 18))/v1/traces")
+  echo "round $round $sentinel_line"
+  bare_line=$(measure bare "$bare_pid" "http://127.0.0.1:$((base + 19))/v1/traces")
+  echo "round $round $bare_line"
+  s=$(sed -E 's/.*cpu_ns_per_span=([0-9]+).*/\1/' <<<"$sentinel_line")
+  b=$(sed -E 's/.*cpu_ns_per_span=([0-9]+).*/\1/' <<<"$bare_line")
+  r=$(awk -v s="$s" -v b="$b" 'BEGIN { printf "%.3f", s / b }')
+  echo "round $round ratio sentinel/bare = $r"
+  ratios+=("$r")
+done
+printf '%s\n' "${ratios[@]}" | sort -n | awk '{ a[NR] = $1 } END { m = (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2; printf "median ratio sentinel/bare over %d rounds = %.2f (target <= 0.5)\n", NR, m }'

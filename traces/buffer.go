@@ -255,6 +255,11 @@ func pow2Floor(n int64) int64 { return 1 << (bits.Len64(uint64(n)) - 1) }
 // Keeps reports whether Add keeps an attribute with this key.
 func (b *Buffer) Keeps(key string) bool { return b.attrs.lookup(key) >= 0 }
 
+// Kept is the key's place in the allowlist for Attribute.Kept, zero when
+// Add does not keep an attribute with this key. A receiver that filters
+// attributes with it spares Add a second lookup of each key.
+func (b *Buffer) Kept(key string) KeptKey { return KeptKey(b.attrs.lookup(key) + 1) }
+
 func (b *Buffer) hash(id *TraceID) (*shard, uint32) {
 	h := maphash.Bytes(b.seed, id[:])
 	return &b.shards[h>>(64-shardBits)], uint32(h)
@@ -311,9 +316,11 @@ func (b *Buffer) encodeAttrs(w []byte, attrs []Attribute) (n, truncated int) {
 	tab, maxv := b.attrs, b.opts.MaxValueBytes
 	for i := range attrs {
 		a := &attrs[i]
-		k := tab.lookup(a.Key)
-		if k < 0 {
-			continue
+		k := int(a.Kept) - 1
+		if a.Kept == 0 || k >= len(b.keys) {
+			if k = tab.lookup(a.Key); k < 0 {
+				continue
+			}
 		}
 		if kept == MaxAttributes {
 			truncated++
@@ -738,6 +745,9 @@ type Stats struct {
 	CapacityBytes int64 // records, index and arena, as allocated
 	PinnedTraces  int
 	PinnedBytes   int64
+	// EvictedForSpace counts the spans evicted to make room: once it is
+	// above zero the buffer is full and every span it takes evicts.
+	EvictedForSpace uint64
 }
 
 // Stats counts what the buffer holds.
@@ -747,6 +757,7 @@ func (b *Buffer) Stats() Stats {
 		sh := &b.shards[i]
 		sh.mu.Lock()
 		st.Spans += int(sh.head - sh.tail)
+		st.EvictedForSpace += sh.evicted[evictSpace].Load()
 		st.CapacityBytes += int64(len(sh.recs))*int64(unsafe.Sizeof(record{})) +
 			int64(len(sh.index))*int64(unsafe.Sizeof(slot{})) + int64(len(sh.arena))
 		sh.mu.Unlock()

@@ -396,9 +396,12 @@ func TestResource(t *testing.T) {
 	var res Resource
 	spans := build(9,
 		s{1, 0, "ignored", get, KindServer, 0, 10, []Attribute{{Key: "verb", Value: "get"}}},
-		s{2, 1, "ignored", rng, KindServer, 1, 9, []Attribute{{Key: "rpc.method", Value: "Range"}}},
-		s{3, 1, "ignored", "none", KindInternal, 2, 3, nil},
+		s{2, 1, "ignored", rng, KindServer, 1, 9, []Attribute{{Key: "rpc.method", Value: "Range", Kept: b.Kept("rpc.method")}}},
+		s{3, 1, "ignored", "none", KindInternal, 2, 3, []Attribute{{Key: "os.type", Value: "linux", Kept: b.Kept("os.type")}}},
 	)
+	if b.Kept("os.type") != 0 || b.Kept("rpc.method") == 0 {
+		t.Fatalf("Kept(os.type) = %d, Kept(rpc.method) = %d: want 0 and not 0", b.Kept("os.type"), b.Kept("rpc.method"))
+	}
 	res.Set(apis, []Attribute{{Key: "k8s.node.name", Value: "cp-1"}, {Key: "os.type", Value: "linux"}})
 	b.Add(&res, &spans[0], c.Now())
 	res.Set(etcd, []Attribute{{Key: "host.name", Value: "cp-2"}, {Key: "cloud.availability_zone", Value: "b"}})
@@ -410,8 +413,8 @@ func TestResource(t *testing.T) {
 		got = append(got, fmt.Sprintf("%s/%s %v", sp.Service, sp.Name, sp.Attributes))
 	}
 	want := []string{
-		"apiserver/GET /api/v1/namespaces/{:name} [{k8s.node.name cp-1 0 false} {verb get 0 false}]",
-		"etcd/etcdserverpb.KV/Range [{host.name cp-2 0 false} {cloud.availability_zone b 0 false} {rpc.method Range 0 false}]",
+		"apiserver/GET /api/v1/namespaces/{:name} [{k8s.node.name cp-1 0 false 0} {verb get 0 false 0}]",
+		"etcd/etcdserverpb.KV/Range [{host.name cp-2 0 false 0} {cloud.availability_zone b 0 false 0} {rpc.method Range 0 false 0}]",
 		"/none []",
 	}
 	if fmt.Sprint(got) != fmt.Sprint(want) {

@@ -98,7 +98,14 @@ type Attribute struct {
 	Value string
 	Int   int64
 	IsInt bool
+	// Kept, when not zero, is what Buffer.Kept returned for Key: Add then
+	// takes it instead of looking the key up again.
+	Kept KeptKey
 }
+
+// KeptKey is an allowlisted attribute key's place in the allowlist, plus
+// one; zero means unknown.
+type KeptKey uint8
 
 // MaxAttributes is how many attributes a buffered span keeps at most; the
 // rest are dropped and counted.

@@ -58,16 +58,24 @@ func newConverter(maxValue int, truncated prometheus.Counter, buffer *traces.Buf
 // span to the trace buffer, and counts what it did. received is when the
 // request arrived.
 func (c *converter) convert(o engine.Observer, received time.Time) (accepted, rejected int) {
+	sources, _ := o.(spanSources)
+	c.obs.SourceCounted = sources != nil
+	service, fromService := "", 0 // the current resource's service.name and its spans observed
 	for i := range c.dec.Len() {
 		sp, newResource := c.dec.Span(i)
 		if newResource {
+			if sources != nil {
+				sources.SpansFrom(service, fromService)
+			}
 			c.view.resource = sp.Resource
+			service, fromService = c.resourceService(sp.Resource), 0
 			if c.buffer != nil {
-				c.setResource(sp.Resource)
+				c.setResource(service, sp.Resource)
 			}
 		}
 		if c.observe(sp, o) {
 			accepted++
+			fromService++
 		} else {
 			rejected++
 		}
@@ -75,8 +83,35 @@ func (c *converter) convert(o engine.Observer, received time.Time) (accepted, re
 			c.buffered(sp, received)
 		}
 	}
+	if sources != nil {
+		sources.SpansFrom(service, fromService)
+	}
 	c.release()
 	return accepted, rejected
+}
+
+// spanSources is what an observer that tracks span sources (the engine,
+// for SentinelNoData per service.name) takes: how many spans a source
+// sent, once per resource instead of a lookup per span.
+type spanSources interface {
+	SpansFrom(name string, n int)
+}
+
+// resourceService is the resource's service.name as a label value (cut
+// to the attribute value limit, as every label value is).
+func (c *converter) resourceService(r *otlpwire.Resource) string {
+	v, ok := r.Get("service.name")
+	if !ok {
+		return ""
+	}
+	s := valueString(v)
+	if len(s) > c.view.maxValue && c.view.maxValue > 0 {
+		s, _ = truncateValue(s, c.view.maxValue)
+		if c.view.truncated != nil {
+			c.view.truncated.Inc()
+		}
+	}
+	return s
 }
 
 // observe converts one span; false means the span was rejected.
@@ -98,13 +133,9 @@ func (c *converter) observe(span *otlpwire.Span, o engine.Observer) bool {
 	return true
 }
 
-// setResource points the trace buffer's resource at r: service.name and
+// setResource points the trace buffer's resource at r: its service and
 // the attributes the buffer keeps.
-func (c *converter) setResource(r *otlpwire.Resource) {
-	service := ""
-	if v, ok := r.Get("service.name"); ok {
-		service = valueString(v)
-	}
+func (c *converter) setResource(service string, r *otlpwire.Resource) {
 	c.resAttrs = c.bufferAttrs(c.resAttrs[:0], r.Attributes)
 	c.res.Set(service, c.resAttrs)
 }
@@ -114,10 +145,11 @@ func (c *converter) setResource(r *otlpwire.Resource) {
 func (c *converter) bufferAttrs(dst []traces.Attribute, kvs []otlpwire.KeyValue) []traces.Attribute {
 	for i := range kvs {
 		kv := &kvs[i]
-		if !c.buffer.Keeps(kv.Key) {
+		k := c.buffer.Kept(kv.Key)
+		if k == 0 {
 			continue
 		}
-		a := traces.Attribute{Key: kv.Key}
+		a := traces.Attribute{Key: kv.Key, Kept: k}
 		if kv.Value.Type() == otlpwire.ValueTypeInt {
 			a.Int, a.IsInt = kv.Value.Int(), true
 		} else {

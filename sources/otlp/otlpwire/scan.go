@@ -151,9 +151,23 @@ const (
 func next(b []byte) (num protowire.Number, typ protowire.Type, payload []byte, n int, err error) {
 	// Fast path: a one-byte tag of a length-delimited field whose length
 	// takes one byte, what most OTLP fields are.
-	if len(b) >= 2 && b[0] < 0x80 && b[0]&7 == byte(protowire.BytesType) && b[0]>>3 != 0 && b[1] < 0x80 {
-		if end := 2 + int(b[1]); end <= len(b) {
-			return protowire.Number(b[0] >> 3), protowire.BytesType, b[2:end], end, nil
+	// The same for a one-byte tag of a fixed64 field (span start and end
+	// times) and of a varint field whose value takes one byte (kinds,
+	// status codes, small integers).
+	if len(b) >= 2 && b[0] < 0x80 && b[0]>>3 != 0 {
+		switch protowire.Type(b[0] & 7) {
+		case protowire.BytesType:
+			if end := 2 + int(b[1]); b[1] < 0x80 && end <= len(b) {
+				return protowire.Number(b[0] >> 3), protowire.BytesType, b[2:end], end, nil
+			}
+		case protowire.Fixed64Type:
+			if len(b) >= 9 {
+				return protowire.Number(b[0] >> 3), protowire.Fixed64Type, nil, 9, nil
+			}
+		case protowire.VarintType:
+			if b[1] < 0x80 {
+				return protowire.Number(b[0] >> 3), protowire.VarintType, nil, 2, nil
+			}
 		}
 	}
 	tag, tn, err := varint(b)
