@@ -348,6 +348,20 @@ func handWritten() map[string][]byte {
 	// a packed varint list under an unknown number is skipped.
 	packed := msg(1, msg(2, msg(2, cat(msg(1, tid1), msg(2, sid1), fx64(7, start), fx64(8, end), msg(40, protowire.AppendVarint(protowire.AppendVarint(nil, 1), 300))))))
 
+	// The decoder's fast path for one-scalar attributes (otlpwire's
+	// scalarKeyValue): key first (the Go SDK) and value first (pdata),
+	// and the near misses that must take the general loop instead.
+	valueFirst := func(key string, value ...[]byte) []byte { return msg(9, msg(2, value...), str(1, key)) }
+	scalars := msg(1, msg(2, msg(2, cat(msg(1, tid1), msg(2, sid1), fx64(7, start), fx64(8, end),
+		valueFirst("http.method", str(1, "GET")), valueFirst("i", vint(3, 127)), valueFirst("b", vint(2, 1)),
+		valueFirst("b0", vint(2, 0)), valueFirst("i2", vint(3, 128)), valueFirst("", str(1, "")),
+		kv(9, "k", vint(2, 5)), kv(9, "i0", vint(3, 0)), kv(9, "long", str(1, strings.Repeat("v", 127))),
+		kv(9, "longer", str(1, strings.Repeat("v", 128))), kv(9, strings.Repeat("k", 126), str(1, "x")),
+		msg(9, str(1, "k1"), str(1, "k2")), msg(9, msg(2, str(1, "a")), msg(2, str(1, "b"))),
+		msg(9, str(1, "extra"), msg(2, str(1, "v"), vint(3, 1))), msg(9, str(1, "d"), msg(2, fx64(4, 1))),
+		msg(9, str(1, "trailing"), msg(2, str(1, "v")), vint(3, 1)), msg(9, msg(2, str(7, "bytes")), str(1, "by")),
+	))))
+
 	zero := cat(msg(1), msg(1, msg(1), msg(2)), msg(1, msg(2, msg(1), msg(2))), msg(1, msg(1000)))
 	noTimes := msg(1, msg(2, msg(2, cat(msg(1, tid1), msg(2, sid1), str(5, "no times")))))
 	farFuture := msg(1, msg(2, msg(2, cat(msg(1, tid1), msg(2, sid1), fx64(7, start), fx64(8, math.MaxUint64)))))
@@ -366,6 +380,7 @@ func handWritten() map[string][]byte {
 		"deprecated scope spans only": msg(1, msg(1, kv(1, "service.name", str(1, "old"))),
 			msg(1000, msg(2, msg(1, tid1), msg(2, sid1), fx64(7, start), fx64(8, end), str(5, "old sdk")))),
 		"packed unknown":          packed,
+		"one-scalar attributes":   scalars,
 		"zero-length messages":    zero,
 		"empty request":           {},
 		"no times":                noTimes,

@@ -954,6 +954,13 @@ func (d *Decoder) keyValue(s *scanner, b []byte, nth int, owner string, depth, p
 	if pd >= recursionLimit {
 		return fmt.Errorf("%w: attributes nested past pdata's recursion limit", ErrMalformed)
 	}
+	if scalarKeyValue(b, kv) {
+		if s.lim.MaxKeyBytes > 0 && len(kv.Key) > s.lim.MaxKeyBytes {
+			return &LimitError{Reason: ReasonKeyTooLong,
+				Msg: fmt.Sprintf("a %s attribute key of %d bytes is over the limit of %d bytes", owner, len(kv.Key), s.lim.MaxKeyBytes)}
+		}
+		return nil
+	}
 	for len(b) > 0 {
 		num, typ, v, n, err := next(b)
 		if err != nil {
@@ -984,6 +991,57 @@ func (d *Decoder) keyValue(s *scanner, b []byte, nth int, owner string, depth, p
 		}
 	}
 	return nil
+}
+
+// scalarKeyValue decodes, into kv (zero on entry), the encoding that
+// almost every attribute has: its key and its value holding one string,
+// integer or boolean, in either order (the Go SDK writes the key first,
+// pdata the value), each length (and the integer) in one byte. It reports
+// false, leaving kv alone, for anything else, which keyValue's general
+// loop reads; for what it takes, the result is the loop's.
+func scalarKeyValue(b []byte, kv *KeyValue) bool {
+	// Two fields: 0x0a is field 1 (key), 0x12 field 2 (value), both
+	// length-delimited, lengths in one byte.
+	if len(b) < 4 || b[1] >= 0x80 {
+		return false
+	}
+	p := 2 + int(b[1])
+	if p+2 > len(b) || b[p+1] >= 0x80 || p+2+int(b[p+1]) != len(b) {
+		return false
+	}
+	var key, v []byte
+	switch {
+	case b[0] == 0x0a && b[p] == 0x12:
+		key, v = b[2:p], b[p+2:]
+	case b[0] == 0x12 && b[p] == 0x0a:
+		v, key = b[2:p], b[p+2:]
+	default:
+		return false
+	}
+	if len(v) < 2 || v[1] >= 0x80 {
+		return false
+	}
+	switch v[0] {
+	case fieldAnyValueString<<3 | byte(protowire.BytesType):
+		if 2+int(v[1]) != len(v) {
+			return false
+		}
+		kv.Value.typ, kv.Value.str = ValueTypeStr, view(v[2:])
+	case fieldAnyValueInt<<3 | byte(protowire.VarintType):
+		if len(v) != 2 {
+			return false
+		}
+		kv.Value.typ, kv.Value.num = ValueTypeInt, uint64(v[1])
+	case fieldAnyValueBool<<3 | byte(protowire.VarintType):
+		if len(v) != 2 {
+			return false
+		}
+		kv.Value.typ, kv.Value.num = ValueTypeBool, uint64(v[1])
+	default:
+		return false
+	}
+	kv.Key = view(key)
+	return true
 }
 
 // anyValue checks an AnyValue and decodes it into val; a repeated AnyValue
