@@ -89,13 +89,17 @@ func send(ctx context.Context, args []string, out io.Writer) error {
 		nbodies = max(nbodies, (*namespaces+perBody-1)/max(perBody, 1))
 	}
 	var bodies [][]byte
-	ns := 0
+	var traceIDsAt [][]int // where each body's trace IDs are
+	ns, longest := 0, 0
 	for range nbodies {
-		b, err := ptraceotlp.NewExportRequestFromTraces(payload(rng, *perRequest, *shape == "server", *namespaces, &ns)).MarshalProto()
+		td := payload(rng, *perRequest, *shape == "server", *namespaces, &ns)
+		b, err := ptraceotlp.NewExportRequestFromTraces(td).MarshalProto()
 		if err != nil {
 			return err
 		}
 		bodies = append(bodies, b)
+		traceIDsAt = append(traceIDsAt, traceIDOffsets(td, b))
+		longest = max(longest, len(b))
 	}
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: *senders}, Timeout: 30 * time.Second}
 	ctx, cancel := context.WithTimeout(ctx, *duration)
@@ -105,6 +109,14 @@ func send(ctx context.Context, args []string, out io.Writer) error {
 	begin := time.Now()
 	for range *senders {
 		wg.Go(func() {
+			// Every request carries traces never sent before, as a
+			// cluster's exporters do: the body is copied into the
+			// sender's buffer and the first 8 bytes of each trace ID
+			// become the request's number. The buffer is reused once
+			// the transport has closed the body it read it through.
+			buf := make([]byte, longest)
+			closed := make(chan struct{}, 1)
+			closed <- struct{}{}
 			for ctx.Err() == nil {
 				i := next.Add(1) - 1
 				if *maxSpans > 0 && i*int64(*perRequest) >= *maxSpans {
@@ -120,7 +132,13 @@ func send(ctx context.Context, args []string, out io.Writer) error {
 						}
 					}
 				}
-				req, err := http.NewRequestWithContext(ctx, http.MethodPost, *url, bytes.NewReader(bodies[i%int64(len(bodies))]))
+				<-closed
+				k := i % int64(len(bodies))
+				n := copy(buf, bodies[k])
+				for _, off := range traceIDsAt[k] {
+					binary.BigEndian.PutUint64(buf[off:], uint64(i)+1)
+				}
+				req, err := http.NewRequestWithContext(ctx, http.MethodPost, *url, &sentBody{Reader: bytes.NewReader(buf[:n]), closed: closed})
 				if err != nil {
 					failed.Add(1)
 					return
@@ -146,6 +164,49 @@ func send(ctx context.Context, args []string, out io.Writer) error {
 	wg.Wait()
 	fmt.Fprintf(out, "accepted_spans %d\nrefused_spans %d\nfailed_requests %d\nseconds %.1f\n", accepted.Load(), refused.Load(), failed.Load(), time.Since(begin).Seconds())
 	return nil
+}
+
+// sentBody is a request body that says, once, when the transport has
+// closed it: until then the transport may still read the bytes.
+type sentBody struct {
+	*bytes.Reader
+	once   sync.Once
+	closed chan<- struct{}
+}
+
+func (b *sentBody) Close() error {
+	b.once.Do(func() { b.closed <- struct{}{} })
+	return nil
+}
+
+// traceIDOffsets are the positions in body, the marshalled td, of every
+// copy of every trace ID of td.
+func traceIDOffsets(td ptrace.Traces, body []byte) []int {
+	seen := map[pcommon.TraceID]bool{}
+	var at []int
+	rss := td.ResourceSpans()
+	for i := range rss.Len() {
+		sss := rss.At(i).ScopeSpans()
+		for j := range sss.Len() {
+			spans := sss.At(j).Spans()
+			for k := range spans.Len() {
+				id := spans.At(k).TraceID()
+				if seen[id] {
+					continue
+				}
+				seen[id] = true
+				for off := 0; ; {
+					x := bytes.Index(body[off:], id[:])
+					if x < 0 {
+						break
+					}
+					at = append(at, off+x)
+					off += x + len(id)
+				}
+			}
+		}
+	}
+	return at
 }
 
 // payload is n spans: per request an apiserver SERVER span, its INTERNAL
