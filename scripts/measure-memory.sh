@@ -28,6 +28,13 @@ buffer=${BUFFER_BYTES:-67108864}
 budget=${BUDGET:-67108864}
 total=${SPANS_TOTAL:-10000000}
 overload=${OVERLOAD:-60s}
+# The probe shares core 1 with the load generator, which saturates it: as
+# root it runs SCHED_FIFO so that what it measures is sentinel's answer,
+# not its own wait for the core (PROBE_RT=0 turns that off).
+probe_prio=""
+if [ "${PROBE_RT:-1}" = 1 ] && [ "$(id -u)" = 0 ] && command -v chrt >/dev/null; then
+  probe_prio="chrt -f 50"
+fi
 osenders=${OVERLOAD_SENDERS:-128}
 base=${BASE_PORT:-25000}
 
@@ -84,7 +91,7 @@ overload)
   echo "capacity: $cap spans/s ($(tr '\n' ' ' <<<"$out"))"
   r0=$(spans_received); o0=$(observed)
   : >"$work/rss"
-  taskset -c 1 "$work/otlpload" probe -url "$web/-/healthy" -url "$web/metrics" -duration "$overload" >"$work/probe" &
+  $probe_prio taskset -c 1 "$work/otlpload" probe -url "$web/-/healthy" -url "$web/metrics" -duration "$overload" >"$work/probe" &
   pids+=($!)
   probe_pid=$!
   out=$(taskset -c 1 "$work/otlpload" send -url "$otlp" -senders "$osenders" -spans 400 -namespaces 1000 -rate $((2 * cap)) -duration "$overload")
