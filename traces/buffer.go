@@ -199,6 +199,7 @@ type shard struct {
 	mask         uint32
 	removals     uint64 // index entries removed: entries may have moved
 	scratch      []byte // encodes spans of pinned traces
+	prefetched   uint64 // what Prefetch read, so that its reads are kept
 	// Counters of every span are the shard's, so that cores adding to
 	// different shards do not share their cache line.
 	buffered atomic.Uint64
@@ -428,6 +429,53 @@ func (b *Buffer) Add(res *Resource, sp *Span, received time.Time) {
 	sh.buffered.Add(1)
 	if truncated > 0 {
 		b.m.truncated.Add(uint64(truncated))
+	}
+}
+
+// Prefetch readies the buffer for adding spans of these traces, as a
+// receiver knows them before it adds a request's spans one by one: it
+// reads, shard by shard under the shard's lock, the index slot each trace
+// hashes to and the slots of the traces the oldest spans belong to, which
+// adding will evict. Those reads are cache misses (the index is far larger
+// than the caches and read at random); made back to back they overlap,
+// where Add, one span at a time, would wait for each in turn. It changes
+// nothing the buffer holds.
+func (b *Buffer) Prefetch(ids []TraceID) {
+	const chunk = 256
+	var tags [chunk]uint32
+	var shards [chunk]uint8
+	for len(ids) > 0 {
+		n := min(len(ids), chunk)
+		var perShard [len(b.shards)]int
+		for i := range n {
+			h := maphash.Bytes(b.seed, ids[i][:])
+			tags[i], shards[i] = uint32(h), uint8(h>>(64-shardBits))
+			perShard[shards[i]]++
+		}
+		for si := range b.shards {
+			if perShard[si] == 0 {
+				continue
+			}
+			sh := &b.shards[si]
+			sum := uint64(0)
+			sh.mu.Lock()
+			for i := range n {
+				if int(shards[i]) == si {
+					sum += sh.index[tags[i]&sh.mask].head
+				}
+			}
+			// The oldest spans, which these will evict once the buffer is
+			// full: the index slots of those that are their trace's newest.
+			for seq, k := sh.tail, 0; seq < sh.head && k < perShard[si]; seq, k = seq+1, k+1 {
+				if r := &sh.recs[seq&sh.rmask]; r.flags == 0 {
+					h := maphash.Bytes(b.seed, r.traceID[:])
+					sum += sh.index[uint32(h)&sh.mask].head
+				}
+			}
+			sh.prefetched += sum // keeps the reads
+			sh.mu.Unlock()
+		}
+		ids = ids[n:]
 	}
 }
 

@@ -41,6 +41,7 @@ type converter struct {
 	res      traces.Resource
 	resAttrs []traces.Attribute
 	span     traces.Span
+	ids      []traces.TraceID // the request's trace IDs, for Buffer.Prefetch
 }
 
 // newConverter builds a converter whose label values are at most
@@ -58,6 +59,13 @@ func newConverter(maxValue int, truncated prometheus.Counter, buffer *traces.Buf
 // span to the trace buffer, and counts what it did. received is when the
 // request arrived.
 func (c *converter) convert(o engine.Observer, received time.Time) (accepted, rejected int) {
+	if c.buffer != nil {
+		c.ids = c.ids[:0]
+		for i := range c.dec.Len() {
+			c.ids = append(c.ids, c.dec.TraceID(i))
+		}
+		c.buffer.Prefetch(c.ids)
+	}
 	sources, _ := o.(spanSources)
 	c.obs.SourceCounted = sources != nil
 	service, fromService := "", 0 // the current resource's service.name and its spans observed
