@@ -253,9 +253,6 @@ func New(opts Options) (*Buffer, error) {
 // pow2Floor is the largest power of two ≤ n (n ≥ 1).
 func pow2Floor(n int64) int64 { return 1 << (bits.Len64(uint64(n)) - 1) }
 
-// Keeps reports whether Add keeps an attribute with this key.
-func (b *Buffer) Keeps(key string) bool { return b.attrs.lookup(key) >= 0 }
-
 // Kept is the key's place in the allowlist for Attribute.Kept, zero when
 // Add does not keep an attribute with this key. A receiver that filters
 // attributes with it spares Add a second lookup of each key.

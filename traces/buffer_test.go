@@ -56,7 +56,7 @@ func TestAttributeAllowlist(t *testing.T) {
 	}
 	b, _, _ := newBuffer(t, Options{})
 	for _, k := range []string{"", "x", "http.request.body", "k8s.node.nam", "k8s.node.name.", "K8s.node.name"} {
-		if b.Keeps(k) {
+		if b.Kept(k) != 0 {
 			t.Errorf("%q is kept", k)
 		}
 	}

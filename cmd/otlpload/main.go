@@ -39,6 +39,8 @@ import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
+
+	"github.com/kube-sentinel/sentinel/internal/tracebytes"
 )
 
 func main() {
@@ -98,7 +100,7 @@ func send(ctx context.Context, args []string, out io.Writer) error {
 			return err
 		}
 		bodies = append(bodies, b)
-		traceIDsAt = append(traceIDsAt, traceIDOffsets(td, b))
+		traceIDsAt = append(traceIDsAt, tracebytes.Offsets(td, b))
 		longest = max(longest, len(b))
 	}
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: *senders}, Timeout: 30 * time.Second}
@@ -135,9 +137,7 @@ func send(ctx context.Context, args []string, out io.Writer) error {
 				<-closed
 				k := i % int64(len(bodies))
 				n := copy(buf, bodies[k])
-				for _, off := range traceIDsAt[k] {
-					binary.BigEndian.PutUint64(buf[off:], uint64(i)+1)
-				}
+				tracebytes.Renumber(buf[:n], traceIDsAt[k], uint64(i)+1)
 				req, err := http.NewRequestWithContext(ctx, http.MethodPost, *url, &sentBody{Reader: bytes.NewReader(buf[:n]), closed: closed})
 				if err != nil {
 					failed.Add(1)
@@ -177,36 +177,6 @@ type sentBody struct {
 func (b *sentBody) Close() error {
 	b.once.Do(func() { b.closed <- struct{}{} })
 	return nil
-}
-
-// traceIDOffsets are the positions in body, the marshalled td, of every
-// copy of every trace ID of td.
-func traceIDOffsets(td ptrace.Traces, body []byte) []int {
-	seen := map[pcommon.TraceID]bool{}
-	var at []int
-	rss := td.ResourceSpans()
-	for i := range rss.Len() {
-		sss := rss.At(i).ScopeSpans()
-		for j := range sss.Len() {
-			spans := sss.At(j).Spans()
-			for k := range spans.Len() {
-				id := spans.At(k).TraceID()
-				if seen[id] {
-					continue
-				}
-				seen[id] = true
-				for off := 0; ; {
-					x := bytes.Index(body[off:], id[:])
-					if x < 0 {
-						break
-					}
-					at = append(at, off+x)
-					off += x + len(id)
-				}
-			}
-		}
-	}
-	return at
 }
 
 // payload is n spans: per request an apiserver SERVER span, its INTERNAL

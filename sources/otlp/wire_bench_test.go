@@ -1,18 +1,16 @@
 package otlp
 
 import (
-	"bytes"
-	"encoding/binary"
 	"math/rand/v2"
 	"slices"
 	"testing"
 	"time"
 
-	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 
 	"github.com/kube-sentinel/sentinel/engine"
+	"github.com/kube-sentinel/sentinel/internal/tracebytes"
 	"github.com/kube-sentinel/sentinel/traces"
 )
 
@@ -165,39 +163,14 @@ func traceIDRenumberer(b *testing.B, body []byte) func() {
 	if err := req.UnmarshalProto(body); err != nil {
 		b.Fatal(err)
 	}
-	seen := map[pcommon.TraceID]bool{}
-	var at []int
-	rss := req.Traces().ResourceSpans()
-	for i := range rss.Len() {
-		sss := rss.At(i).ScopeSpans()
-		for j := range sss.Len() {
-			spans := sss.At(j).Spans()
-			for k := range spans.Len() {
-				id := spans.At(k).TraceID()
-				if seen[id] {
-					continue
-				}
-				seen[id] = true
-				for off := 0; ; {
-					x := bytes.Index(body[off:], id[:])
-					if x < 0 {
-						break
-					}
-					at = append(at, off+x)
-					off += x + len(id)
-				}
-			}
-		}
-	}
+	at := tracebytes.Offsets(req.Traces(), body)
 	if len(at) < req.Traces().SpanCount() {
 		b.Fatalf("found %d trace IDs in the request's bytes, want one per span (%d)", len(at), req.Traces().SpanCount())
 	}
 	n := uint64(0)
 	return func() {
 		n++
-		for _, off := range at {
-			binary.BigEndian.PutUint64(body[off:], n)
-		}
+		tracebytes.Renumber(body, at, n)
 	}
 }
 
