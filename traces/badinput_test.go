@@ -35,8 +35,10 @@ func TestAddRefuses(t *testing.T) {
 	}
 }
 
-// 10⁵ spans in one trace: the buffer keeps MaxSpansPerTrace, counts the
-// rest, and the trace is marked incomplete.
+// 10⁵ spans in one trace: the ring holds what fits (it is bounded in
+// bytes, whatever the traces), a read of the trace returns the oldest
+// MaxSpansPerTrace spans buffered and counts the rest, and pinning it
+// keeps as many and counts the rest as trace_full.
 func TestHugeTrace(t *testing.T) {
 	b, reg, clk := newBuffer(t, Options{MaxBytes: 4 << 20, MaxSpansPerTrace: 1000})
 	const n = 100_000
@@ -44,18 +46,33 @@ func TestHugeTrace(t *testing.T) {
 		sp := build(1, s{uint64(i + 1), uint64(i), etcd, rng, KindServer, int64(i), int64(i) + 1, nil})[0]
 		add(b, clk.Now(), sp)
 	}
+	live := b.Stats().Spans
+	if live >= n || live <= 1000 {
+		t.Fatalf("%d spans buffered of %d", live, n)
+	}
 	tr, ok := b.Trace(traceID(1))
 	if !ok || len(tr.Spans) != 1000 || tr.Complete {
 		t.Fatalf("trace: ok=%v spans=%d complete=%v", ok, len(tr.Spans), tr.Complete)
 	}
-	if tr.Dropped != 65535 {
-		t.Errorf("trace's dropped count = %d, want saturated 65535", tr.Dropped)
+	if tr.Dropped != live-1000 {
+		t.Errorf("trace's dropped count = %d, want %d", tr.Dropped, live-1000)
 	}
-	if got := metric(t, reg, "sentinel_trace_spans_dropped_total", "reason", "trace_full"); got != n-1000 {
-		t.Errorf("dropped trace_full = %v, want %d", got, n-1000)
+	// The oldest buffered: the first n-live were evicted.
+	if first := tr.Spans[0].SpanID; first != spanID(uint64(n-live+1)) {
+		t.Errorf("first span %v, want %v", first, spanID(uint64(n-live+1)))
 	}
-	p := CriticalPath(tr)
-	if p.Total != time.Duration(tr.Spans[tr.Root].Duration()) {
+	if !b.Pin(traceID(1), clk.Now().Add(time.Minute)) {
+		t.Fatal("Pin refused")
+	}
+	if got := metric(t, reg, "sentinel_trace_spans_dropped_total", "reason", "trace_full"); got != float64(live-1000) {
+		t.Errorf("dropped trace_full = %v, want %d", got, live-1000)
+	}
+	pinned, _ := b.Trace(traceID(1))
+	if len(pinned.Spans) != 1000 || pinned.Dropped != live-1000 {
+		t.Errorf("pinned trace: %d spans, %d dropped", len(pinned.Spans), pinned.Dropped)
+	}
+	p := CriticalPath(pinned) // its root was evicted: no path, no panic
+	if pinned.Root >= 0 && p.Total != time.Duration(pinned.Spans[pinned.Root].Duration()) {
 		t.Errorf("path %v", p.Total)
 	}
 	checkInvariants(t, b)

@@ -91,7 +91,7 @@ func benchmarkAdd(b *testing.B, size int64) {
 		buf.Add(res[k], sp, now)
 		n++
 	}
-	for buf.sum(func(sh *shard) uint64 { return sh.evicted[evictSpace].Load() }) == 0 {
+	for buf.sum(func(sh *shard) uint64 { return sh.evicted[evictSpace] }) == 0 {
 		add()
 	}
 	for range 100_000 {
@@ -140,7 +140,7 @@ func reportMemory(b *testing.B, buf *Buffer) {
 		arena += sh.aHead - sh.aTail
 	}
 	sh := &buf.shards[0]
-	perRecord := float64(unsafe.Sizeof(record{})) + float64(len(sh.index)*int(unsafe.Sizeof(slot{})))/float64(len(sh.recs))
+	perRecord := float64(unsafe.Sizeof(record{}) + unsafe.Sizeof(sh.tags[0]))
 	perSpan := perRecord + float64(arena)/float64(spans)
 	b.ReportMetric(perSpan, "B/span")
 	// A default buffer: as many spans as records, or as arena for these strings.

@@ -1,12 +1,13 @@
 package traces
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/maphash"
 	"log/slog"
+	"math"
 	"math/bits"
-	"slices"
+	"math/rand/v2"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -119,18 +120,26 @@ func (o *Options) setDefaults() error {
 const shardBits = 3
 
 // spanBudget is the average bytes per span the buffer is sized for: a
-// record (80 B), its two index slots (32 B) and the rest for the arena
-// (128 B at the default size, after rounding to powers of two). Spans with
-// longer strings fill the arena first, shorter ones the records; either
-// way the oldest spans make room.
+// record (80 B) and its tag (4 B), the rest for the arena (about 120 B at
+// the default size, after rounding to powers of two), where a span's name
+// and attributes go, and its resource's once for the spans that follow it
+// in the shard. Spans with longer strings fill the arena first, shorter
+// ones the records; either way the oldest spans make room.
 const spanBudget = 256
 
 // Buffer holds recent spans by trace ID, and the pinned traces.
 // It is safe for concurrent use.
+//
+// Adding a span only appends: to its shard's ring of records and to the
+// ring's string arena, both written in order, so that a span costs no
+// random memory access however large the buffer is, and evicting the
+// oldest span costs nothing but moving the tail. There is no index by
+// trace: finding a trace (Pin, Trace: once per exemplar or page view, not
+// per span) scans the shard's dense array of 4-byte trace tags.
 type Buffer struct {
 	opts  Options
 	log   *slog.Logger
-	seed  maphash.Seed
+	seed  [2]uint64
 	keys  []string
 	attrs *attrTable
 	// maxAttrBytes bounds the encoding of one attribute list, maxSpanBytes
@@ -145,19 +154,21 @@ type Buffer struct {
 	lastSweep    atomic.Int64 // unix nanoseconds
 }
 
-// record is a buffered span: fixed size, its strings in the shard's arena
-// at off: the resource block (resLen bytes: the service name, then the
-// resource attributes), the span name (nameLen bytes), then the span
-// attributes, each entry a key index, a length and the value.
+// record is a buffered span: fixed size, its strings in the shard's arena:
+// at off the span name (nameLen bytes) then the span attributes (size
+// bytes in all), each entry a key index, a length and the value; resBack
+// bytes before off its resource's block (resLen bytes: the service name,
+// then the resource attributes), which the spans of a resource that follow
+// one another in the shard share.
 type record struct {
 	traceID    TraceID
 	spanID     SpanID
 	parentID   SpanID
 	start, end int64
 	recv       int64
-	prev       uint64 // seq of the trace's previous span, 0 for none
 	off        uint64 // absolute arena position
-	size       uint16 // arena bytes
+	resBack    uint32 // off minus the resource block's position
+	size       uint16 // arena bytes at off
 	resLen     uint16
 	nameLen    uint8
 	kind       Kind
@@ -165,45 +176,37 @@ type record struct {
 	flags      uint8
 }
 
-const (
-	// superseded: a newer span of the trace is buffered, so evicting this
-	// one leaves the trace's index entry alone (and touches no index
-	// memory, which is most of what eviction would cost).
-	superseded = 1 << iota
-	// detached: its trace was pinned; no index entry refers to it.
-	detached
-)
-
-// slot is an index entry: open addressing with linear probing, keyed by
-// the trace ID of the record at head (the trace's newest span).
-type slot struct {
-	head    uint64 // 0: empty
-	tag     uint32 // low bits of the trace ID's hash: its home slot
-	count   uint16 // spans of the trace added since the entry was made (evictions do not count down)
-	dropped uint16 // spans refused over MaxSpansPerTrace (saturating)
-}
+// detached: the span's trace was pinned, and the span copied to the pinned
+// store; the ring's copy is no longer the trace's.
+const detached = 1
 
 type shard struct {
 	mu sync.Mutex
-	// recs is a ring: the span numbered seq is recs[seq&rmask]; live
-	// spans are tail ≤ seq < head (seqs start at 1, so 0 means none).
+	// recs is a ring: the span numbered seq is recs[seq&rmask], and
+	// tags[seq&rmask] its trace's tag (the low bits of its hash), which
+	// scans for a trace read; live spans are tail ≤ seq < head.
 	recs       []record
+	tags       []uint32
 	rmask      uint64
 	head, tail uint64
 	// arena is a byte ring: live strings are at aTail ≤ pos < aHead,
-	// positions counting on over its wraps (arena[pos&amask]).
+	// positions counting on over its wraps (arena[pos&amask]). aTail is
+	// the oldest span's resource block: blocks are written in order, each
+	// before the spans that share it.
 	arena        []byte
 	amask        uint64
 	aHead, aTail uint64
-	index        []slot
-	mask         uint32
-	removals     uint64 // index entries removed: entries may have moved
-	scratch      []byte // encodes spans of pinned traces
-	prefetched   uint64 // what Prefetch read, so that its reads are kept
-	// Counters of every span are the shard's, so that cores adding to
-	// different shards do not share their cache line.
-	buffered atomic.Uint64
-	evicted  [numEvictReasons]atomic.Uint64
+	// The resource block written last, at resPos: the next span of the
+	// same resource (the same Resource, not Set since) refers to it.
+	res    *Resource
+	resGen uint64
+	resPos uint64
+
+	scratch []byte // encodes spans of pinned traces
+	// Counters of every span are the shard's, under its lock, so that
+	// cores adding to different shards do not share their cache line.
+	buffered uint64
+	evicted  [numEvictReasons]uint64
 	pinned   map[TraceID]*pinnedTrace
 	_        [64]byte // keep shards' locks on separate cache lines
 }
@@ -220,7 +223,7 @@ func New(opts Options) (*Buffer, error) {
 	if err := opts.setDefaults(); err != nil {
 		return nil, err
 	}
-	b := &Buffer{opts: opts, log: opts.Logger, seed: maphash.MakeSeed(), keys: attrKeys()}
+	b := &Buffer{opts: opts, log: opts.Logger, seed: [2]uint64{rand.Uint64(), rand.Uint64()}, keys: attrKeys()}
 	b.attrs = newAttrTable(b.keys)
 	b.maxAttrBytes = MaxAttributes * (2 + max(opts.MaxValueBytes, 20))
 	b.maxSpanBytes = 2 + 2*opts.MaxValueBytes + 2*b.maxAttrBytes
@@ -229,20 +232,18 @@ func New(opts Options) (*Buffer, error) {
 	// allocated.
 	perShard := opts.MaxBytes >> shardBits
 	nrec := pow2Floor(perShard / spanBudget)
-	nslot := 2 * nrec // load ≤ ½
-	arena := pow2Floor(perShard - nrec*int64(unsafe.Sizeof(record{})) - nslot*int64(unsafe.Sizeof(slot{})))
+	arena := pow2Floor(perShard - nrec*int64(unsafe.Sizeof(record{})+4))
 	if arena < 4*int64(b.maxSpanBytes) {
 		return nil, fmt.Errorf("trace buffer: max bytes %d leaves no room for strings", opts.MaxBytes)
 	}
 	for i := range b.shards {
 		sh := &b.shards[i]
 		sh.recs = make([]record, nrec)
+		sh.tags = make([]uint32, nrec)
 		sh.rmask = uint64(nrec - 1)
 		sh.head, sh.tail = 1, 1
 		sh.arena = make([]byte, arena)
 		sh.amask = uint64(arena - 1)
-		sh.index = make([]slot, nslot)
-		sh.mask = uint32(nslot - 1)
 		sh.pinned = make(map[TraceID]*pinnedTrace)
 	}
 	b.encodeResource(&b.noResource)
@@ -258,8 +259,14 @@ func pow2Floor(n int64) int64 { return 1 << (bits.Len64(uint64(n)) - 1) }
 // attributes with it spares Add a second lookup of each key.
 func (b *Buffer) Kept(key string) KeptKey { return KeptKey(b.attrs.lookup(key) + 1) }
 
+// hash places a trace: its shard and its tag. It is keyed with the
+// buffer's random seed, so that whoever chooses trace IDs cannot choose
+// their shard or make their tags collide (a collision only costs a scan a
+// record read): one 128-bit multiply of the ID's halves, each mixed with
+// the seed, folded (the mixing step of wyhash).
 func (b *Buffer) hash(id *TraceID) (*shard, uint32) {
-	h := maphash.Bytes(b.seed, id[:])
+	hi, lo := bits.Mul64(binary.LittleEndian.Uint64(id[:8])^b.seed[0], binary.LittleEndian.Uint64(id[8:])^b.seed[1])
+	h := hi ^ lo
 	return &b.shards[h>>(64-shardBits)], uint32(h)
 }
 
@@ -275,6 +282,7 @@ type Resource struct {
 	attrs   []Attribute
 	enc     []byte  // service and kept attributes, encoded for encBy
 	encBy   *Buffer // nil: enc is stale
+	gen     uint64  // counts the encodings: a shard's block of the resource is of one
 }
 
 // Set makes r describe a resource (the attributes may include
@@ -300,18 +308,58 @@ func (b *Buffer) encodeResource(r *Resource) {
 		truncated++
 	}
 	r.enc, r.encBy = w[:n+m], b
+	r.gen++
 	if truncated > 0 {
 		b.m.truncated.Add(uint64(truncated))
 	}
 }
 
-// encodeAttrs writes the allowlisted attributes, at most MaxAttributes,
-// each as a key index, a length and the value (cut to MaxValueBytes;
-// integers formatted), into w, which has room for b.maxAttrBytes. It
-// returns the bytes written and the fields truncated or dropped.
+// attrWriter encodes attributes as a record keeps them, each a key
+// index, a length and the value (cut to maxValue; integers formatted),
+// at most MaxAttributes, into w, which has room for Buffer.maxAttrBytes.
+type attrWriter struct {
+	w         []byte
+	n, kept   int
+	truncated int // values cut, and attributes over MaxAttributes
+	maxValue  int
+}
+
+func (a *attrWriter) full() bool {
+	if a.kept == MaxAttributes {
+		a.truncated++
+		return true
+	}
+	a.kept++
+	return false
+}
+
+func (a *attrWriter) str(k int, v string) {
+	if a.full() {
+		return
+	}
+	v, cut := truncate(v, a.maxValue)
+	if cut {
+		a.truncated++
+	}
+	a.w[a.n], a.w[a.n+1] = uint8(k), uint8(len(v))
+	a.n += 2 + copy(a.w[a.n+2:], v)
+}
+
+func (a *attrWriter) int(k int, v int64) {
+	if a.full() {
+		return
+	}
+	l := len(strconv.AppendInt(a.w[a.n+2:a.n+2], v, 10))
+	a.w[a.n], a.w[a.n+1] = uint8(k), uint8(l)
+	a.n += 2 + l
+}
+
+// encodeAttrs writes the allowlisted attributes into w, which has room
+// for b.maxAttrBytes. It returns the bytes written and the fields
+// truncated or dropped.
 func (b *Buffer) encodeAttrs(w []byte, attrs []Attribute) (n, truncated int) {
-	kept := 0
-	tab, maxv := b.attrs, b.opts.MaxValueBytes
+	aw := attrWriter{w: w, maxValue: b.opts.MaxValueBytes}
+	tab := b.attrs
 	for i := range attrs {
 		a := &attrs[i]
 		k := int(a.Kept) - 1
@@ -320,26 +368,54 @@ func (b *Buffer) encodeAttrs(w []byte, attrs []Attribute) (n, truncated int) {
 				continue
 			}
 		}
-		if kept == MaxAttributes {
-			truncated++
-			continue
-		}
-		kept++
-		w[n] = uint8(k)
 		if a.IsInt {
-			l := len(strconv.AppendInt(w[n+2:n+2], a.Int, 10))
-			w[n+1] = uint8(l)
-			n += 2 + l
-			continue
+			aw.int(k, a.Int)
+		} else {
+			aw.str(k, a.Value)
 		}
-		v, cut := truncate(a.Value, maxv)
-		if cut {
-			truncated++
-		}
-		w[n+1] = uint8(len(v))
-		n += 2 + copy(w[n+2:], v)
 	}
-	return n, truncated
+	return aw.n, aw.truncated
+}
+
+// putAttrs writes a span's attributes into w, with room for
+// b.maxAttrBytes: those encoded in attrs, or, when it is nil, sp's.
+func (b *Buffer) putAttrs(w []byte, sp *Span, attrs *Attributes) (n, truncated int) {
+	if attrs == nil {
+		return b.encodeAttrs(w, sp.Attributes)
+	}
+	return copy(w, attrs.aw.w[:attrs.aw.n]), attrs.aw.truncated
+}
+
+// Attributes are a span's attributes encoded as the buffer keeps them,
+// by a receiver as it reads them, for AddEncoded, which copies them in one
+// piece: no Attribute list to build, no second pass. The zero value is
+// empty; Reset it for each span. Not for concurrent use.
+type Attributes struct {
+	by *Buffer
+	aw attrWriter
+}
+
+// Reset empties a for the next span's attributes, to be added to b.
+func (a *Attributes) Reset(b *Buffer) {
+	if a.by != b || len(a.aw.w) < b.maxAttrBytes {
+		a.by, a.aw.w = b, make([]byte, b.maxAttrBytes)
+	}
+	a.aw.n, a.aw.kept, a.aw.truncated, a.aw.maxValue = 0, 0, 0, b.opts.MaxValueBytes
+}
+
+// String adds an attribute whose key k is kept (Buffer.Kept), and a
+// string value; a zero k adds nothing.
+func (a *Attributes) String(k KeptKey, v string) {
+	if k != 0 && int(k) <= len(a.by.keys) {
+		a.aw.str(int(k)-1, v)
+	}
+}
+
+// Int adds an attribute whose key k is kept, and an integer value.
+func (a *Attributes) Int(k KeptKey, v int64) {
+	if k != 0 && int(k) <= len(a.by.keys) {
+		a.aw.int(int(k)-1, v)
+	}
 }
 
 // Add buffers a span of res received at received, or adds it to its
@@ -351,6 +427,19 @@ func (b *Buffer) encodeAttrs(w []byte, attrs []Attribute) (n, truncated int) {
 // from, is the caller's, so that a receiver reads the clock once per
 // export request, not once per span.
 func (b *Buffer) Add(res *Resource, sp *Span, received time.Time) {
+	b.add(res, sp, nil, received)
+}
+
+// AddEncoded is Add with the span's attributes in attrs (sp.Attributes
+// is not read), encoded by the caller for this buffer.
+func (b *Buffer) AddEncoded(res *Resource, sp *Span, attrs *Attributes, received time.Time) {
+	if attrs.by != b {
+		attrs.Reset(b) // encoded for another buffer, or never reset: none
+	}
+	b.add(res, sp, attrs, received)
+}
+
+func (b *Buffer) add(res *Resource, sp *Span, attrs *Attributes, received time.Time) {
 	switch {
 	case sp.TraceID.IsZero():
 		b.m.drop(dropZeroTraceID)
@@ -374,7 +463,7 @@ func (b *Buffer) Add(res *Resource, sp *Span, received time.Time) {
 	if len(sh.pinned) > 0 {
 		if p, ok := sh.pinned[sp.TraceID]; ok {
 			if now <= p.until {
-				b.addPinned(sh, p, res, sp)
+				b.addPinned(sh, p, res, sp, attrs)
 				return
 			}
 			b.unpin(sh, sp.TraceID, p)
@@ -382,146 +471,50 @@ func (b *Buffer) Add(res *Resource, sp *Span, received time.Time) {
 	}
 	sh.expire(b, now-int64(b.opts.MaxAge))
 
-	i := sh.find(&sp.TraceID, tag)
-	if s := &sh.index[i]; s.head != 0 && int(s.count) >= b.opts.MaxSpansPerTrace {
-		if s.dropped < 65535 {
-			s.dropped++
-		}
-		b.m.drop(dropTraceFull)
-		return
-	}
 	name, cut := truncate(sp.Name, b.opts.MaxValueBytes)
-	removals := sh.removals
-	// Room for the most the span can take: it is written in one pass.
-	pos := sh.makeRoom(b, len(res.enc)+len(name)+b.maxAttrBytes)
-	if sh.removals != removals {
-		i = sh.find(&sp.TraceID, tag) // making room moved or removed entries
+	// Room for the most the span can take, and its resource's block
+	// unless the shard's last block is of this resource and still held:
+	// it is written in one pass.
+	size := len(name) + b.maxAttrBytes
+	if attrs != nil {
+		size = len(name) + attrs.aw.n
+	}
+	shared := sh.res == res && sh.resGen == res.gen
+	pos := sh.makeRoom(b, size+len(res.enc))
+	if !shared || sh.resPos < sh.aTail || pos-sh.resPos > math.MaxUint32 {
+		// Making room may have evicted the last span of the shared block.
+		n := uint64(copy(sh.arena[pos&sh.amask:], res.enc))
+		sh.res, sh.resGen, sh.resPos = res, res.gen, pos
+		pos += n
 	}
 	w := sh.arena[pos&sh.amask:]
-	n := copy(w, res.enc)
-	n += copy(w[n:], name)
-	m, truncated := b.encodeAttrs(w[n:], sp.Attributes)
+	n := copy(w, name)
+	m, truncated := b.putAttrs(w[n:], sp, attrs)
 	if cut {
 		truncated++
 	}
 
 	seq := sh.head
-	r := &sh.recs[seq&sh.rmask]
-	*r = record{
+	i := seq & sh.rmask
+	sh.recs[i] = record{
 		traceID: sp.TraceID, spanID: sp.SpanID, parentID: sp.ParentSpanID,
 		start: sp.Start, end: sp.End, recv: now,
-		off: pos, size: uint16(n + m), resLen: uint16(len(res.enc)), nameLen: uint8(len(name)),
+		off: pos, resBack: uint32(pos - sh.resPos), size: uint16(n + m), resLen: uint16(len(res.enc)), nameLen: uint8(len(name)),
 		kind: sp.Kind, status: sp.Status,
 	}
+	sh.tags[i] = tag
 	sh.head++
 	sh.aHead = pos + uint64(n+m)
-	if s := &sh.index[i]; s.head != 0 {
-		sh.recs[s.head&sh.rmask].flags |= superseded
-		r.prev = s.head
-		s.head = seq
-		s.count++
-	} else {
-		*s = slot{head: seq, tag: tag, count: 1}
-	}
-	sh.buffered.Add(1)
+	sh.buffered++
 	if truncated > 0 {
 		b.m.truncated.Add(uint64(truncated))
 	}
 }
 
-// Prefetch readies the buffer for adding spans of these traces, as a
-// receiver knows them before it adds a request's spans one by one: it
-// reads, shard by shard under the shard's lock, the index slot each trace
-// hashes to and the slots of the traces the oldest spans belong to, which
-// adding will evict. Those reads are cache misses (the index is far larger
-// than the caches and read at random); made back to back they overlap,
-// where Add, one span at a time, would wait for each in turn. It changes
-// nothing the buffer holds.
-func (b *Buffer) Prefetch(ids []TraceID) {
-	const chunk = 256
-	var tags [chunk]uint32
-	var shards [chunk]uint8
-	for len(ids) > 0 {
-		n := min(len(ids), chunk)
-		var perShard [len(b.shards)]int
-		for i := range n {
-			h := maphash.Bytes(b.seed, ids[i][:])
-			tags[i], shards[i] = uint32(h), uint8(h>>(64-shardBits))
-			perShard[shards[i]]++
-		}
-		for si := range b.shards {
-			if perShard[si] == 0 {
-				continue
-			}
-			sh := &b.shards[si]
-			sum := uint64(0)
-			sh.mu.Lock()
-			for i := range n {
-				if int(shards[i]) == si {
-					sum += sh.index[tags[i]&sh.mask].head
-				}
-			}
-			// The oldest spans, which these will evict once the buffer is
-			// full: the index slots of those that are their trace's newest.
-			for seq, k := sh.tail, 0; seq < sh.head && k < perShard[si]; seq, k = seq+1, k+1 {
-				if r := &sh.recs[seq&sh.rmask]; r.flags == 0 {
-					h := maphash.Bytes(b.seed, r.traceID[:])
-					sum += sh.index[uint32(h)&sh.mask].head
-				}
-			}
-			sh.prefetched += sum // keeps the reads
-			sh.mu.Unlock()
-		}
-		ids = ids[n:]
-	}
-}
-
-// find returns the index slot of the trace, or the empty slot where it
-// would go.
-func (sh *shard) find(id *TraceID, tag uint32) uint32 {
-	i := tag & sh.mask
-	for {
-		s := &sh.index[i]
-		if s.head == 0 {
-			return i
-		}
-		if s.tag == tag && sh.recs[s.head&sh.rmask].traceID == *id {
-			return i
-		}
-		i = (i + 1) & sh.mask
-	}
-}
-
-// remove empties slot i, shifting later entries of its probe run back so
-// that lookups need no tombstones.
-func (sh *shard) remove(i uint32) {
-	sh.removals++
-	j := i
-	for {
-		j = (j + 1) & sh.mask
-		s := sh.index[j]
-		if s.head == 0 {
-			break
-		}
-		home := s.tag & sh.mask
-		// Leave s where it is if its home lies cyclically in (i, j].
-		if i <= j {
-			if i < home && home <= j {
-				continue
-			}
-		} else if i < home || home <= j {
-			continue
-		}
-		sh.index[i] = s
-		i = j
-	}
-	sh.index[i] = slot{}
-}
-
 // expire evicts the spans that arrived before cutoff.
 func (sh *shard) expire(b *Buffer, cutoff int64) {
 	for sh.tail < sh.head && sh.recs[sh.tail&sh.rmask].recv < cutoff {
-		sh.evictOldest(b, evictAge)
+		sh.evictOldest(evictAge)
 	}
 }
 
@@ -537,54 +530,63 @@ func (sh *shard) makeRoom(b *Buffer, size int) uint64 {
 		if sh.head-sh.tail < uint64(len(sh.recs)) && pos+uint64(size)-sh.aTail <= a {
 			return pos
 		}
-		sh.evictOldest(b, evictSpace)
+		sh.evictOldest(evictSpace)
 	}
 }
 
-func (sh *shard) evictOldest(b *Buffer, why evictReason) {
-	r := &sh.recs[sh.tail&sh.rmask]
-	if r.flags == 0 { // its trace's newest span: the trace is gone
-		_, tag := b.hash(&r.traceID)
-		if i := sh.find(&r.traceID, tag); sh.index[i].head == sh.tail {
-			sh.remove(i)
-		}
-	}
+func (sh *shard) evictOldest(why evictReason) {
 	sh.tail++
 	if sh.tail < sh.head {
-		sh.aTail = sh.recs[sh.tail&sh.rmask].off
+		r := &sh.recs[sh.tail&sh.rmask]
+		sh.aTail = r.off - uint64(r.resBack)
 	} else {
 		sh.aTail = sh.aHead
 	}
-	sh.evicted[why].Add(1)
+	sh.evicted[why]++
 }
 
-// chain calls f for each live span of the trace in the ring, newest first.
-func (sh *shard) chain(head uint64, f func(r *record)) {
-	for seq := head; seq != 0 && seq >= sh.tail; {
-		r := &sh.recs[seq&sh.rmask]
-		f(r)
-		if r.prev >= seq {
-			return // cannot happen: a chain only goes back in time
+// scan calls f for each live span of the trace in the ring that is not
+// detached, oldest first, and stops when f returns false. It reads the
+// tags, 4 bytes a span, and only the records whose tag is the trace's.
+func (sh *shard) scan(id *TraceID, tag uint32, f func(r *record) bool) {
+	for seq := sh.tail; seq < sh.head; {
+		// The live spans' tags are at most two runs of the ring.
+		from := seq & sh.rmask
+		to := min(uint64(len(sh.tags)), from+(sh.head-seq))
+		for j, t := range sh.tags[from:to] {
+			if t != tag {
+				continue
+			}
+			if r := &sh.recs[from+uint64(j)]; r.traceID == *id && r.flags&detached == 0 && !f(r) {
+				return
+			}
 		}
-		seq = r.prev
+		seq += to - from
 	}
 }
 
-// bytes are a record's strings.
-func (sh *shard) bytes(r *record) []byte {
+// bytes are a record's strings: its resource block, and its own.
+func (sh *shard) bytes(r *record) (res, own []byte) {
+	ro := (r.off - uint64(r.resBack)) & sh.amask
 	off := r.off & sh.amask
-	return sh.arena[off : off+uint64(r.size)]
+	return sh.arena[ro : ro+uint64(r.resLen)], sh.arena[off : off+uint64(r.size)]
 }
 
-// decode copies a record out of w, its strings.
-func (b *Buffer) decode(w []byte, r *record) Span {
+// decodeRecord copies a buffered span out of the ring.
+func (b *Buffer) decodeRecord(sh *shard, r *record) Span {
+	res, own := sh.bytes(r)
+	return b.decode(res, own, r)
+}
+
+// decode copies a record out of its strings: its resource block and its own.
+func (b *Buffer) decode(res, own []byte, r *record) Span {
 	sp := Span{
 		TraceID: r.traceID, SpanID: r.spanID, ParentSpanID: r.parentID,
 		Kind: r.kind, Status: r.status, Start: r.start, End: r.end,
 	}
-	res, spanAttrs := w[:r.resLen], w[int(r.resLen)+int(r.nameLen):]
+	spanAttrs := own[r.nameLen:]
 	sp.Service = string(res[2 : 2+int(res[1])])
-	sp.Name = string(w[r.resLen : int(r.resLen)+int(r.nameLen)])
+	sp.Name = string(own[:r.nameLen])
 	res = res[2+int(res[1]):]
 	count := 0
 	for _, p := range [2][]byte{res, spanAttrs} {
@@ -607,7 +609,7 @@ func (b *Buffer) decode(w []byte, r *record) Span {
 // addPinned adds a copy of the span to a pinned trace: encoded as for the
 // ring, into the shard's scratch, and decoded from it, so that it keeps
 // exactly what a buffered span would.
-func (b *Buffer) addPinned(sh *shard, p *pinnedTrace, res *Resource, sp *Span) {
+func (b *Buffer) addPinned(sh *shard, p *pinnedTrace, res *Resource, sp *Span, attrs *Attributes) {
 	if len(p.spans) >= b.opts.MaxSpansPerTrace {
 		p.dropped++
 		b.m.drop(dropPinnedFull)
@@ -619,17 +621,16 @@ func (b *Buffer) addPinned(sh *shard, p *pinnedTrace, res *Resource, sp *Span) {
 	name, cut := truncate(sp.Name, b.opts.MaxValueBytes)
 	n := copy(sh.scratch, res.enc)
 	n += copy(sh.scratch[n:], name)
-	m, truncated := b.encodeAttrs(sh.scratch[n:], sp.Attributes)
+	m, truncated := b.putAttrs(sh.scratch[n:], sp, attrs)
 	if cut {
 		truncated++
 	}
 	if truncated > 0 {
 		b.m.truncated.Add(uint64(truncated))
 	}
-	o := b.decode(sh.scratch[:n+m], &record{
+	o := b.decode(sh.scratch[:len(res.enc)], sh.scratch[len(res.enc):n+m], &record{
 		traceID: sp.TraceID, spanID: sp.SpanID, parentID: sp.ParentSpanID,
-		start: sp.Start, end: sp.End, size: uint16(n + m), resLen: uint16(len(res.enc)),
-		nameLen: uint8(len(name)), kind: sp.Kind, status: sp.Status,
+		start: sp.Start, end: sp.End, nameLen: uint8(len(name)), kind: sp.Kind, status: sp.Status,
 	})
 	size := spanSize(&o)
 	if b.pinnedBytes.Add(size) > b.opts.MaxPinnedBytes {
@@ -686,27 +687,27 @@ func (b *Buffer) Pin(id TraceID, until time.Time) bool {
 	p := &pinnedTrace{until: deadline}
 	sh.pinned[id] = p
 	sh.expire(b, now-int64(b.opts.MaxAge))
-	i := sh.find(&id, tag)
-	if s := sh.index[i]; s.head != 0 {
-		p.dropped = int(s.dropped)
-		var spans []Span
-		sh.chain(s.head, func(r *record) {
-			spans = append(spans, b.decode(sh.bytes(r), r))
-			r.flags |= detached
-		})
-		sh.remove(i)
-		for j := len(spans) - 1; j >= 0; j-- { // oldest first, as they arrived
-			size := spanSize(&spans[j])
-			if b.pinnedBytes.Add(size) > b.opts.MaxPinnedBytes {
-				b.pinnedBytes.Add(-size)
-				p.dropped++
-				b.m.drop(dropPinnedBytes)
-				continue
-			}
-			p.spans = append(p.spans, spans[j])
-			p.bytes += size
+	// The spans buffered, oldest first as they arrived, up to the cap;
+	// the rest are counted.
+	sh.scan(&id, tag, func(r *record) bool {
+		r.flags |= detached
+		if len(p.spans) >= b.opts.MaxSpansPerTrace {
+			p.dropped++
+			b.m.drop(dropTraceFull)
+			return true
 		}
-	}
+		sp := b.decodeRecord(sh, r)
+		size := spanSize(&sp)
+		if b.pinnedBytes.Add(size) > b.opts.MaxPinnedBytes {
+			b.pinnedBytes.Add(-size)
+			p.dropped++
+			b.m.drop(dropPinnedBytes)
+			return true
+		}
+		p.spans = append(p.spans, sp)
+		p.bytes += size
+		return true
+	})
 	return true
 }
 
@@ -762,15 +763,16 @@ func (b *Buffer) Trace(id TraceID) (Trace, bool) {
 			b.unpin(sh, id, p)
 		}
 		cutoff := now - int64(b.opts.MaxAge)
-		if s := sh.index[sh.find(&id, tag)]; s.head != 0 {
-			dropped = int(s.dropped)
-			sh.chain(s.head, func(r *record) {
-				if r.recv >= cutoff {
-					spans = append(spans, b.decode(sh.bytes(r), r))
-				}
-			})
-			slices.Reverse(spans) // as they arrived
-		}
+		sh.scan(&id, tag, func(r *record) bool {
+			switch {
+			case r.recv < cutoff:
+			case len(spans) >= b.opts.MaxSpansPerTrace:
+				dropped++
+			default:
+				spans = append(spans, b.decodeRecord(sh, r))
+			}
+			return true
+		})
 	}
 	sh.mu.Unlock()
 	if len(spans) == 0 {
@@ -802,9 +804,8 @@ func (b *Buffer) Stats() Stats {
 		sh := &b.shards[i]
 		sh.mu.Lock()
 		st.Spans += int(sh.head - sh.tail)
-		st.EvictedForSpace += sh.evicted[evictSpace].Load()
-		st.CapacityBytes += int64(len(sh.recs))*int64(unsafe.Sizeof(record{})) +
-			int64(len(sh.index))*int64(unsafe.Sizeof(slot{})) + int64(len(sh.arena))
+		st.EvictedForSpace += sh.evicted[evictSpace]
+		st.CapacityBytes += int64(len(sh.recs))*int64(unsafe.Sizeof(record{})+4) + int64(len(sh.arena))
 		sh.mu.Unlock()
 	}
 	return st

@@ -435,7 +435,7 @@ func TestAddDoesNotAllocate(t *testing.T) {
 		b.Add(res[k], &req[k], c.Now())
 		n++
 	}
-	for b.sum(func(sh *shard) uint64 { return sh.evicted[evictSpace].Load() }) == 0 {
+	for b.sum(func(sh *shard) uint64 { return sh.evicted[evictSpace] }) == 0 {
 		add()
 	}
 	if allocs := testing.AllocsPerRun(10000, add); allocs != 0 {

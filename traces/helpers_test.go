@@ -157,45 +157,35 @@ func checkInvariants(t testing.TB, b *Buffer) {
 	for si := range b.shards {
 		sh := &b.shards[si]
 		sh.mu.Lock()
-		onChain := make(map[uint64]bool)
-		for i, sl := range sh.index {
-			if sl.head == 0 {
-				continue
-			}
-			if sl.head < sh.tail || sl.head >= sh.head {
-				t.Fatalf("shard %d slot %d: head %d outside [%d,%d)", si, i, sl.head, sh.tail, sh.head)
-			}
-			id := sh.recs[sl.head&sh.rmask].traceID
-			if got := sh.find(&id, sl.tag); got != uint32(i) {
-				t.Fatalf("shard %d: trace %v found at slot %d, lives at %d", si, id, got, i)
-			}
-			n := 0
-			sh.chain(sl.head, func(r *record) {
-				n++
-				if r.traceID != id {
-					t.Fatalf("shard %d: chain of %v holds a span of %v", si, id, r.traceID)
-				}
-			})
-			for seq := sl.head; seq >= sh.tail && seq != 0; seq = sh.recs[seq&sh.rmask].prev {
-				if onChain[seq] {
-					t.Fatalf("shard %d: span %d on two chains", si, seq)
-				}
-				onChain[seq] = true
-			}
-			if n > int(sl.count) {
-				t.Fatalf("shard %d: trace %v has %d spans, counted %d", si, id, n, sl.count)
-			}
-			if r := &sh.recs[sl.head&sh.rmask]; r.flags != 0 {
-				t.Fatalf("shard %d: trace %v's newest span has flags %b", si, id, r.flags)
-			}
-		}
-		for seq := sh.tail; seq < sh.head; seq++ {
-			if r := &sh.recs[seq&sh.rmask]; r.flags&detached == 0 && !onChain[seq] {
-				t.Fatalf("shard %d: live span %d on no chain", si, seq)
-			}
+		if sh.head < sh.tail || sh.head-sh.tail > uint64(len(sh.recs)) {
+			t.Fatalf("shard %d: %d spans live in a ring of %d", si, sh.head-sh.tail, len(sh.recs))
 		}
 		if used := sh.aHead - sh.aTail; used > uint64(len(sh.arena)) {
 			t.Fatalf("shard %d: arena holds %d bytes of %d", si, used, len(sh.arena))
+		}
+		var lastRes, lastEnd uint64
+		for seq := sh.tail; seq < sh.head; seq++ {
+			r := &sh.recs[seq&sh.rmask]
+			resPos := r.off - uint64(r.resBack)
+			if seq == sh.tail && resPos != sh.aTail {
+				t.Fatalf("shard %d: arena tail %d, oldest span's resource at %d", si, sh.aTail, resPos)
+			}
+			// Blocks in order, each before its spans, all within the
+			// live arena, none split over its end.
+			if resPos < lastRes || r.off < lastEnd || resPos < sh.aTail || r.off+uint64(r.size) > sh.aHead {
+				t.Fatalf("shard %d span %d: resource at %d, strings at %d+%d; previous resource %d, end %d; arena [%d,%d)",
+					si, seq, resPos, r.off, r.size, lastRes, lastEnd, sh.aTail, sh.aHead)
+			}
+			if resPos&sh.amask+uint64(r.resLen) > uint64(len(sh.arena)) || r.off&sh.amask+uint64(r.size) > uint64(len(sh.arena)) {
+				t.Fatalf("shard %d span %d: strings split over the arena's end", si, seq)
+			}
+			if res, _ := sh.bytes(r); len(res) < 2 || res[0] != serviceKey {
+				t.Fatalf("shard %d span %d: resource block does not start with the service", si, seq)
+			}
+			if _, tag := b.hash(&r.traceID); sh.tags[seq&sh.rmask] != tag {
+				t.Fatalf("shard %d span %d: tag %x, trace's is %x", si, seq, sh.tags[seq&sh.rmask], tag)
+			}
+			lastRes, lastEnd = resPos, r.off+uint64(r.size)
 		}
 		sh.mu.Unlock()
 	}

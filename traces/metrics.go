@@ -61,7 +61,7 @@ func (m *metrics) register(reg prometheus.Registerer, b *Buffer) {
 			func() float64 { return float64(v.Load()) })
 	}
 	f.NewCounterFunc(prometheus.CounterOpts{Name: "sentinel_trace_spans_buffered_total", Help: "Spans kept in the trace buffer."},
-		func() float64 { return float64(b.sum(func(sh *shard) uint64 { return sh.buffered.Load() })) })
+		func() float64 { return float64(b.sum(func(sh *shard) uint64 { return sh.buffered })) })
 	counter("sentinel_trace_spans_pinned_total", "Spans added to a pinned trace after it was pinned.", nil, &m.pinned)
 	counter("sentinel_trace_span_fields_truncated_total",
 		"Names and attribute values cut to the byte cap, and attributes beyond the per-span cap, of kept spans.", nil, &m.truncated)
@@ -74,7 +74,7 @@ func (m *metrics) register(reg prometheus.Registerer, b *Buffer) {
 			Name:        "sentinel_trace_spans_evicted_total",
 			Help:        "Buffered spans evicted, by reason (older than the retention, or room needed).",
 			ConstLabels: prometheus.Labels{"reason": name},
-		}, func() float64 { return float64(b.sum(func(sh *shard) uint64 { return sh.evicted[r].Load() })) })
+		}, func() float64 { return float64(b.sum(func(sh *shard) uint64 { return sh.evicted[r] })) })
 	}
 	for r, name := range [...]string{"zero_trace_id", "too_many"} {
 		counter("sentinel_trace_pins_refused_total", "Trace pins refused, by reason.",
@@ -82,7 +82,7 @@ func (m *metrics) register(reg prometheus.Registerer, b *Buffer) {
 	}
 	f.NewGaugeFunc(prometheus.GaugeOpts{Name: "sentinel_trace_buffer_spans", Help: "Spans in the trace buffer."},
 		func() float64 { return float64(b.Stats().Spans) })
-	f.NewGaugeFunc(prometheus.GaugeOpts{Name: "sentinel_trace_buffer_capacity_bytes", Help: "Bytes the trace buffer may use (records, index and string arena)."},
+	f.NewGaugeFunc(prometheus.GaugeOpts{Name: "sentinel_trace_buffer_capacity_bytes", Help: "Bytes the trace buffer may use (records, their trace tags and the string arena)."},
 		func() float64 { return float64(b.Stats().CapacityBytes) })
 	f.NewGaugeFunc(prometheus.GaugeOpts{Name: "sentinel_trace_pinned_traces", Help: "Traces pinned."},
 		func() float64 { return float64(b.pinnedTraces.Load()) })
@@ -90,11 +90,14 @@ func (m *metrics) register(reg prometheus.Registerer, b *Buffer) {
 		func() float64 { return float64(b.pinnedBytes.Load()) })
 }
 
-// sum adds up a counter over the shards.
+// sum adds up a counter over the shards, each read under its lock.
 func (b *Buffer) sum(f func(*shard) uint64) uint64 {
 	var n uint64
 	for i := range b.shards {
-		n += f(&b.shards[i])
+		sh := &b.shards[i]
+		sh.mu.Lock()
+		n += f(sh)
+		sh.mu.Unlock()
 	}
 	return n
 }

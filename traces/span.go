@@ -81,7 +81,7 @@ type Span struct {
 	Status       Status
 	Start, End   int64
 	// Attributes offered to Add are the span's own, any number: Add keeps
-	// those of the allowlist (see [Buffer.Keeps]), at most MaxAttributes.
+	// those of the allowlist (see [Buffer.Kept]), at most MaxAttributes.
 	// Spans returned by Trace carry the kept resource attributes, then the
 	// kept span attributes, every value as a string.
 	Attributes []Attribute

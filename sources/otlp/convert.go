@@ -41,7 +41,7 @@ type converter struct {
 	res      traces.Resource
 	resAttrs []traces.Attribute
 	span     traces.Span
-	ids      []traces.TraceID // the request's trace IDs, for Buffer.Prefetch
+	attrs    traces.Attributes // span's, encoded for the buffer
 }
 
 // newConverter builds a converter whose label values are at most
@@ -59,13 +59,6 @@ func newConverter(maxValue int, truncated prometheus.Counter, buffer *traces.Buf
 // span to the trace buffer, and counts what it did. received is when the
 // request arrived.
 func (c *converter) convert(o engine.Observer, received time.Time) (accepted, rejected int) {
-	if c.buffer != nil {
-		c.ids = c.ids[:0]
-		for i := range c.dec.Len() {
-			c.ids = append(c.ids, c.dec.TraceID(i))
-		}
-		c.buffer.Prefetch(c.ids)
-	}
 	sources, _ := o.(spanSources)
 	c.obs.SourceCounted = sources != nil
 	service, fromService := "", 0 // the current resource's service.name and its spans observed
@@ -144,28 +137,32 @@ func (c *converter) observe(span *otlpwire.Span, o engine.Observer) bool {
 // setResource points the trace buffer's resource at r: its service and
 // the attributes the buffer keeps.
 func (c *converter) setResource(service string, r *otlpwire.Resource) {
-	c.resAttrs = c.bufferAttrs(c.resAttrs[:0], r.Attributes)
+	c.resAttrs = c.resAttrs[:0]
+	for i := range r.Attributes {
+		kv := &r.Attributes[i]
+		if k := c.buffer.Kept(kv.Key); k != 0 {
+			c.resAttrs = append(c.resAttrs, traces.Attribute{Key: kv.Key, Value: valueString(kv.Value), Kept: k})
+		}
+	}
 	c.res.Set(service, c.resAttrs)
 }
 
-// bufferAttrs appends to dst the attributes of kvs that the buffer keeps,
+// bufferAttrs encodes the attributes of kvs that the buffer keeps,
 // integers as such (the buffer formats them), other values as strings.
-func (c *converter) bufferAttrs(dst []traces.Attribute, kvs []otlpwire.KeyValue) []traces.Attribute {
+func (c *converter) bufferAttrs(kvs []otlpwire.KeyValue) {
+	c.attrs.Reset(c.buffer)
 	for i := range kvs {
 		kv := &kvs[i]
 		k := c.buffer.Kept(kv.Key)
 		if k == 0 {
 			continue
 		}
-		a := traces.Attribute{Key: kv.Key, Kept: k}
 		if kv.Value.Type() == otlpwire.ValueTypeInt {
-			a.Int, a.IsInt = kv.Value.Int(), true
+			c.attrs.Int(k, kv.Value.Int())
 		} else {
-			a.Value = valueString(kv.Value)
+			c.attrs.String(k, valueString(kv.Value))
 		}
-		dst = append(dst, a)
 	}
-	return dst
 }
 
 // buffered hands one span to the trace buffer, which copies what it keeps.
@@ -174,8 +171,8 @@ func (c *converter) buffered(sp *otlpwire.Span, received time.Time) {
 		TraceID: sp.TraceID, SpanID: sp.SpanID, ParentSpanID: sp.ParentSpanID,
 		Name: sp.Name, Kind: traces.Kind(sp.Kind), Status: traces.Status(sp.StatusCode),
 		Start: int64(sp.Start), End: int64(sp.End),
-		Attributes: c.bufferAttrs(c.span.Attributes[:0], sp.Attributes),
 	}
+	c.bufferAttrs(sp.Attributes)
 	if sp.Kind < 0 || sp.Kind > int32(traces.KindConsumer) {
 		c.span.Kind = traces.KindUnspecified
 	}
@@ -185,7 +182,7 @@ func (c *converter) buffered(sp *otlpwire.Span, received time.Time) {
 	if sp.Start > math.MaxInt64 || sp.End > math.MaxInt64 {
 		c.span.Start, c.span.End = 0, 0 // refused and counted by the buffer
 	}
-	c.buffer.Add(&c.res, &c.span, received)
+	c.buffer.AddEncoded(&c.res, &c.span, &c.attrs, received)
 }
 
 // release drops the references to the request's data, so that a pooled
@@ -195,9 +192,8 @@ func (c *converter) release() {
 	c.view = spanLabels{maxValue: c.view.maxValue, truncated: c.view.truncated}
 	c.obs.End = time.Time{}
 	clear(c.resAttrs)
-	clear(c.span.Attributes)
 	c.res.Set("", nil)
-	c.span = traces.Span{Attributes: c.span.Attributes[:0]}
+	c.span = traces.Span{}
 }
 
 type infoState uint8

@@ -288,10 +288,6 @@ const recursionLimit = 100
 // Len is the number of spans of the last request decoded.
 func (d *Decoder) Len() int { return len(d.spans) }
 
-// TraceID is the trace ID of the ith span of the last request decoded,
-// without the rest of its view.
-func (d *Decoder) TraceID(i int) [16]byte { return d.spans[i].TraceID }
-
 // Span returns the view of the ith span of the last request decoded, in
 // wire order, with its attributes, resource and scope; newResource tells
 // whether its resource differs from that of the span Span returned last.
