@@ -1,6 +1,7 @@
 package traces
 
 import (
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"math"
 	"math/bits"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -114,9 +116,11 @@ func (o *Options) setDefaults() error {
 	return errors.Join(errs...)
 }
 
-// shardBits: spans are spread over 1<<shardBits shards by trace ID, each
-// with its own lock, ring, index and arena, so that receivers on several
-// cores rarely wait for one another, and a trace lives in one shard.
+// shardBits: the buffer has 1<<shardBits shards, each with its own lock,
+// ring and arena. A writer takes a free shard for a whole request, so that
+// receivers on several cores rarely wait for one another and a request's
+// spans are written one after another; a trace's spans may be in any
+// shard.
 const shardBits = 3
 
 // spanBudget is the average bytes per span the buffer is sized for: a
@@ -149,6 +153,14 @@ type Buffer struct {
 	shards                     [1 << shardBits]shard
 	m                          metrics
 
+	next atomic.Uint64 // where the next writer starts looking for a free shard
+
+	// The pinned store: pins is a copy-on-write snapshot of the pinned
+	// traces, read without a lock for every span added; pinMu guards
+	// making a new snapshot and every pinnedTrace's fields.
+	pins         atomic.Pointer[map[TraceID]*pinnedTrace]
+	pinMu        sync.Mutex
+	scratch      []byte // encodes spans of pinned traces, under pinMu
 	pinnedTraces atomic.Int64
 	pinnedBytes  atomic.Int64
 	lastSweep    atomic.Int64 // unix nanoseconds
@@ -202,12 +214,10 @@ type shard struct {
 	resGen uint64
 	resPos uint64
 
-	scratch []byte // encodes spans of pinned traces
 	// Counters of every span are the shard's, under its lock, so that
 	// cores adding to different shards do not share their cache line.
 	buffered uint64
 	evicted  [numEvictReasons]uint64
-	pinned   map[TraceID]*pinnedTrace
 	_        [64]byte // keep shards' locks on separate cache lines
 }
 
@@ -244,7 +254,6 @@ func New(opts Options) (*Buffer, error) {
 		sh.head, sh.tail = 1, 1
 		sh.arena = make([]byte, arena)
 		sh.amask = uint64(arena - 1)
-		sh.pinned = make(map[TraceID]*pinnedTrace)
 	}
 	b.encodeResource(&b.noResource)
 	b.m.register(opts.Registerer, b)
@@ -259,15 +268,14 @@ func pow2Floor(n int64) int64 { return 1 << (bits.Len64(uint64(n)) - 1) }
 // attributes with it spares Add a second lookup of each key.
 func (b *Buffer) Kept(key string) KeptKey { return KeptKey(b.attrs.lookup(key) + 1) }
 
-// hash places a trace: its shard and its tag. It is keyed with the
-// buffer's random seed, so that whoever chooses trace IDs cannot choose
-// their shard or make their tags collide (a collision only costs a scan a
-// record read): one 128-bit multiply of the ID's halves, each mixed with
-// the seed, folded (the mixing step of wyhash).
-func (b *Buffer) hash(id *TraceID) (*shard, uint32) {
+// tag is a trace's tag, what scans compare first. It is keyed with the
+// buffer's random seed, so that whoever chooses trace IDs cannot make
+// their tags collide (a collision only costs a scan a record read): one
+// 128-bit multiply of the ID's halves, each mixed with the seed, folded
+// (the mixing step of wyhash).
+func (b *Buffer) tag(id *TraceID) uint32 {
 	hi, lo := bits.Mul64(binary.LittleEndian.Uint64(id[:8])^b.seed[0], binary.LittleEndian.Uint64(id[8:])^b.seed[1])
-	h := hi ^ lo
-	return &b.shards[h>>(64-shardBits)], uint32(h)
+	return uint32(hi ^ lo)
 }
 
 // Resource is what the spans of one OTLP ResourceSpans share: service.name
@@ -425,21 +433,55 @@ func (a *Attributes) Int(k KeptKey, v int64) {
 // memory (a decode buffer) at once. Spans with all-zero IDs or no valid
 // time are refused and counted. The receive time, which retention counts
 // from, is the caller's, so that a receiver reads the clock once per
-// export request, not once per span.
+// export request, not once per span. A receiver adding a request's spans
+// takes a Writer instead, which locks a shard once for all of them.
 func (b *Buffer) Add(res *Resource, sp *Span, received time.Time) {
-	b.add(res, sp, nil, received)
+	w := b.Writer()
+	w.Add(res, sp, received)
+	w.Close()
+}
+
+// A Writer adds spans to one shard of the buffer, holding its lock from
+// Writer to Close: a receiver takes one per export request. A Writer is
+// not for concurrent use, and must be closed.
+type Writer struct {
+	b  *Buffer
+	sh *shard
+}
+
+// Writer locks a shard for adding spans: the first free one from where
+// the last writer started, or, when every shard is busy, waits for one.
+func (b *Buffer) Writer() Writer {
+	start := b.next.Add(1)
+	for i := range uint64(len(b.shards)) {
+		if sh := &b.shards[(start+i)%uint64(len(b.shards))]; sh.mu.TryLock() {
+			return Writer{b, sh}
+		}
+	}
+	sh := &b.shards[start%uint64(len(b.shards))]
+	sh.mu.Lock()
+	return Writer{b, sh}
+}
+
+// Close unlocks the writer's shard.
+func (w Writer) Close() { w.sh.mu.Unlock() }
+
+// Add is Buffer.Add.
+func (w Writer) Add(res *Resource, sp *Span, received time.Time) {
+	w.b.add(w.sh, res, sp, nil, received)
 }
 
 // AddEncoded is Add with the span's attributes in attrs (sp.Attributes
 // is not read), encoded by the caller for this buffer.
-func (b *Buffer) AddEncoded(res *Resource, sp *Span, attrs *Attributes, received time.Time) {
-	if attrs.by != b {
-		attrs.Reset(b) // encoded for another buffer, or never reset: none
+func (w Writer) AddEncoded(res *Resource, sp *Span, attrs *Attributes, received time.Time) {
+	if attrs.by != w.b {
+		attrs.Reset(w.b) // encoded for another buffer, or never reset: none
 	}
-	b.add(res, sp, attrs, received)
+	w.b.add(w.sh, res, sp, attrs, received)
 }
 
-func (b *Buffer) add(res *Resource, sp *Span, attrs *Attributes, received time.Time) {
+// add writes a span into the locked shard sh.
+func (b *Buffer) add(sh *shard, res *Resource, sp *Span, attrs *Attributes, received time.Time) {
 	switch {
 	case sp.TraceID.IsZero():
 		b.m.drop(dropZeroTraceID)
@@ -456,20 +498,16 @@ func (b *Buffer) add(res *Resource, sp *Span, attrs *Attributes, received time.T
 	} else if res.encBy != b {
 		b.encodeResource(res)
 	}
-	sh, tag := b.hash(&sp.TraceID)
 	now := received.UnixNano()
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	if len(sh.pinned) > 0 {
-		if p, ok := sh.pinned[sp.TraceID]; ok {
-			if now <= p.until {
-				b.addPinned(sh, p, res, sp, attrs)
-				return
-			}
-			b.unpin(sh, sp.TraceID, p)
+	// Checked under the shard's lock, which Pin takes to scan the shard
+	// after it publishes a pin: a span goes to the pinned store or is
+	// in the ring when Pin scans it, never neither.
+	if pins := b.pins.Load(); pins != nil {
+		if p, ok := (*pins)[sp.TraceID]; ok && b.addPinned(p, res, sp, attrs, now) {
+			return
 		}
 	}
-	sh.expire(b, now-int64(b.opts.MaxAge))
+	sh.expire(now - int64(b.opts.MaxAge))
 
 	name, cut := truncate(sp.Name, b.opts.MaxValueBytes)
 	// Room for the most the span can take, and its resource's block
@@ -480,7 +518,7 @@ func (b *Buffer) add(res *Resource, sp *Span, attrs *Attributes, received time.T
 		size = len(name) + attrs.aw.n
 	}
 	shared := sh.res == res && sh.resGen == res.gen
-	pos := sh.makeRoom(b, size+len(res.enc))
+	pos := sh.makeRoom(size + len(res.enc))
 	if !shared || sh.resPos < sh.aTail || pos-sh.resPos > math.MaxUint32 {
 		// Making room may have evicted the last span of the shared block.
 		n := uint64(copy(sh.arena[pos&sh.amask:], res.enc))
@@ -502,7 +540,7 @@ func (b *Buffer) add(res *Resource, sp *Span, attrs *Attributes, received time.T
 		off: pos, resBack: uint32(pos - sh.resPos), size: uint16(n + m), resLen: uint16(len(res.enc)), nameLen: uint8(len(name)),
 		kind: sp.Kind, status: sp.Status,
 	}
-	sh.tags[i] = tag
+	sh.tags[i] = b.tag(&sp.TraceID)
 	sh.head++
 	sh.aHead = pos + uint64(n+m)
 	sh.buffered++
@@ -512,7 +550,7 @@ func (b *Buffer) add(res *Resource, sp *Span, attrs *Attributes, received time.T
 }
 
 // expire evicts the spans that arrived before cutoff.
-func (sh *shard) expire(b *Buffer, cutoff int64) {
+func (sh *shard) expire(cutoff int64) {
 	for sh.tail < sh.head && sh.recs[sh.tail&sh.rmask].recv < cutoff {
 		sh.evictOldest(evictAge)
 	}
@@ -520,7 +558,7 @@ func (sh *shard) expire(b *Buffer, cutoff int64) {
 
 // makeRoom evicts the oldest spans until a record and size contiguous
 // arena bytes are free, and returns the arena position for them.
-func (sh *shard) makeRoom(b *Buffer, size int) uint64 {
+func (sh *shard) makeRoom(size int) uint64 {
 	a := uint64(len(sh.arena))
 	for {
 		pos := sh.aHead
@@ -606,48 +644,98 @@ func (b *Buffer) decode(res, own []byte, r *record) Span {
 	return sp
 }
 
-// addPinned adds a copy of the span to a pinned trace: encoded as for the
-// ring, into the shard's scratch, and decoded from it, so that it keeps
-// exactly what a buffered span would.
-func (b *Buffer) addPinned(sh *shard, p *pinnedTrace, res *Resource, sp *Span, attrs *Attributes) {
+// addPinned adds a copy of the span to its pinned trace, unless the pin
+// has expired (then it reports false, and the span goes to the ring): it
+// is encoded as for the ring, into scratch, and decoded from it, so that
+// it keeps exactly what a buffered span would.
+func (b *Buffer) addPinned(p *pinnedTrace, res *Resource, sp *Span, attrs *Attributes, now int64) bool {
+	b.pinMu.Lock()
+	defer b.pinMu.Unlock()
+	if now > p.until {
+		b.sweep(now)
+		return false
+	}
 	if len(p.spans) >= b.opts.MaxSpansPerTrace {
 		p.dropped++
 		b.m.drop(dropPinnedFull)
-		return
+		return true
 	}
-	if sh.scratch == nil {
-		sh.scratch = make([]byte, b.maxSpanBytes)
+	if b.scratch == nil {
+		b.scratch = make([]byte, b.maxSpanBytes)
 	}
 	name, cut := truncate(sp.Name, b.opts.MaxValueBytes)
-	n := copy(sh.scratch, res.enc)
-	n += copy(sh.scratch[n:], name)
-	m, truncated := b.putAttrs(sh.scratch[n:], sp, attrs)
+	n := copy(b.scratch, res.enc)
+	n += copy(b.scratch[n:], name)
+	m, truncated := b.putAttrs(b.scratch[n:], sp, attrs)
 	if cut {
 		truncated++
 	}
 	if truncated > 0 {
 		b.m.truncated.Add(uint64(truncated))
 	}
-	o := b.decode(sh.scratch[:len(res.enc)], sh.scratch[len(res.enc):n+m], &record{
+	o := b.decode(b.scratch[:len(res.enc)], b.scratch[len(res.enc):n+m], &record{
 		traceID: sp.TraceID, spanID: sp.SpanID, parentID: sp.ParentSpanID,
 		start: sp.Start, end: sp.End, nameLen: uint8(len(name)), kind: sp.Kind, status: sp.Status,
 	})
-	size := spanSize(&o)
+	if b.keepPinned(p, o) {
+		b.m.pinned.Add(1)
+	}
+	return true
+}
+
+// keepPinned adds a span to a pinned trace within the pinned store's byte
+// cap (under pinMu).
+func (b *Buffer) keepPinned(p *pinnedTrace, sp Span) bool {
+	size := spanSize(&sp)
 	if b.pinnedBytes.Add(size) > b.opts.MaxPinnedBytes {
 		b.pinnedBytes.Add(-size)
 		p.dropped++
 		b.m.drop(dropPinnedBytes)
-		return
+		return false
 	}
-	p.spans = append(p.spans, o)
+	p.spans = append(p.spans, sp)
 	p.bytes += size
-	b.m.pinned.Add(1)
+	return true
 }
 
-func (b *Buffer) unpin(sh *shard, id TraceID, p *pinnedTrace) {
-	delete(sh.pinned, id)
-	b.pinnedTraces.Add(-1)
-	b.pinnedBytes.Add(-p.bytes)
+// publish replaces the pins' snapshot with pins (under pinMu).
+func (b *Buffer) publish(pins map[TraceID]*pinnedTrace) {
+	b.pins.Store(&pins)
+	b.pinnedTraces.Store(int64(len(pins)))
+}
+
+// pinned is the trace's pin, if it has one now.
+func (b *Buffer) pinned(id *TraceID, now int64) (*pinnedTrace, bool) {
+	pins := b.pins.Load()
+	if pins == nil {
+		return nil, false
+	}
+	p, ok := (*pins)[*id]
+	if !ok {
+		return nil, false
+	}
+	b.pinMu.Lock()
+	defer b.pinMu.Unlock()
+	if now > p.until {
+		b.sweep(now) // its memory need not wait for the next Pin
+		return nil, false
+	}
+	return p, true
+}
+
+// sweep drops the expired pins (under pinMu).
+func (b *Buffer) sweep(now int64) {
+	old := *b.pins.Load()
+	pins := make(map[TraceID]*pinnedTrace, len(old))
+	for k, p := range old {
+		if now > p.until {
+			b.pinnedBytes.Add(-p.bytes)
+			continue
+		}
+		pins[k] = p
+	}
+	b.publish(pins)
+	b.lastSweep.Store(now)
 }
 
 // Pin keeps the trace until until, and at least PinGrace from now: the
@@ -660,69 +748,100 @@ func (b *Buffer) Pin(id TraceID, until time.Time) bool {
 		b.m.refused[pinZeroTraceID].Add(1)
 		return false
 	}
-	sh, tag := b.hash(&id)
 	now := b.opts.Now().UnixNano()
 	deadline := max(until.UnixNano(), now+int64(b.opts.PinGrace))
+	b.pinMu.Lock()
+	var old map[TraceID]*pinnedTrace
+	if pins := b.pins.Load(); pins != nil {
+		old = *pins
+	}
+	if p, ok := old[id]; ok && now <= p.until {
+		p.until = max(p.until, deadline)
+		b.pinMu.Unlock()
+		return true
+	}
 	// Expired pins go when one is needed, and at most once a second
 	// otherwise, so that their memory does not wait for their trace's
 	// next span.
-	if last := b.lastSweep.Load(); b.pinnedTraces.Load() >= int64(b.opts.MaxPinnedTraces) ||
-		now-last > int64(time.Second) && b.lastSweep.CompareAndSwap(last, now) {
-		b.sweep(now)
+	pins := make(map[TraceID]*pinnedTrace, len(old)+1)
+	sweep := len(old) >= b.opts.MaxPinnedTraces || now-b.lastSweep.Load() > int64(time.Second)
+	for k, p := range old {
+		if k == id || sweep && now > p.until {
+			b.pinnedBytes.Add(-p.bytes)
+			continue
+		}
+		pins[k] = p
 	}
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	if p, ok := sh.pinned[id]; ok && now <= p.until {
-		p.until = max(p.until, deadline)
-		return true
-	} else if ok {
-		b.unpin(sh, id, p)
+	if sweep {
+		b.lastSweep.Store(now)
 	}
-	if b.pinnedTraces.Add(1) > int64(b.opts.MaxPinnedTraces) {
-		b.pinnedTraces.Add(-1)
+	if len(pins) >= b.opts.MaxPinnedTraces {
+		if len(pins) != len(old) {
+			b.publish(pins)
+		}
+		b.pinMu.Unlock()
 		b.m.refused[pinTooMany].Add(1)
 		b.log.Debug("trace pin refused: pinned store full", "trace_id", id, "max_pinned_traces", b.opts.MaxPinnedTraces)
 		return false
 	}
 	p := &pinnedTrace{until: deadline}
-	sh.pinned[id] = p
-	sh.expire(b, now-int64(b.opts.MaxAge))
-	// The spans buffered, oldest first as they arrived, up to the cap;
-	// the rest are counted.
-	sh.scan(&id, tag, func(r *record) bool {
-		r.flags |= detached
+	pins[id] = p
+	b.publish(pins)
+	b.pinMu.Unlock()
+
+	// The spans buffered, shard by shard; spans that arrive from now on
+	// go to p. A shard's scan holds its lock, so a writer's span is
+	// either written before the scan or sees the pin.
+	found := b.buffered(&id, now-int64(b.opts.MaxAge), true)
+	// Oldest first, as they arrived, then those added since the pin; up
+	// to the cap, the rest counted.
+	b.pinMu.Lock()
+	later := p.spans
+	p.spans, p.bytes = nil, 0
+	b.pinnedBytes.Add(-spansSize(later))
+	for _, sp := range append(found, later...) {
 		if len(p.spans) >= b.opts.MaxSpansPerTrace {
 			p.dropped++
 			b.m.drop(dropTraceFull)
-			return true
+			continue
 		}
-		sp := b.decodeRecord(sh, r)
-		size := spanSize(&sp)
-		if b.pinnedBytes.Add(size) > b.opts.MaxPinnedBytes {
-			b.pinnedBytes.Add(-size)
-			p.dropped++
-			b.m.drop(dropPinnedBytes)
-			return true
-		}
-		p.spans = append(p.spans, sp)
-		p.bytes += size
-		return true
-	})
+		b.keepPinned(p, sp)
+	}
+	b.pinMu.Unlock()
 	return true
 }
 
-// sweep drops the expired pins of every shard (one lock at a time).
-func (b *Buffer) sweep(now int64) {
+// buffered returns the trace's spans in the ring that arrived at cutoff
+// or later, oldest first, shard by shard under each one's lock; detach
+// marks them as moved to the pinned store.
+func (b *Buffer) buffered(id *TraceID, cutoff int64, detach bool) []Span {
+	type arrived struct {
+		at int64
+		sp Span
+	}
+	var found []arrived
+	tag := b.tag(id)
 	for i := range b.shards {
 		sh := &b.shards[i]
 		sh.mu.Lock()
-		for id, p := range sh.pinned {
-			if now > p.until {
-				b.unpin(sh, id, p)
+		sh.scan(id, tag, func(r *record) bool {
+			if r.recv >= cutoff {
+				found = append(found, arrived{r.recv, b.decodeRecord(sh, r)})
+				if detach {
+					r.flags |= detached
+				}
 			}
-		}
+			return true
+		})
 		sh.mu.Unlock()
 	}
+	// Each shard's in order; merged by arrival.
+	slices.SortStableFunc(found, func(x, y arrived) int { return cmp.Compare(x.at, y.at) })
+	spans := make([]Span, len(found))
+	for i := range found {
+		spans[i] = found[i].sp
+	}
+	return spans
 }
 
 func spanSize(sp *Span) int64 {
@@ -733,48 +852,43 @@ func spanSize(sp *Span) int64 {
 	return n
 }
 
+func spansSize(spans []Span) int64 {
+	n := int64(0)
+	for i := range spans {
+		n += spanSize(&spans[i])
+	}
+	return n
+}
+
 // Pinned reports whether the trace is pinned now.
 func (b *Buffer) Pinned(id TraceID) bool {
-	sh, _ := b.hash(&id)
-	now := b.opts.Now().UnixNano()
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	p, ok := sh.pinned[id]
-	return ok && now <= p.until
+	_, ok := b.pinned(&id, b.opts.Now().UnixNano())
+	return ok
 }
 
 // Trace assembles the trace from what the buffer holds: its pinned spans
-// if it is pinned, else those still buffered. It reports false for a trace
+// if it is pinned, else those still buffered (the oldest MaxSpansPerTrace
+// of them; the rest are counted as dropped). It reports false for a trace
 // it holds no span of (unknown, expired or evicted).
 func (b *Buffer) Trace(id TraceID) (Trace, bool) {
 	if id.IsZero() {
 		return Trace{}, false
 	}
-	sh, tag := b.hash(&id)
 	now := b.opts.Now().UnixNano()
 	var spans []Span
 	dropped := 0
-	sh.mu.Lock()
-	if p, ok := sh.pinned[id]; ok && now <= p.until {
+	if p, ok := b.pinned(&id, now); ok {
+		b.pinMu.Lock()
 		spans = append([]Span(nil), p.spans...)
 		dropped = p.dropped
+		b.pinMu.Unlock()
 	} else {
-		if ok {
-			b.unpin(sh, id, p)
+		spans = b.buffered(&id, now-int64(b.opts.MaxAge), false)
+		if len(spans) > b.opts.MaxSpansPerTrace {
+			dropped = len(spans) - b.opts.MaxSpansPerTrace
+			spans = spans[:b.opts.MaxSpansPerTrace]
 		}
-		cutoff := now - int64(b.opts.MaxAge)
-		sh.scan(&id, tag, func(r *record) bool {
-			switch {
-			case r.recv < cutoff:
-			case len(spans) >= b.opts.MaxSpansPerTrace:
-				dropped++
-			default:
-				spans = append(spans, b.decodeRecord(sh, r))
-			}
-			return true
-		})
 	}
-	sh.mu.Unlock()
 	if len(spans) == 0 {
 		return Trace{}, false
 	}

@@ -53,6 +53,20 @@ func TestAttributeAllowlist(t *testing.T) {
 		if probes > 3 {
 			t.Errorf("%q is found after %d probes", k, probes)
 		}
+		// Keys compare as words: a key that differs from this one in any
+		// one byte, or is one byte longer or shorter, is another key.
+		for j := range len(k) {
+			near := []byte(k)
+			near[j] ^= 0x20
+			if got := tab.lookup(string(near)); got >= 0 && keys[got] != string(near) {
+				t.Errorf("lookup(%q) = %q", near, keys[got])
+			}
+		}
+		for _, near := range []string{k[:len(k)-1], k + "x", "x" + k} {
+			if got := tab.lookup(near); got >= 0 && keys[got] != near {
+				t.Errorf("lookup(%q) = %q", near, keys[got])
+			}
+		}
 	}
 	b, _, _ := newBuffer(t, Options{})
 	for _, k := range []string{"", "x", "http.request.body", "k8s.node.nam", "k8s.node.name.", "K8s.node.name"} {
@@ -163,15 +177,9 @@ func TestEvictionByAge(t *testing.T) {
 	if _, ok := b.Trace(traceID(1)); ok {
 		t.Fatal("still there after MaxAge")
 	}
-	// Adding to the same shard evicts it: find a trace in the same shard.
-	sh, _ := b.hash(&sp[0].TraceID)
-	for i := uint64(2); ; i++ {
-		id := traceID(i)
-		if s2, _ := b.hash(&id); s2 == sh {
-			sp2 := build(i, s{1, 0, apis, get, KindServer, 0, 1, nil})
-			add(b, c.Now(), sp2[0])
-			break
-		}
+	// Adding to its shard evicts it: writers take the shards in turn.
+	for i := range len(b.shards) {
+		add(b, c.Now(), build(uint64(i+2), s{1, 0, apis, get, KindServer, 0, 1, nil})...)
 	}
 	if n := metric(t, reg, "sentinel_trace_spans_evicted_total", "reason", "age"); n != 1 {
 		t.Errorf("evicted by age = %v, want 1", n)

@@ -182,7 +182,7 @@ func checkInvariants(t testing.TB, b *Buffer) {
 			if res, _ := sh.bytes(r); len(res) < 2 || res[0] != serviceKey {
 				t.Fatalf("shard %d span %d: resource block does not start with the service", si, seq)
 			}
-			if _, tag := b.hash(&r.traceID); sh.tags[seq&sh.rmask] != tag {
+			if tag := b.tag(&r.traceID); sh.tags[seq&sh.rmask] != tag {
 				t.Fatalf("shard %d span %d: tag %x, trace's is %x", si, seq, sh.tags[seq&sh.rmask], tag)
 			}
 			lastRes, lastEnd = resPos, r.off+uint64(r.size)

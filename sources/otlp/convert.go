@@ -42,6 +42,7 @@ type converter struct {
 	resAttrs []traces.Attribute
 	span     traces.Span
 	attrs    traces.Attributes // span's, encoded for the buffer
+	writer   traces.Writer     // while converting a request
 }
 
 // newConverter builds a converter whose label values are at most
@@ -59,6 +60,11 @@ func newConverter(maxValue int, truncated prometheus.Counter, buffer *traces.Buf
 // span to the trace buffer, and counts what it did. received is when the
 // request arrived.
 func (c *converter) convert(o engine.Observer, received time.Time) (accepted, rejected int) {
+	if c.buffer != nil {
+		// One shard of the buffer for the whole request.
+		c.writer = c.buffer.Writer()
+		defer c.writer.Close()
+	}
 	sources, _ := o.(spanSources)
 	c.obs.SourceCounted = sources != nil
 	service, fromService := "", 0 // the current resource's service.name and its spans observed
@@ -182,7 +188,7 @@ func (c *converter) buffered(sp *otlpwire.Span, received time.Time) {
 	if sp.Start > math.MaxInt64 || sp.End > math.MaxInt64 {
 		c.span.Start, c.span.End = 0, 0 // refused and counted by the buffer
 	}
-	c.buffer.AddEncoded(&c.res, &c.span, &c.attrs, received)
+	c.writer.AddEncoded(&c.res, &c.span, &c.attrs, received)
 }
 
 // release drops the references to the request's data, so that a pooled

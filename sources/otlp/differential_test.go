@@ -164,7 +164,9 @@ func oracleBuffer(b *traces.Buffer, td ptrace.Traces, received time.Time) {
 // buffers would evict different spans.
 func newDiffBuffer(t testing.TB, now time.Time, spans int) *traces.Buffer {
 	size := int64(traces.MinMaxBytes)
-	for size/1024 < int64(spans) { // a span takes at most about 1 KiB with its share of the index
+	// A span takes at most about 1 KiB, and a request's spans all go
+	// to one of the buffer's eight shards.
+	for size/1024 < 8*int64(spans) {
 		size *= 2
 	}
 	b, err := traces.New(traces.Options{MaxBytes: size, Now: func() time.Time { return now }})

@@ -117,40 +117,74 @@ func BenchmarkIngest(b *testing.B) {
 				name += "+buffer"
 			}
 			b.Run(name, func(b *testing.B) {
-				var e engine.Observer = benchEngine(b)
-				var buf *traces.Buffer
-				if buffered {
-					var err error
-					if buf, err = traces.New(traces.Options{}); err != nil {
-						b.Fatal(err)
-					}
-				}
-				c := newConverter(DefaultLimits().MaxAttributeValueBytes, nil, buf)
-				lim := DefaultLimits().wire()
-				body := slices.Clone(p.body)
-				renumber := traceIDRenumberer(b, body)
-				ingest := func() {
-					renumber()
-					if _, err := c.dec.Decode(body, lim); err != nil {
-						b.Fatal(err)
-					}
-					c.convert(e, time.Now())
-				}
-				if buffered {
-					// Steady state: the buffer is full (every shard, so a
-					// tenth more than filling the first took), and every
-					// span makes room.
-					n := 0
-					for ; fillsMore(buf); n++ {
-						ingest()
-					}
-					for range n / 10 {
-						ingest()
-					}
-				}
-				benchIngest(b, p.n, body, ingest)
+				benchIngest(b, p.n, p.body, wireIngest(b, p.body, buffered))
 			})
 		}
+	}
+}
+
+// wireIngest returns a func that ingests body as the receivers do, with
+// the wire decoder, into the real engine with ten rules and, when
+// buffered, a default trace buffer; each call gives the request new trace
+// IDs. A buffered ingest starts in steady state: the buffer is full
+// (every shard, so a tenth more than filling the first took), and every
+// span makes room.
+func wireIngest(b *testing.B, body []byte, buffered bool) func() {
+	var e engine.Observer = benchEngine(b)
+	var buf *traces.Buffer
+	if buffered {
+		var err error
+		if buf, err = traces.New(traces.Options{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	c := newConverter(DefaultLimits().MaxAttributeValueBytes, nil, buf)
+	lim := DefaultLimits().wire()
+	body = slices.Clone(body)
+	renumber := traceIDRenumberer(b, body)
+	ingest := func() {
+		renumber()
+		if _, err := c.dec.Decode(body, lim); err != nil {
+			b.Fatal(err)
+		}
+		c.convert(e, time.Now())
+	}
+	if buffered {
+		n := 0
+		for ; fillsMore(buf); n++ {
+			ingest()
+		}
+		for range n / 10 {
+			ingest()
+		}
+	}
+	return ingest
+}
+
+// BenchmarkBufferCost is what the trace buffer adds to ingest, per span:
+// the wire path without and with the buffer (as in BenchmarkIngest),
+// alternated request by request so that both see the same machine (whose
+// speed drifts between minutes on a shared VM), each request timed. One
+// op is one request of each.
+func BenchmarkBufferCost(b *testing.B) {
+	for _, p := range benchPayloads(b) {
+		b.Run(p.name, func(b *testing.B) {
+			without, with := wireIngest(b, p.body, false), wireIngest(b, p.body, true)
+			without()
+			var tWithout, tWith time.Duration
+			for b.Loop() {
+				t0 := time.Now()
+				without()
+				t1 := time.Now()
+				with()
+				tWithout += t1.Sub(t0)
+				tWith += time.Since(t1)
+			}
+			spans := float64(b.N * p.n)
+			b.ReportMetric(float64(tWithout)/spans, "wire-ns/span")
+			b.ReportMetric(float64(tWith)/spans, "wire+buffer-ns/span")
+			b.ReportMetric(float64(tWith-tWithout)/spans, "buffer-ns/span")
+		})
 	}
 }
 
