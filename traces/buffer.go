@@ -234,7 +234,7 @@ func New(opts Options) (*Buffer, error) {
 		return nil, err
 	}
 	b := &Buffer{opts: opts, log: opts.Logger, seed: [2]uint64{rand.Uint64(), rand.Uint64()}, keys: attrKeys()}
-	b.attrs = newAttrTable(b.keys)
+	b.attrs = allowlist
 	b.maxAttrBytes = MaxAttributes * (2 + max(opts.MaxValueBytes, 20))
 	b.maxSpanBytes = 2 + 2*opts.MaxValueBytes + 2*b.maxAttrBytes
 	// Ring and arena sizes are powers of two, so that positions wrap
@@ -262,11 +262,6 @@ func New(opts Options) (*Buffer, error) {
 
 // pow2Floor is the largest power of two ≤ n (n ≥ 1).
 func pow2Floor(n int64) int64 { return 1 << (bits.Len64(uint64(n)) - 1) }
-
-// Kept is the key's place in the allowlist for Attribute.Kept, zero when
-// Add does not keep an attribute with this key. A receiver that filters
-// attributes with it spares Add a second lookup of each key.
-func (b *Buffer) Kept(key string) KeptKey { return KeptKey(b.attrs.lookup(key) + 1) }
 
 // tag is a trace's tag, what scans compare first. It is keyed with the
 // buffer's random seed, so that whoever chooses trace IDs cannot make

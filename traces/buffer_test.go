@@ -68,9 +68,8 @@ func TestAttributeAllowlist(t *testing.T) {
 			}
 		}
 	}
-	b, _, _ := newBuffer(t, Options{})
 	for _, k := range []string{"", "x", "http.request.body", "k8s.node.nam", "k8s.node.name.", "K8s.node.name"} {
-		if b.Kept(k) != 0 {
+		if Kept(k) != 0 {
 			t.Errorf("%q is kept", k)
 		}
 	}
@@ -404,11 +403,11 @@ func TestResource(t *testing.T) {
 	var res Resource
 	spans := build(9,
 		s{1, 0, "ignored", get, KindServer, 0, 10, []Attribute{{Key: "verb", Value: "get"}}},
-		s{2, 1, "ignored", rng, KindServer, 1, 9, []Attribute{{Key: "rpc.method", Value: "Range", Kept: b.Kept("rpc.method")}}},
-		s{3, 1, "ignored", "none", KindInternal, 2, 3, []Attribute{{Key: "os.type", Value: "linux", Kept: b.Kept("os.type")}}},
+		s{2, 1, "ignored", rng, KindServer, 1, 9, []Attribute{{Key: "rpc.method", Value: "Range", Kept: Kept("rpc.method")}}},
+		s{3, 1, "ignored", "none", KindInternal, 2, 3, []Attribute{{Key: "os.type", Value: "linux", Kept: Kept("os.type")}}},
 	)
-	if b.Kept("os.type") != 0 || b.Kept("rpc.method") == 0 {
-		t.Fatalf("Kept(os.type) = %d, Kept(rpc.method) = %d: want 0 and not 0", b.Kept("os.type"), b.Kept("rpc.method"))
+	if Kept("os.type") != 0 || Kept("rpc.method") == 0 {
+		t.Fatalf("Kept(os.type) = %d, Kept(rpc.method) = %d: want 0 and not 0", Kept("os.type"), Kept("rpc.method"))
 	}
 	res.Set(apis, []Attribute{{Key: "k8s.node.name", Value: "cp-1"}, {Key: "os.type", Value: "linux"}})
 	b.Add(&res, &spans[0], c.Now())

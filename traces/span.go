@@ -122,10 +122,11 @@ func attrKeys() []string {
 		"k8s.node.name", "host.name", "cloud.availability_zone", "cloud.region", "service.instance.id",
 		"k8s.pod.name", "k8s.namespace.name",
 		// HTTP, old and new conventions
-		"http.method", "http.request.method", "http.target", "url.path", "url.full", "http.url",
+		"http.method", "http.request.method", "http.target", "url.path", "url.query", "url.full", "http.url",
 		"http.route", "http.status_code", "http.response.status_code", "http.scheme", "url.scheme",
 		"http.user_agent", "user_agent.original", "net.peer.ip", "net.peer.name", "client.address",
 		"server.address", "server.port",
+		"http.request.header.content-type", "http.request.header.content_type",
 		// gRPC
 		"rpc.system", "rpc.service", "rpc.method", "rpc.grpc.status_code",
 		// the apiserver's request info (its INTERNAL spans)
@@ -133,6 +134,16 @@ func attrKeys() []string {
 		"user-agent", "client", "protocol", "key", "type",
 	}
 }
+
+// allowlist finds a key's place in attrKeys; built once, never changed.
+var allowlist = newAttrTable(attrKeys())
+
+// Kept is the key's place in the allowlist for Attribute.Kept and
+// Attributes, zero when the buffer does not keep an attribute with this
+// key. A receiver looks each key up once, and uses the answer both to
+// read the attributes it needs itself (all of them allowlisted) and to
+// hand the buffer those it keeps.
+func Kept(key string) KeptKey { return KeptKey(allowlist.lookup(key) + 1) }
 
 // attrTable finds a key's index in attrKeys with a probe or two: a
 // fixed open-addressing table of the allowlist, hashed on the key's

@@ -43,6 +43,7 @@ type converter struct {
 	span     traces.Span
 	attrs    traces.Attributes // span's, encoded for the buffer
 	writer   traces.Writer     // while converting a request
+	kept     []traces.KeptKey  // the span's attribute keys in the allowlist
 }
 
 // newConverter builds a converter whose label values are at most
@@ -80,6 +81,7 @@ func (c *converter) convert(o engine.Observer, received time.Time) (accepted, re
 				c.setResource(service, sp.Resource)
 			}
 		}
+		c.kept = keptKeys(c.kept[:0], sp.Attributes)
 		if c.observe(sp, o) {
 			accepted++
 			fromService++
@@ -135,7 +137,7 @@ func (c *converter) observe(span *otlpwire.Span, o engine.Observer) bool {
 	c.obs.Duration = time.Duration(end - start)
 	c.obs.TraceID = span.TraceID
 	c.obs.SpanID = span.SpanID
-	c.obs.Failed = c.view.reset(span)
+	c.obs.Failed = c.view.reset(span, c.kept)
 	o.Observe(&c.obs)
 	return true
 }
@@ -146,20 +148,21 @@ func (c *converter) setResource(service string, r *otlpwire.Resource) {
 	c.resAttrs = c.resAttrs[:0]
 	for i := range r.Attributes {
 		kv := &r.Attributes[i]
-		if k := c.buffer.Kept(kv.Key); k != 0 {
+		if k := traces.Kept(kv.Key); k != 0 {
 			c.resAttrs = append(c.resAttrs, traces.Attribute{Key: kv.Key, Value: valueString(kv.Value), Kept: k})
 		}
 	}
 	c.res.Set(service, c.resAttrs)
 }
 
-// bufferAttrs encodes the attributes of kvs that the buffer keeps,
-// integers as such (the buffer formats them), other values as strings.
-func (c *converter) bufferAttrs(kvs []otlpwire.KeyValue) {
+// bufferAttrs encodes the attributes of kvs that the buffer keeps (kept
+// are their keys' places in its allowlist), integers as such (the buffer
+// formats them), other values as strings.
+func (c *converter) bufferAttrs(kvs []otlpwire.KeyValue, kept []traces.KeptKey) {
 	c.attrs.Reset(c.buffer)
 	for i := range kvs {
 		kv := &kvs[i]
-		k := c.buffer.Kept(kv.Key)
+		k := kept[i]
 		if k == 0 {
 			continue
 		}
@@ -178,7 +181,7 @@ func (c *converter) buffered(sp *otlpwire.Span, received time.Time) {
 		Name: sp.Name, Kind: traces.Kind(sp.Kind), Status: traces.Status(sp.StatusCode),
 		Start: int64(sp.Start), End: int64(sp.End),
 	}
-	c.bufferAttrs(sp.Attributes)
+	c.bufferAttrs(sp.Attributes, c.kept)
 	if sp.Kind < 0 || sp.Kind > int32(traces.KindConsumer) {
 		c.span.Kind = traces.KindUnspecified
 	}
@@ -237,10 +240,35 @@ type spanLabels struct {
 	truncated prometheus.Counter // may be nil
 }
 
+// keptKeys appends the allowlist place of each key of kvs (zero when the
+// trace buffer does not keep it): one lookup per attribute that both the
+// span view (whose keys are all allowlisted) and the buffer use.
+func keptKeys(dst []traces.KeptKey, kvs []otlpwire.KeyValue) []traces.KeptKey {
+	for i := range kvs {
+		dst = append(dst, traces.Kept(kvs[i].Key))
+	}
+	return dst
+}
+
+// The allowlist places of the attributes the span view reads.
+var (
+	keyRequestMethod  = traces.Kept("http.request.method")
+	keyMethod         = traces.Kept("http.method")
+	keyURLPath        = traces.Kept("url.path")
+	keyURLQuery       = traces.Kept("url.query")
+	keyTarget         = traces.Kept("http.target")
+	keyContentType    = traces.Kept("http.request.header.content-type")
+	keyContentTypeOld = traces.Kept("http.request.header.content_type")
+	keyStatus         = traces.Kept("http.response.status_code")
+	keyStatusOld      = traces.Kept("http.status_code")
+	keyGRPCStatus     = traces.Kept("rpc.grpc.status_code")
+)
+
 // reset points the view at span, scans its attributes once for what
-// conversion needs, and reports whether the span stands for a failed
-// request.
-func (v *spanLabels) reset(span *otlpwire.Span) (failed bool) {
+// conversion needs (kept are their keys' places in the allowlist, as
+// keptKeys returns them), and reports whether the span stands for a
+// failed request.
+func (v *spanLabels) reset(span *otlpwire.Span, kept []traces.KeptKey) (failed bool) {
 	v.span = span
 	v.kind = ptrace.SpanKind(span.Kind)
 	v.method, v.methodOld, v.urlPath, v.urlQuery, v.target, v.contentType = "", "", "", "", "", ""
@@ -248,25 +276,26 @@ func (v *spanLabels) reset(span *otlpwire.Span) (failed bool) {
 
 	httpStatus, grpcStatus := int64(0), int64(0)
 	for i := range span.Attributes {
-		k, val := span.Attributes[i].Key, span.Attributes[i].Value
-		switch k {
-		case "http.request.method":
+		val := span.Attributes[i].Value
+		switch kept[i] {
+		case 0: // most attributes
+		case keyRequestMethod:
 			v.method = val.Str()
-		case "http.method":
+		case keyMethod:
 			v.methodOld = val.Str()
-		case "url.path":
+		case keyURLPath:
 			v.urlPath = val.Str()
-		case "url.query":
+		case keyURLQuery:
 			v.urlQuery = val.Str()
-		case "http.target":
+		case keyTarget:
 			v.target = val.Str()
-		case "http.request.header.content-type", "http.request.header.content_type":
+		case keyContentType, keyContentTypeOld:
 			v.contentType = firstStr(val)
-		case "http.response.status_code", "http.status_code":
+		case keyStatus, keyStatusOld:
 			if n, ok := intValue(val); ok {
 				httpStatus = n
 			}
-		case "rpc.grpc.status_code":
+		case keyGRPCStatus:
 			if n, ok := intValue(val); ok {
 				grpcStatus = n
 			}

@@ -111,7 +111,7 @@ func oracleBuffer(b *traces.Buffer, td ptrace.Traces, received time.Time) {
 	attrs := func(m pcommon.Map) []traces.Attribute {
 		var out []traces.Attribute
 		for k, v := range m.All() {
-			if b.Kept(k) == 0 {
+			if traces.Kept(k) == 0 {
 				continue
 			}
 			a := traces.Attribute{Key: k}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/kube-sentinel/sentinel/engine"
 	"github.com/kube-sentinel/sentinel/sources/otlp/otlpwire"
+	"github.com/kube-sentinel/sentinel/traces"
 )
 
 type spanShape struct {
@@ -47,7 +48,7 @@ func (s spanShape) view(t testing.TB) (*spanLabels, bool) {
 	}
 	span, _ := dec.Span(0)
 	v := &spanLabels{resource: span.Resource}
-	failed := v.reset(span)
+	failed := v.reset(span, keptKeys(nil, span.Attributes))
 	return v, failed
 }
 
@@ -408,5 +409,18 @@ func TestConvertAllocs(t *testing.T) {
 	})
 	if allocs != 0 {
 		t.Errorf("converting 100 spans allocates %v times, want 0", allocs)
+	}
+}
+
+// Every attribute the span view reads is allowlisted, each with its own
+// place: reset tells them apart by place, not by name.
+func TestViewKeysAllowlisted(t *testing.T) {
+	seen := map[traces.KeptKey]bool{}
+	for _, k := range []traces.KeptKey{keyRequestMethod, keyMethod, keyURLPath, keyURLQuery, keyTarget,
+		keyContentType, keyContentTypeOld, keyStatus, keyStatusOld, keyGRPCStatus} {
+		if k == 0 || seen[k] {
+			t.Errorf("key place %d: not allowlisted, or twice", k)
+		}
+		seen[k] = true
 	}
 }
