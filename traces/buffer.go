@@ -45,21 +45,24 @@ type Options struct {
 	// the receive time from its caller). Default time.Now.
 	Now func() time.Time
 
-	// MaxBytes caps the span buffer: fixed-size records, their index and a
-	// string arena, allocated once by New (untouched pages cost nothing
-	// until spans fill them; rounding each part down to a power of two may
-	// leave some of MaxBytes unused: Stats says what was allocated). When
-	// it is full the oldest spans are evicted. A control-plane span takes
-	// about 240 B, so the default holds about a million spans: 20 s of
-	// 50k spans/s. Size it for the rate × (evaluation interval + PinGrace).
+	// MaxBytes caps the span buffer: fixed-size records, their trace
+	// tags and a string arena, allocated once by New (untouched pages cost
+	// nothing until spans fill them; rounding each part down to a power of
+	// two may leave some of MaxBytes unused: Stats says what was
+	// allocated). When it is full the oldest spans are evicted. A
+	// control-plane span takes about 175 B, and the default holds a
+	// million spans: 20 s of 50k spans/s. Size it for the rate ×
+	// (evaluation interval + PinGrace).
 	MaxBytes int64
 	// MaxAge is how long an unpinned span stays visible after it arrived.
 	MaxAge time.Duration
 	// MaxPinnedTraces and MaxPinnedBytes cap the pinned store.
 	MaxPinnedTraces int
 	MaxPinnedBytes  int64
-	// MaxSpansPerTrace caps the spans kept of one trace, buffered or
-	// pinned (at most 65535).
+	// MaxSpansPerTrace caps the spans of one trace that a read (Trace)
+	// or a pin takes from the ring, the oldest first, and those a pinned
+	// trace holds; the rest are counted (at most 65535). The ring itself
+	// is bounded by MaxBytes, whatever the traces.
 	MaxSpansPerTrace int
 	// PinGrace is the least time a pin lasts, whatever its until, so that
 	// spans exported a batch later still join the trace. At least MinPinGrace.
@@ -213,6 +216,9 @@ type shard struct {
 	res    *Resource
 	resGen uint64
 	resPos uint64
+	// scratch takes the attributes of a span that does not go to the
+	// ring (pinned or refused).
+	scratch []byte
 
 	// Counters of every span are the shard's, under its lock, so that
 	// cores adding to different shards do not share their cache line.
@@ -306,7 +312,9 @@ func (b *Buffer) encodeResource(r *Resource) {
 	svc, cut := truncate(r.service, b.opts.MaxValueBytes)
 	w[0], w[1] = serviceKey, uint8(len(svc))
 	n := 2 + copy(w[2:], svc)
-	m, truncated := b.encodeAttrs(w[n:], r.attrs)
+	aw := attrWriter{w: w[n:], maxValue: b.opts.MaxValueBytes}
+	b.encodeAttrs(&aw, r.attrs)
+	m, truncated := aw.n, aw.truncated
 	if cut {
 		truncated++
 	}
@@ -357,11 +365,8 @@ func (a *attrWriter) int(k int, v int64) {
 	a.n += 2 + l
 }
 
-// encodeAttrs writes the allowlisted attributes into w, which has room
-// for b.maxAttrBytes. It returns the bytes written and the fields
-// truncated or dropped.
-func (b *Buffer) encodeAttrs(w []byte, attrs []Attribute) (n, truncated int) {
-	aw := attrWriter{w: w, maxValue: b.opts.MaxValueBytes}
+// encodeAttrs writes the allowlisted attributes of attrs with aw.
+func (b *Buffer) encodeAttrs(aw *attrWriter, attrs []Attribute) {
 	tab := b.attrs
 	for i := range attrs {
 		a := &attrs[i]
@@ -377,46 +382,28 @@ func (b *Buffer) encodeAttrs(w []byte, attrs []Attribute) (n, truncated int) {
 			aw.str(k, a.Value)
 		}
 	}
-	return aw.n, aw.truncated
 }
 
-// putAttrs writes a span's attributes into w, with room for
-// b.maxAttrBytes: those encoded in attrs, or, when it is nil, sp's.
-func (b *Buffer) putAttrs(w []byte, sp *Span, attrs *Attributes) (n, truncated int) {
-	if attrs == nil {
-		return b.encodeAttrs(w, sp.Attributes)
-	}
-	return copy(w, attrs.aw.w[:attrs.aw.n]), attrs.aw.truncated
-}
-
-// Attributes are a span's attributes encoded as the buffer keeps them,
-// by a receiver as it reads them, for AddEncoded, which copies them in one
-// piece: no Attribute list to build, no second pass. The zero value is
-// empty; Reset it for each span. Not for concurrent use.
+// Attributes are a span's attributes as the buffer keeps them, encoded by
+// a receiver as it reads them straight into the buffer's memory: no
+// Attribute list to build, nothing copied twice. Writer.Begin returns
+// them for the span it begins; they are valid until Commit.
 type Attributes struct {
-	by *Buffer
-	aw attrWriter
+	keys int // the allowlist's length
+	aw   attrWriter
 }
 
-// Reset empties a for the next span's attributes, to be added to b.
-func (a *Attributes) Reset(b *Buffer) {
-	if a.by != b || len(a.aw.w) < b.maxAttrBytes {
-		a.by, a.aw.w = b, make([]byte, b.maxAttrBytes)
-	}
-	a.aw.n, a.aw.kept, a.aw.truncated, a.aw.maxValue = 0, 0, 0, b.opts.MaxValueBytes
-}
-
-// String adds an attribute whose key k is kept (Buffer.Kept), and a
-// string value; a zero k adds nothing.
+// String adds an attribute whose key k is kept (Kept), and a string
+// value; a zero k adds nothing.
 func (a *Attributes) String(k KeptKey, v string) {
-	if k != 0 && int(k) <= len(a.by.keys) {
+	if k != 0 && int(k) <= a.keys {
 		a.aw.str(int(k)-1, v)
 	}
 }
 
 // Int adds an attribute whose key k is kept, and an integer value.
 func (a *Attributes) Int(k KeptKey, v int64) {
-	if k != 0 && int(k) <= len(a.by.keys) {
+	if k != 0 && int(k) <= a.keys {
 		a.aw.int(int(k)-1, v)
 	}
 }
@@ -442,7 +429,27 @@ func (b *Buffer) Add(res *Resource, sp *Span, received time.Time) {
 type Writer struct {
 	b  *Buffer
 	sh *shard
+
+	// The span begun and not yet committed.
+	state   spanState
+	res     *Resource
+	sp      *Span
+	pin     *pinnedTrace
+	now     int64
+	pos     uint64 // arena position of its name
+	nameLen int
+	cut     bool
+	attrs   Attributes
 }
+
+type spanState uint8
+
+const (
+	spanNone    spanState = iota
+	spanRing              // being written into the ring
+	spanPinned            // its trace is pinned: encoded into scratch
+	spanRefused           // counted; its attributes go to scratch
+)
 
 // Writer locks a shard for adding spans: the first free one from where
 // the last writer started, or, when every shard is busy, waits for one.
@@ -450,98 +457,140 @@ func (b *Buffer) Writer() Writer {
 	start := b.next.Add(1)
 	for i := range uint64(len(b.shards)) {
 		if sh := &b.shards[(start+i)%uint64(len(b.shards))]; sh.mu.TryLock() {
-			return Writer{b, sh}
+			return Writer{b: b, sh: sh}
 		}
 	}
 	sh := &b.shards[start%uint64(len(b.shards))]
 	sh.mu.Lock()
-	return Writer{b, sh}
+	return Writer{b: b, sh: sh}
 }
 
 // Close unlocks the writer's shard.
-func (w Writer) Close() { w.sh.mu.Unlock() }
+func (w *Writer) Close() { w.sh.mu.Unlock() }
 
 // Add is Buffer.Add.
-func (w Writer) Add(res *Resource, sp *Span, received time.Time) {
-	w.b.add(w.sh, res, sp, nil, received)
+func (w *Writer) Add(res *Resource, sp *Span, received time.Time) {
+	a := w.Begin(res, sp, received)
+	w.b.encodeAttrs(&a.aw, sp.Attributes)
+	w.Commit()
 }
 
-// AddEncoded is Add with the span's attributes in attrs (sp.Attributes
-// is not read), encoded by the caller for this buffer.
-func (w Writer) AddEncoded(res *Resource, sp *Span, attrs *Attributes, received time.Time) {
-	if attrs.by != w.b {
-		attrs.Reset(w.b) // encoded for another buffer, or never reset: none
-	}
-	w.b.add(w.sh, res, sp, attrs, received)
-}
-
-// add writes a span into the locked shard sh.
-func (b *Buffer) add(sh *shard, res *Resource, sp *Span, attrs *Attributes, received time.Time) {
+// Begin starts adding a span as Add does, except for its attributes
+// (sp.Attributes is not read): the caller encodes them into the returned
+// Attributes, then calls Commit. sp and res must stay as they are until
+// then.
+func (w *Writer) Begin(res *Resource, sp *Span, received time.Time) *Attributes {
+	b := w.b
+	w.sp, w.now, w.attrs.keys = sp, received.UnixNano(), len(b.keys)
+	w.state = spanRefused
 	switch {
 	case sp.TraceID.IsZero():
 		b.m.drop(dropZeroTraceID)
-		return
+		return w.scratchAttrs()
 	case sp.SpanID.IsZero():
 		b.m.drop(dropZeroSpanID)
-		return
+		return w.scratchAttrs()
 	case sp.Start <= 0 || sp.End < sp.Start:
 		b.m.drop(dropBadTime)
-		return
+		return w.scratchAttrs()
 	}
 	if res == nil {
 		res = &b.noResource
 	} else if res.encBy != b {
 		b.encodeResource(res)
 	}
-	now := received.UnixNano()
+	w.res = res
 	// Checked under the shard's lock, which Pin takes to scan the shard
 	// after it publishes a pin: a span goes to the pinned store or is
 	// in the ring when Pin scans it, never neither.
 	if pins := b.pins.Load(); pins != nil {
-		if p, ok := (*pins)[sp.TraceID]; ok && b.addPinned(p, res, sp, attrs, now) {
-			return
+		if p, ok := (*pins)[sp.TraceID]; ok {
+			w.state, w.pin = spanPinned, p
+			return w.scratchAttrs()
 		}
 	}
-	sh.expire(now - int64(b.opts.MaxAge))
+	w.startRing()
+	return &w.attrs
+}
 
-	name, cut := truncate(sp.Name, b.opts.MaxValueBytes)
-	// Room for the most the span can take, and its resource's block
-	// unless the shard's last block is of this resource and still held:
-	// it is written in one pass.
-	size := len(name) + b.maxAttrBytes
-	if attrs != nil {
-		size = len(name) + attrs.aw.n
+// scratchAttrs are Attributes encoded into the shard's scratch.
+func (w *Writer) scratchAttrs() *Attributes {
+	if w.sh.scratch == nil {
+		w.sh.scratch = make([]byte, w.b.maxAttrBytes)
 	}
-	shared := sh.res == res && sh.resGen == res.gen
-	pos := sh.makeRoom(size + len(res.enc))
+	w.attrs.aw = attrWriter{w: w.sh.scratch, maxValue: w.b.opts.MaxValueBytes}
+	return &w.attrs
+}
+
+// startRing makes room in the ring for the span begun, writes its
+// resource's block (unless the shard's last block is of this resource and
+// still held) and its name, and points w.attrs at the arena after them.
+func (w *Writer) startRing() {
+	b, sh := w.b, w.sh
+	sh.expire(w.now - int64(b.opts.MaxAge))
+	name, cut := truncate(w.sp.Name, b.opts.MaxValueBytes)
+	shared := sh.res == w.res && sh.resGen == w.res.gen
+	// Room for the most the span can take, written in one pass.
+	pos := sh.makeRoom(len(w.res.enc) + len(name) + b.maxAttrBytes)
 	if !shared || sh.resPos < sh.aTail || pos-sh.resPos > math.MaxUint32 {
 		// Making room may have evicted the last span of the shared block.
-		n := uint64(copy(sh.arena[pos&sh.amask:], res.enc))
-		sh.res, sh.resGen, sh.resPos = res, res.gen, pos
+		n := uint64(copy(sh.arena[pos&sh.amask:], w.res.enc))
+		sh.res, sh.resGen, sh.resPos = w.res, w.res.gen, pos
 		pos += n
 	}
-	w := sh.arena[pos&sh.amask:]
-	n := copy(w, name)
-	m, truncated := b.putAttrs(w[n:], sp, attrs)
-	if cut {
-		truncated++
-	}
+	off := pos & sh.amask
+	n := uint64(copy(sh.arena[off:], name))
+	w.state, w.pos, w.nameLen, w.cut = spanRing, pos, len(name), cut
+	w.attrs.aw = attrWriter{w: sh.arena[off+n : off+n+uint64(b.maxAttrBytes)], maxValue: b.opts.MaxValueBytes}
+}
 
-	seq := sh.head
-	i := seq & sh.rmask
+// Commit ends the span begun: it is written to the ring, or to its
+// pinned trace.
+func (w *Writer) Commit() {
+	b, sh := w.b, w.sh
+	if w.state == spanPinned {
+		if b.addPinned(w.pin, w.res, w.sp, &w.attrs, w.now) {
+			w.end()
+			return
+		}
+		// The pin expired: the span goes to the ring after all.
+		enc := w.attrs.aw
+		w.startRing()
+		w.attrs.aw.n, w.attrs.aw.truncated = copy(w.attrs.aw.w, enc.w[:enc.n]), enc.truncated
+	}
+	if w.state != spanRing {
+		w.end()
+		return
+	}
+	sp, m := w.sp, w.attrs.aw.n
+	size := w.nameLen + m
+	i := sh.head & sh.rmask
 	sh.recs[i] = record{
 		traceID: sp.TraceID, spanID: sp.SpanID, parentID: sp.ParentSpanID,
-		start: sp.Start, end: sp.End, recv: now,
-		off: pos, resBack: uint32(pos - sh.resPos), size: uint16(n + m), resLen: uint16(len(res.enc)), nameLen: uint8(len(name)),
+		start: sp.Start, end: sp.End, recv: w.now,
+		off: w.pos, resBack: uint32(w.pos - sh.resPos), size: uint16(size), resLen: uint16(len(w.res.enc)), nameLen: uint8(w.nameLen),
 		kind: sp.Kind, status: sp.Status,
 	}
 	sh.tags[i] = b.tag(&sp.TraceID)
 	sh.head++
-	sh.aHead = pos + uint64(n+m)
+	sh.aHead = w.pos + uint64(size)
 	sh.buffered++
-	if truncated > 0 {
-		b.m.truncated.Add(uint64(truncated))
+	if t := w.attrs.aw.truncated + b2i(w.cut); t > 0 {
+		b.m.truncated.Add(uint64(t))
 	}
+	w.end()
+}
+
+func (w *Writer) end() {
+	w.state, w.sp, w.res, w.pin = spanNone, nil, nil, nil
+	w.attrs.aw = attrWriter{}
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // expire evicts the spans that arrived before cutoff.
@@ -661,7 +710,7 @@ func (b *Buffer) addPinned(p *pinnedTrace, res *Resource, sp *Span, attrs *Attri
 	name, cut := truncate(sp.Name, b.opts.MaxValueBytes)
 	n := copy(b.scratch, res.enc)
 	n += copy(b.scratch[n:], name)
-	m, truncated := b.putAttrs(b.scratch[n:], sp, attrs)
+	m, truncated := copy(b.scratch[n:], attrs.aw.w[:attrs.aw.n]), attrs.aw.truncated
 	if cut {
 		truncated++
 	}
@@ -898,7 +947,7 @@ func (b *Buffer) Trace(id TraceID) (Trace, bool) {
 // Stats is what the buffer holds now.
 type Stats struct {
 	Spans         int   // in the ring
-	CapacityBytes int64 // records, index and arena, as allocated
+	CapacityBytes int64 // records, tags and arena, as allocated
 	PinnedTraces  int
 	PinnedBytes   int64
 	// EvictedForSpace counts the spans evicted to make room: once it is

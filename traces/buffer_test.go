@@ -475,3 +475,29 @@ func TestMetrics(t *testing.T) {
 		t.Errorf("buffered = %v", n)
 	}
 }
+
+// A span of a trace whose pin has expired, but is still in the pins'
+// snapshot (nothing swept it yet), goes to the ring: it is encoded for the
+// pinned trace first, and written to the ring after all, attributes and
+// all.
+func TestExpiredPinSpanGoesToRing(t *testing.T) {
+	b, _, c := newBuffer(t, Options{PinGrace: 10 * time.Second})
+	spans := build(5,
+		s{1, 0, apis, get, KindServer, 0, 100, []Attribute{{Key: "verb", Value: "get"}}},
+		s{2, 1, etcd, rng, KindServer, 10, 90, []Attribute{{Key: "rpc.method", Value: "Range"}}})
+	add(b, c.Now(), spans[0])
+	if !b.Pin(traceID(5), c.Now()) {
+		t.Fatal("Pin refused")
+	}
+	c.Advance(11 * time.Second)
+	before := b.Stats().Spans
+	add(b, c.Now(), spans[1])
+	if got := b.Stats().Spans; got != before+1 {
+		t.Fatalf("%d spans in the ring, want %d", got, before+1)
+	}
+	tr, ok := b.Trace(traceID(5))
+	if !ok || len(tr.Spans) != 1 || fmt.Sprint(tr.Spans[0].Attributes) != fmt.Sprint([]Attribute{{Key: "rpc.method", Value: "Range"}}) {
+		t.Fatalf("trace after the pin: ok=%v %+v", ok, tr.Spans)
+	}
+	checkInvariants(t, b)
+}

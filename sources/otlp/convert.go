@@ -41,9 +41,8 @@ type converter struct {
 	res      traces.Resource
 	resAttrs []traces.Attribute
 	span     traces.Span
-	attrs    traces.Attributes // span's, encoded for the buffer
-	writer   traces.Writer     // while converting a request
-	kept     []traces.KeptKey  // the span's attribute keys in the allowlist
+	writer   traces.Writer    // while converting a request
+	kept     []traces.KeptKey // the span's attribute keys in the allowlist
 }
 
 // newConverter builds a converter whose label values are at most
@@ -158,8 +157,7 @@ func (c *converter) setResource(service string, r *otlpwire.Resource) {
 // bufferAttrs encodes the attributes of kvs that the buffer keeps (kept
 // are their keys' places in its allowlist), integers as such (the buffer
 // formats them), other values as strings.
-func (c *converter) bufferAttrs(kvs []otlpwire.KeyValue, kept []traces.KeptKey) {
-	c.attrs.Reset(c.buffer)
+func bufferAttrs(a *traces.Attributes, kvs []otlpwire.KeyValue, kept []traces.KeptKey) {
 	for i := range kvs {
 		kv := &kvs[i]
 		k := kept[i]
@@ -167,9 +165,9 @@ func (c *converter) bufferAttrs(kvs []otlpwire.KeyValue, kept []traces.KeptKey) 
 			continue
 		}
 		if kv.Value.Type() == otlpwire.ValueTypeInt {
-			c.attrs.Int(k, kv.Value.Int())
+			a.Int(k, kv.Value.Int())
 		} else {
-			c.attrs.String(k, valueString(kv.Value))
+			a.String(k, valueString(kv.Value))
 		}
 	}
 }
@@ -181,7 +179,6 @@ func (c *converter) buffered(sp *otlpwire.Span, received time.Time) {
 		Name: sp.Name, Kind: traces.Kind(sp.Kind), Status: traces.Status(sp.StatusCode),
 		Start: int64(sp.Start), End: int64(sp.End),
 	}
-	c.bufferAttrs(sp.Attributes, c.kept)
 	if sp.Kind < 0 || sp.Kind > int32(traces.KindConsumer) {
 		c.span.Kind = traces.KindUnspecified
 	}
@@ -191,7 +188,8 @@ func (c *converter) buffered(sp *otlpwire.Span, received time.Time) {
 	if sp.Start > math.MaxInt64 || sp.End > math.MaxInt64 {
 		c.span.Start, c.span.End = 0, 0 // refused and counted by the buffer
 	}
-	c.writer.AddEncoded(&c.res, &c.span, &c.attrs, received)
+	bufferAttrs(c.writer.Begin(&c.res, &c.span, received), sp.Attributes, c.kept)
+	c.writer.Commit()
 }
 
 // release drops the references to the request's data, so that a pooled
