@@ -8,11 +8,14 @@ import (
 )
 
 // TraceStore is the trace buffer as the engine uses it: it pins the
-// exemplar traces of pending and firing series and reads them back to
-// aggregate their critical paths. *traces.Buffer satisfies it.
+// exemplar traces of pending and firing series and reads the pinned ones
+// back to aggregate their critical paths (a trace whose pin was refused
+// is not looked for among the buffer's recent spans: that costs a scan,
+// and evaluations must not pay one per exemplar). *traces.Buffer
+// satisfies it.
 type TraceStore interface {
 	Pin(id traces.TraceID, until time.Time) bool
-	Trace(id traces.TraceID) (traces.Trace, bool)
+	PinnedTrace(id traces.TraceID) (traces.Trace, bool)
 }
 
 // DefaultPinFor is how long an exemplar trace stays pinned after the last
@@ -61,7 +64,7 @@ func (e *Engine) criticalPath(exemplars []Exemplar) *CriticalPath {
 	var b traces.Breakdown
 	incomplete := 0
 	for _, x := range exemplars {
-		t, ok := store.Trace(traces.TraceID(x.TraceID))
+		t, ok := store.PinnedTrace(traces.TraceID(x.TraceID))
 		if !ok {
 			continue
 		}

@@ -910,29 +910,29 @@ func (b *Buffer) Pinned(id TraceID) bool {
 	return ok
 }
 
-// Trace assembles the trace from what the buffer holds: its pinned spans
-// if it is pinned, else those still buffered (the oldest MaxSpansPerTrace
-// of them; the rest are counted as dropped). It reports false for a trace
-// it holds no span of (unknown, expired or evicted).
-func (b *Buffer) Trace(id TraceID) (Trace, bool) {
+// PinnedTrace is Trace for a pinned trace only: it reports false, at no
+// cost, for a trace that is not pinned now.
+func (b *Buffer) PinnedTrace(id TraceID) (Trace, bool) {
 	if id.IsZero() {
 		return Trace{}, false
 	}
-	now := b.opts.Now().UnixNano()
-	var spans []Span
-	dropped := 0
-	if p, ok := b.pinned(&id, now); ok {
-		b.pinMu.Lock()
-		spans = append([]Span(nil), p.spans...)
-		dropped = p.dropped
-		b.pinMu.Unlock()
-	} else {
-		spans = b.buffered(&id, now-int64(b.opts.MaxAge), false)
-		if len(spans) > b.opts.MaxSpansPerTrace {
-			dropped = len(spans) - b.opts.MaxSpansPerTrace
-			spans = spans[:b.opts.MaxSpansPerTrace]
-		}
+	p, ok := b.pinned(&id, b.opts.Now().UnixNano())
+	if !ok {
+		return Trace{}, false
 	}
+	return b.assemblePinned(p)
+}
+
+func (b *Buffer) assemblePinned(p *pinnedTrace) (Trace, bool) {
+	b.pinMu.Lock()
+	spans := append([]Span(nil), p.spans...)
+	dropped := p.dropped
+	b.pinMu.Unlock()
+	return assembled(spans, dropped)
+}
+
+// assembled is the trace of spans, incomplete when some were dropped.
+func assembled(spans []Span, dropped int) (Trace, bool) {
 	if len(spans) == 0 {
 		return Trace{}, false
 	}
@@ -942,6 +942,27 @@ func (b *Buffer) Trace(id TraceID) (Trace, bool) {
 		t.Complete = false
 	}
 	return t, true
+}
+
+// Trace assembles the trace from what the buffer holds: its pinned spans
+// if it is pinned, else those still buffered (the oldest MaxSpansPerTrace
+// of them; the rest are counted as dropped). It reports false for a trace
+// it holds no span of (unknown, expired or evicted).
+func (b *Buffer) Trace(id TraceID) (Trace, bool) {
+	if id.IsZero() {
+		return Trace{}, false
+	}
+	now := b.opts.Now().UnixNano()
+	if p, ok := b.pinned(&id, now); ok {
+		return b.assemblePinned(p)
+	}
+	spans := b.buffered(&id, now-int64(b.opts.MaxAge), false)
+	dropped := 0
+	if len(spans) > b.opts.MaxSpansPerTrace {
+		dropped = len(spans) - b.opts.MaxSpansPerTrace
+		spans = spans[:b.opts.MaxSpansPerTrace]
+	}
+	return assembled(spans, dropped)
 }
 
 // Stats is what the buffer holds now.

@@ -501,3 +501,25 @@ func TestExpiredPinSpanGoesToRing(t *testing.T) {
 	}
 	checkInvariants(t, b)
 }
+
+// PinnedTrace answers for pinned traces only: a trace that is only in the
+// ring is not looked for (no scan), and a pinned one reads as Trace reads it.
+func TestPinnedTrace(t *testing.T) {
+	b, _, c := newBuffer(t, Options{})
+	add(b, c.Now(), build(1, s{1, 0, apis, get, KindServer, 0, 10, nil}, s{2, 1, etcd, rng, KindServer, 1, 9, nil})...)
+	if _, ok := b.Trace(traceID(1)); !ok {
+		t.Fatal("the buffered trace is not found")
+	}
+	if _, ok := b.PinnedTrace(traceID(1)); ok {
+		t.Fatal("PinnedTrace finds an unpinned trace")
+	}
+	b.Pin(traceID(1), c.Now().Add(time.Minute))
+	got, ok := b.PinnedTrace(traceID(1))
+	want, _ := b.Trace(traceID(1))
+	if !ok || len(got.Spans) != 2 || fmt.Sprint(got.Spans) != fmt.Sprint(want.Spans) {
+		t.Fatalf("PinnedTrace: ok=%v %v, Trace: %v", ok, got.Spans, want.Spans)
+	}
+	if _, ok := b.PinnedTrace(TraceID{}); ok {
+		t.Fatal("the zero trace is found")
+	}
+}
