@@ -86,7 +86,7 @@ alerting:
 		t.Fatal(err)
 	}
 	// A small trace buffer: the tests' traffic fits, and a test run with
-	// many daemons does not reserve the default's 256MiB for each.
+	// many daemons does not reserve the default's 64MiB for each.
 	opts := daemonOptions{Config: cfg, ConfigFile: cfgFile, WebAddress: "127.0.0.1:0", Traces: traces.Options{MaxBytes: 16 << 20}}
 	if edit != nil {
 		edit(&opts)
