@@ -2,6 +2,7 @@ package traces
 
 import (
 	"bytes"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -208,5 +209,50 @@ func TestAssembleForeignSpans(t *testing.T) {
 	}
 	if got := strings.Count(FormatShares(CriticalPath(tr).Services), "etcd"); got != 0 {
 		t.Fatal("another trace's span is on the path")
+	}
+}
+
+// A trace that fills the whole default buffer with spans sharing a fat
+// resource: reading or pinning it decodes at most MaxSpansPerTrace spans a
+// shard, not every span found (each decoded span carries its resource's
+// strings: 262,144 of them took 966 MiB before), and counts the rest.
+func TestHugeTraceReadIsBounded(t *testing.T) {
+	b, reg, clk := newBuffer(t, Options{})
+	var attrs []Attribute
+	for _, k := range attrKeys()[:16] {
+		attrs = append(attrs, Attribute{Key: k, Value: strings.Repeat("v", 200)})
+	}
+	var res Resource
+	res.Set(strings.Repeat("s", 200), attrs)
+	w := b.Writer()
+	for i := range 400_000 {
+		if i%5000 == 0 { // a request at a time, over the shards
+			w.Close()
+			w = b.Writer()
+		}
+		w.Add(&res, &Span{TraceID: traceID(7), SpanID: spanID(uint64(i + 1)), Start: 1, End: 2}, clk.Now())
+	}
+	w.Close()
+	live := b.Stats().Spans
+	allocated := func(f func()) uint64 {
+		var m0, m1 runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&m0)
+		f()
+		runtime.ReadMemStats(&m1)
+		return m1.TotalAlloc - m0.TotalAlloc
+	}
+	var tr Trace
+	if n := allocated(func() { tr, _ = b.Trace(traceID(7)) }); n > 64<<20 {
+		t.Errorf("Trace allocated %d MiB", n>>20)
+	}
+	if len(tr.Spans) != 1000 || tr.Dropped != live-1000 {
+		t.Errorf("Trace: %d spans, %d dropped of %d", len(tr.Spans), tr.Dropped, live)
+	}
+	if n := allocated(func() { b.Pin(traceID(7), clk.Now().Add(time.Minute)) }); n > 64<<20 {
+		t.Errorf("Pin allocated %d MiB", n>>20)
+	}
+	if got := metric(t, reg, "sentinel_trace_spans_dropped_total", "reason", "trace_full"); got != float64(live-1000) {
+		t.Errorf("trace_full = %v, want %d", got, live-1000)
 	}
 }

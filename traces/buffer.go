@@ -62,14 +62,16 @@ type Options struct {
 	MaxPinnedBytes  int64
 	// MaxSpansPerTrace caps the spans of one trace that a read (Trace)
 	// or a pin takes from the ring, the oldest first, and those a pinned
-	// trace holds; the rest are counted (at most 65535). The ring itself
-	// is bounded by MaxBytes, whatever the traces.
+	// trace holds; the rest are counted (at most 65535; a read decodes
+	// at most this many spans a shard, however many it finds). The ring
+	// itself is bounded by MaxBytes, whatever the traces.
 	MaxSpansPerTrace int
 	// PinGrace is the least time a pin lasts, whatever its until, so that
 	// spans exported a batch later still join the trace. At least MinPinGrace.
 	PinGrace time.Duration
 	// MaxValueBytes caps the service name, span name and each attribute
-	// value (UTF-8 safe truncation). At most 255.
+	// value (UTF-8 safe truncation); integers are kept whole (up to 20
+	// bytes formatted). At most 255.
 	MaxValueBytes int
 }
 
@@ -157,7 +159,8 @@ type Buffer struct {
 	shards                     [1 << shardBits]shard
 	m                          metrics
 
-	next atomic.Uint64 // where the next writer starts looking for a free shard
+	next   atomic.Uint64 // where the next writer starts looking for a free shard
+	resIDs atomic.Uint64 // the last resource encoding's ID
 
 	// The pinned store: pins is a copy-on-write snapshot of the pinned
 	// traces, read without a lock for every span added; pinMu guards
@@ -165,6 +168,7 @@ type Buffer struct {
 	pins         atomic.Pointer[map[TraceID]*pinnedTrace]
 	pinMu        sync.Mutex
 	scratch      []byte // encodes spans of pinned traces, under pinMu
+	earliest     int64  // when the first pin of the snapshot expires, under pinMu
 	pinnedTraces atomic.Int64
 	pinnedBytes  atomic.Int64
 	lastSweep    atomic.Int64 // unix nanoseconds
@@ -213,9 +217,9 @@ type shard struct {
 	amask        uint64
 	aHead, aTail uint64
 	// The resource block written last, at resPos: the next span of the
-	// same resource (the same Resource, not Set since) refers to it.
-	res    *Resource
-	resGen uint64
+	// same resource (its encoding's ID: the same Resource, not Set since)
+	// refers to it.
+	resID  uint64
 	resPos uint64
 	// scratch takes the attributes of a span that does not go to the
 	// ring (pinned or refused).
@@ -282,17 +286,16 @@ func (b *Buffer) tag(id *TraceID) uint32 {
 
 // Resource is what the spans of one OTLP ResourceSpans share: service.name
 // and the resource attributes. A receiver sets one per ResourceSpans and
-// passes it with each of its spans: Add filters and encodes the resource's
-// attributes once, and copies the encoding into each span's record, so
-// that they cost one copy per span, not a lookup each. Set reuses the
-// Resource's memory for the next resource. A Resource is not for
-// concurrent use.
+// passes it with each of its spans: the buffer filters and encodes the
+// resource's attributes once, and writes the encoding once for the spans
+// of it that follow one another in a shard. Set reuses the Resource's
+// memory for the next resource. A Resource is not for concurrent use.
 type Resource struct {
 	service string
 	attrs   []Attribute
 	enc     []byte  // service and kept attributes, encoded for encBy
 	encBy   *Buffer // nil: enc is stale
-	gen     uint64  // counts the encodings: a shard's block of the resource is of one
+	id      uint64  // the encoding's, unique in encBy: a shard's block of the resource is of one
 }
 
 // Set makes r describe a resource (the attributes may include
@@ -320,7 +323,7 @@ func (b *Buffer) encodeResource(r *Resource) {
 		truncated++
 	}
 	r.enc, r.encBy = w[:n+m], b
-	r.gen++
+	r.id = b.resIDs.Add(1)
 	if truncated > 0 {
 		b.m.truncated.Add(uint64(truncated))
 	}
@@ -503,7 +506,8 @@ func (w *Writer) Begin(res *Resource, sp *Span, received time.Time) *Attributes 
 	w.res = res
 	// Checked under the shard's lock, which Pin takes to scan the shard
 	// after it publishes a pin: a span goes to the pinned store or is
-	// in the ring when Pin scans it, never neither.
+	// in the ring when Pin scans it, never neither (a pin that expires
+	// while Pin still scans keeps nothing: see Pin).
 	if pins := b.pins.Load(); pins != nil {
 		if p, ok := (*pins)[sp.TraceID]; ok {
 			w.state, w.pin = spanPinned, p
@@ -530,13 +534,13 @@ func (w *Writer) startRing() {
 	b, sh := w.b, w.sh
 	sh.expire(w.now - int64(b.opts.MaxAge))
 	name, cut := truncate(w.sp.Name, b.opts.MaxValueBytes)
-	shared := sh.res == w.res && sh.resGen == w.res.gen
+	shared := sh.resID == w.res.id
 	// Room for the most the span can take, written in one pass.
 	pos := sh.makeRoom(len(w.res.enc) + len(name) + b.maxAttrBytes)
 	if !shared || sh.resPos < sh.aTail || pos-sh.resPos > math.MaxUint32 {
 		// Making room may have evicted the last span of the shared block.
 		n := uint64(copy(sh.arena[pos&sh.amask:], w.res.enc))
-		sh.res, sh.resGen, sh.resPos = w.res, w.res.gen, pos
+		sh.resID, sh.resPos = w.res.id, pos
 		pos += n
 	}
 	off := pos & sh.amask
@@ -696,6 +700,13 @@ func (b *Buffer) decode(res, own []byte, r *record) Span {
 func (b *Buffer) addPinned(p *pinnedTrace, res *Resource, sp *Span, attrs *Attributes, now int64) bool {
 	b.pinMu.Lock()
 	defer b.pinMu.Unlock()
+	// The pin Begin saw may have been swept, or replaced by a new pin of
+	// the trace, since: the span goes to the trace's pin now, if any.
+	if cur := *b.pins.Load(); cur[sp.TraceID] != p {
+		if p = cur[sp.TraceID]; p == nil {
+			return false
+		}
+	}
 	if now > p.until {
 		b.sweep(now)
 		return false
@@ -743,8 +754,13 @@ func (b *Buffer) keepPinned(p *pinnedTrace, sp Span) bool {
 	return true
 }
 
-// publish replaces the pins' snapshot with pins (under pinMu).
+// publish replaces the pins' snapshot with pins (under pinMu), and notes
+// when the first of them expires.
 func (b *Buffer) publish(pins map[TraceID]*pinnedTrace) {
+	b.earliest = math.MaxInt64
+	for _, p := range pins {
+		b.earliest = min(b.earliest, p.until)
+	}
 	b.pins.Store(&pins)
 	b.pinnedTraces.Store(int64(len(pins)))
 }
@@ -766,6 +782,11 @@ func (b *Buffer) pinned(id *TraceID, now int64) (*pinnedTrace, bool) {
 		return nil, false
 	}
 	return p, true
+}
+
+func (b *Buffer) refusePin(id TraceID) {
+	b.m.refused[pinTooMany].Add(1)
+	b.log.Debug("trace pin refused: pinned store full", "trace_id", id, "max_pinned_traces", b.opts.MaxPinnedTraces)
 }
 
 // sweep drops the expired pins (under pinMu).
@@ -805,6 +826,12 @@ func (b *Buffer) Pin(id TraceID, until time.Time) bool {
 		b.pinMu.Unlock()
 		return true
 	}
+	if len(old) >= b.opts.MaxPinnedTraces && now <= b.earliest {
+		// Full, and none has expired: refused without copying the pins.
+		b.pinMu.Unlock()
+		b.refusePin(id)
+		return false
+	}
 	// Expired pins go when one is needed, and at most once a second
 	// otherwise, so that their memory does not wait for their trace's
 	// next span.
@@ -825,8 +852,7 @@ func (b *Buffer) Pin(id TraceID, until time.Time) bool {
 			b.publish(pins)
 		}
 		b.pinMu.Unlock()
-		b.m.refused[pinTooMany].Add(1)
-		b.log.Debug("trace pin refused: pinned store full", "trace_id", id, "max_pinned_traces", b.opts.MaxPinnedTraces)
+		b.refusePin(id)
 		return false
 	}
 	p := &pinnedTrace{until: deadline}
@@ -837,10 +863,18 @@ func (b *Buffer) Pin(id TraceID, until time.Time) bool {
 	// The spans buffered, shard by shard; spans that arrive from now on
 	// go to p. A shard's scan holds its lock, so a writer's span is
 	// either written before the scan or sees the pin.
-	found := b.buffered(&id, now-int64(b.opts.MaxAge), true)
+	found, skipped := b.buffered(&id, now-int64(b.opts.MaxAge), true)
 	// Oldest first, as they arrived, then those added since the pin; up
 	// to the cap, the rest counted.
 	b.pinMu.Lock()
+	if cur := *b.pins.Load(); cur[id] != p {
+		// The pin expired and was swept while the shards were scanned
+		// (they were held for longer than PinGrace): nothing to keep.
+		b.pinMu.Unlock()
+		return true
+	}
+	p.dropped += skipped
+	b.m.dropped[dropTraceFull].Add(uint64(skipped))
 	later := p.spans
 	p.spans, p.bytes = nil, 0
 	b.pinnedBytes.Add(-spansSize(later))
@@ -857,9 +891,11 @@ func (b *Buffer) Pin(id TraceID, until time.Time) bool {
 }
 
 // buffered returns the trace's spans in the ring that arrived at cutoff
-// or later, oldest first, shard by shard under each one's lock; detach
-// marks them as moved to the pinned store.
-func (b *Buffer) buffered(id *TraceID, cutoff int64, detach bool) []Span {
+// or later, oldest first, at most MaxSpansPerTrace of them, and how many
+// more it found (only counted: whatever a trace's size, a read decodes at
+// most MaxSpansPerTrace spans a shard). It reads shard by shard under each
+// one's lock; detach marks the spans found as moved to the pinned store.
+func (b *Buffer) buffered(id *TraceID, cutoff int64, detach bool) (spans []Span, more int) {
 	type arrived struct {
 		at int64
 		sp Span
@@ -868,25 +904,35 @@ func (b *Buffer) buffered(id *TraceID, cutoff int64, detach bool) []Span {
 	tag := b.tag(id)
 	for i := range b.shards {
 		sh := &b.shards[i]
+		n := 0
 		sh.mu.Lock()
 		sh.scan(id, tag, func(r *record) bool {
-			if r.recv >= cutoff {
-				found = append(found, arrived{r.recv, b.decodeRecord(sh, r)})
-				if detach {
-					r.flags |= detached
-				}
+			if r.recv < cutoff {
+				return true
 			}
+			if detach {
+				r.flags |= detached
+			}
+			if n++; n > b.opts.MaxSpansPerTrace { // a shard's are oldest first
+				more++
+				return true
+			}
+			found = append(found, arrived{r.recv, b.decodeRecord(sh, r)})
 			return true
 		})
 		sh.mu.Unlock()
 	}
 	// Each shard's in order; merged by arrival.
 	slices.SortStableFunc(found, func(x, y arrived) int { return cmp.Compare(x.at, y.at) })
-	spans := make([]Span, len(found))
+	if len(found) > b.opts.MaxSpansPerTrace {
+		more += len(found) - b.opts.MaxSpansPerTrace
+		found = found[:b.opts.MaxSpansPerTrace]
+	}
+	spans = make([]Span, len(found))
 	for i := range found {
 		spans[i] = found[i].sp
 	}
-	return spans
+	return spans, more
 }
 
 func spanSize(sp *Span) int64 {
@@ -957,12 +1003,7 @@ func (b *Buffer) Trace(id TraceID) (Trace, bool) {
 	if p, ok := b.pinned(&id, now); ok {
 		return b.assemblePinned(p)
 	}
-	spans := b.buffered(&id, now-int64(b.opts.MaxAge), false)
-	dropped := 0
-	if len(spans) > b.opts.MaxSpansPerTrace {
-		dropped = len(spans) - b.opts.MaxSpansPerTrace
-		spans = spans[:b.opts.MaxSpansPerTrace]
-	}
+	spans, dropped := b.buffered(&id, now-int64(b.opts.MaxAge), false)
 	return assembled(spans, dropped)
 }
 

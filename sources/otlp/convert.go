@@ -43,6 +43,8 @@ type converter struct {
 	span     traces.Span
 	writer   traces.Writer    // while converting a request
 	kept     []traces.KeptKey // the span's attribute keys in the allowlist
+	keptAll  []traces.KeptKey // the request's, span after span
+	services []string         // the request's resources' service names
 }
 
 // newConverter builds a converter whose label values are at most
@@ -59,12 +61,13 @@ func newConverter(maxValue int, truncated prometheus.Counter, buffer *traces.Buf
 // convert hands every valid span that the decoder decoded to o, and every
 // span to the trace buffer, and counts what it did. received is when the
 // request arrived.
+//
+// The spans go to o first, all of them, then to the buffer under one of
+// its shards' locks: never to o while a shard is locked, for the engine
+// pins exemplar traces (which locks every shard) while it holds a rule's
+// lock, which Observe takes.
 func (c *converter) convert(o engine.Observer, received time.Time) (accepted, rejected int) {
-	if c.buffer != nil {
-		// One shard of the buffer for the whole request.
-		c.writer = c.buffer.Writer()
-		defer c.writer.Close()
-	}
+	c.keptAll, c.services = c.keptAll[:0], c.services[:0]
 	sources, _ := o.(spanSources)
 	c.obs.SourceCounted = sources != nil
 	service, fromService := "", 0 // the current resource's service.name and its spans observed
@@ -76,26 +79,46 @@ func (c *converter) convert(o engine.Observer, received time.Time) (accepted, re
 			}
 			c.view.resource = sp.Resource
 			service, fromService = c.resourceService(sp.Resource), 0
-			if c.buffer != nil {
-				c.setResource(service, sp.Resource)
-			}
+			c.services = append(c.services, service)
 		}
-		c.kept = keptKeys(c.kept[:0], sp.Attributes)
+		lo := len(c.keptAll)
+		c.keptAll = keptKeys(c.keptAll, sp.Attributes)
+		c.kept = c.keptAll[lo:]
 		if c.observe(sp, o) {
 			accepted++
 			fromService++
 		} else {
 			rejected++
 		}
-		if c.buffer != nil {
-			c.buffered(sp, received)
-		}
 	}
 	if sources != nil {
 		sources.SpansFrom(service, fromService)
 	}
+	if c.buffer != nil {
+		c.bufferAll(received)
+	}
 	c.release()
 	return accepted, rejected
+}
+
+// bufferAll hands every span of the request to the trace buffer, through
+// one writer (one shard, one lock), with the allowlist places and the
+// services convert found.
+func (c *converter) bufferAll(received time.Time) {
+	c.writer = c.buffer.Writer()
+	defer c.writer.Close()
+	c.dec.Rewind()
+	lo, res := 0, -1
+	for i := range c.dec.Len() {
+		sp, newResource := c.dec.Span(i)
+		if newResource {
+			res++
+			c.setResource(c.services[res], sp.Resource)
+		}
+		c.kept = c.keptAll[lo : lo+len(sp.Attributes)]
+		lo += len(sp.Attributes)
+		c.buffered(sp, received)
+	}
 }
 
 // spanSources is what an observer that tracks span sources (the engine,

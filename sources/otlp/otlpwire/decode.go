@@ -315,6 +315,10 @@ func (d *Decoder) Span(i int) (sp *Span, newResource bool) {
 	return sp, newResource
 }
 
+// Rewind makes the next Span call report its resource as new, as the
+// first call after Decode does: for a second pass over the spans.
+func (d *Decoder) Rewind() { d.curRes, d.curScope = -1, -1 }
+
 // appendAttributes appends the KeyValues of field attrs of a message that
 // Decode checked.
 func appendAttributes(dst []KeyValue, b []byte, attrs protowire.Number) []KeyValue {
