@@ -444,6 +444,7 @@ type Writer struct {
 	nameLen int
 	cut     bool
 	attrs   Attributes
+	expired int64 // the receive time the shard's old spans were last expired for
 }
 
 type spanState uint8
@@ -532,7 +533,10 @@ func (w *Writer) scratchAttrs() *Attributes {
 // still held) and its name, and points w.attrs at the arena after them.
 func (w *Writer) startRing() {
 	b, sh := w.b, w.sh
-	sh.expire(w.now - int64(b.opts.MaxAge))
+	if w.now != w.expired { // a request's spans share their receive time
+		sh.expire(w.now - int64(b.opts.MaxAge))
+		w.expired = w.now
+	}
 	name, cut := truncate(w.sp.Name, b.opts.MaxValueBytes)
 	shared := sh.resID == w.res.id
 	// Room for the most the span can take, written in one pass.

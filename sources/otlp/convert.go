@@ -197,11 +197,11 @@ func bufferAttrs(a *traces.Attributes, kvs []otlpwire.KeyValue, kept []traces.Ke
 
 // buffered hands one span to the trace buffer, which copies what it keeps.
 func (c *converter) buffered(sp *otlpwire.Span, received time.Time) {
-	c.span = traces.Span{
-		TraceID: sp.TraceID, SpanID: sp.SpanID, ParentSpanID: sp.ParentSpanID,
-		Name: sp.Name, Kind: traces.Kind(sp.Kind), Status: traces.Status(sp.StatusCode),
-		Start: int64(sp.Start), End: int64(sp.End),
-	}
+	// Field by field: Service and Attributes stay empty (the buffer
+	// takes them from the Resource and the encoded attributes).
+	c.span.TraceID, c.span.SpanID, c.span.ParentSpanID = sp.TraceID, sp.SpanID, sp.ParentSpanID
+	c.span.Name, c.span.Kind, c.span.Status = sp.Name, traces.Kind(sp.Kind), traces.Status(sp.StatusCode)
+	c.span.Start, c.span.End = int64(sp.Start), int64(sp.End)
 	if sp.Kind < 0 || sp.Kind > int32(traces.KindConsumer) {
 		c.span.Kind = traces.KindUnspecified
 	}
