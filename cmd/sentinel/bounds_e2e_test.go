@@ -233,11 +233,13 @@ func TestStalledClientsAndReadiness(t *testing.T) {
 
 	t.Run("ready is honest when everything is refused", func(t *testing.T) {
 		// Stalled bodies declaring 64 KiB each hold the whole 1 MiB budget:
-		// every export is refused (429) until the 3s body deadline.
+		// every export is refused (429) until the 10s body deadline — long
+		// enough for refusing_after to pass and the check to see it on a
+		// loaded machine (with 3s, a CI run under -race once missed it).
 		d := startSentinelOTLP(t, `
 otlp:
   grpc: {listen_address: "127.0.0.1:0"}
-  http: {listen_address: "127.0.0.1:0", read_timeout: 3s}
+  http: {listen_address: "127.0.0.1:0", read_timeout: 10s}
   limits: {memory_budget_bytes: 1048576, refusing_after: 500ms}
 `)
 		for range 16 {
