@@ -147,11 +147,9 @@ const spanBudget = 256
 // trace: finding a trace (Pin, Trace: once per exemplar or page view, not
 // per span) scans the shard's dense array of 4-byte trace tags.
 type Buffer struct {
-	opts  Options
-	log   *slog.Logger
-	seed  [2]uint64
-	keys  []string
-	attrs *attrTable
+	opts Options
+	log  *slog.Logger
+	seed [2]uint64
 	// maxAttrBytes bounds the encoding of one attribute list, maxSpanBytes
 	// that of a span (service, name and two lists).
 	maxAttrBytes, maxSpanBytes int
@@ -244,8 +242,7 @@ func New(opts Options) (*Buffer, error) {
 	if err := opts.setDefaults(); err != nil {
 		return nil, err
 	}
-	b := &Buffer{opts: opts, log: opts.Logger, seed: [2]uint64{rand.Uint64(), rand.Uint64()}, keys: attrKeys()}
-	b.attrs = allowlist
+	b := &Buffer{opts: opts, log: opts.Logger, seed: [2]uint64{rand.Uint64(), rand.Uint64()}}
 	b.maxAttrBytes = MaxAttributes * (2 + max(opts.MaxValueBytes, 20))
 	b.maxSpanBytes = 2 + 2*opts.MaxValueBytes + 2*b.maxAttrBytes
 	// Ring and arena sizes are powers of two, so that positions wrap
@@ -371,11 +368,11 @@ func (a *attrWriter) int(k int, v int64) {
 
 // encodeAttrs writes the allowlisted attributes of attrs with aw.
 func (b *Buffer) encodeAttrs(aw *attrWriter, attrs []Attribute) {
-	tab := b.attrs
+	tab := allowlist
 	for i := range attrs {
 		a := &attrs[i]
 		k := int(a.Kept) - 1
-		if a.Kept == 0 || k >= len(b.keys) {
+		if a.Kept == 0 || k >= len(tab.names) {
 			if k = tab.lookup(a.Key); k < 0 {
 				continue
 			}
@@ -393,21 +390,20 @@ func (b *Buffer) encodeAttrs(aw *attrWriter, attrs []Attribute) {
 // Attribute list to build, nothing copied twice. Writer.Begin returns
 // them for the span it begins; they are valid until Commit.
 type Attributes struct {
-	keys int // the allowlist's length
-	aw   attrWriter
+	aw attrWriter
 }
 
 // String adds an attribute whose key k is kept (Kept), and a string
 // value; a zero k adds nothing.
 func (a *Attributes) String(k KeptKey, v string) {
-	if k != 0 && int(k) <= a.keys {
+	if k != 0 && int(k) <= len(allowlist.names) {
 		a.aw.str(int(k)-1, v)
 	}
 }
 
 // Int adds an attribute whose key k is kept, and an integer value.
 func (a *Attributes) Int(k KeptKey, v int64) {
-	if k != 0 && int(k) <= a.keys {
+	if k != 0 && int(k) <= len(allowlist.names) {
 		a.aw.int(int(k)-1, v)
 	}
 }
@@ -486,7 +482,7 @@ func (w *Writer) Add(res *Resource, sp *Span, received time.Time) {
 // then.
 func (w *Writer) Begin(res *Resource, sp *Span, received time.Time) *Attributes {
 	b := w.b
-	w.sp, w.now, w.attrs.keys = sp, received.UnixNano(), len(b.keys)
+	w.sp, w.now = sp, received.UnixNano()
 	w.state = spanRefused
 	switch {
 	case sp.TraceID.IsZero():
@@ -690,7 +686,7 @@ func (b *Buffer) decode(res, own []byte, r *record) Span {
 		for _, p := range [2][]byte{res, spanAttrs} {
 			for n := 0; n < len(p); n += 2 + int(p[n+1]) {
 				v := p[n+2 : n+2+int(p[n+1])]
-				sp.Attributes = append(sp.Attributes, Attribute{Key: b.keys[p[n]], Value: string(v)})
+				sp.Attributes = append(sp.Attributes, Attribute{Key: allowlist.names[p[n]], Value: string(v)})
 			}
 		}
 	}

@@ -151,8 +151,9 @@ func Kept(key string) KeptKey { return KeptKey(allowlist.lookup(key) + 1) }
 // sends makes a lookup cost more than the longest probe run of the
 // allowlist's own keys.
 type attrTable struct {
-	keys [attrSlots]string
-	idx  [attrSlots]uint8
+	names []string // attrKeys: a kept key's index names it
+	keys  [attrSlots]string
+	idx   [attrSlots]uint8
 }
 
 const attrSlots = 256 // a power of two, over 4× the allowlist
@@ -163,7 +164,7 @@ func attrHash(k string) uint32 {
 }
 
 func newAttrTable(keys []string) *attrTable {
-	t := &attrTable{}
+	t := &attrTable{names: keys}
 	for i, k := range keys {
 		h := attrHash(k)
 		for t.keys[h] != "" {

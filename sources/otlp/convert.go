@@ -41,7 +41,6 @@ type converter struct {
 	res      traces.Resource
 	resAttrs []traces.Attribute
 	span     traces.Span
-	writer   traces.Writer    // while converting a request
 	kept     []traces.KeptKey // the span's attribute keys in the allowlist
 	keptAll  []traces.KeptKey // the request's, span after span
 	services []string         // the request's resources' service names
@@ -105,8 +104,8 @@ func (c *converter) convert(o engine.Observer, received time.Time) (accepted, re
 // one writer (one shard, one lock), with the allowlist places and the
 // services convert found.
 func (c *converter) bufferAll(received time.Time) {
-	c.writer = c.buffer.Writer()
-	defer c.writer.Close()
+	w := c.buffer.Writer()
+	defer w.Close()
 	c.dec.Rewind()
 	lo, res := 0, -1
 	for i := range c.dec.Len() {
@@ -117,7 +116,7 @@ func (c *converter) bufferAll(received time.Time) {
 		}
 		c.kept = c.keptAll[lo : lo+len(sp.Attributes)]
 		lo += len(sp.Attributes)
-		c.buffered(sp, received)
+		c.buffered(&w, sp, received)
 	}
 }
 
@@ -195,8 +194,9 @@ func bufferAttrs(a *traces.Attributes, kvs []otlpwire.KeyValue, kept []traces.Ke
 	}
 }
 
-// buffered hands one span to the trace buffer, which copies what it keeps.
-func (c *converter) buffered(sp *otlpwire.Span, received time.Time) {
+// buffered hands one span to the trace buffer through w, which copies
+// what it keeps.
+func (c *converter) buffered(w *traces.Writer, sp *otlpwire.Span, received time.Time) {
 	// Field by field: Service and Attributes stay empty (the buffer
 	// takes them from the Resource and the encoded attributes).
 	c.span.TraceID, c.span.SpanID, c.span.ParentSpanID = sp.TraceID, sp.SpanID, sp.ParentSpanID
@@ -211,8 +211,8 @@ func (c *converter) buffered(sp *otlpwire.Span, received time.Time) {
 	if sp.Start > math.MaxInt64 || sp.End > math.MaxInt64 {
 		c.span.Start, c.span.End = 0, 0 // refused and counted by the buffer
 	}
-	bufferAttrs(c.writer.Begin(&c.res, &c.span, received), sp.Attributes, c.kept)
-	c.writer.Commit()
+	bufferAttrs(w.Begin(&c.res, &c.span, received), sp.Attributes, c.kept)
+	w.Commit()
 }
 
 // release drops the references to the request's data, so that a pooled
