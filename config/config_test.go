@@ -35,6 +35,7 @@ func TestLoadContractExample(t *testing.T) {
 		{"depth", c.OTLPLimits.MaxAttributeDepth, 8},
 		{"budget", c.OTLPLimits.MemoryBudgetBytes, int64(256 << 20)},
 		{"refusing after", c.OTLPLimits.RefusingAfter, 30 * time.Second},
+		{"max queue wait", c.OTLPLimits.MaxQueueWait, time.Second},
 		{"alertmanager", c.Alertmanagers[0], "http://alertmanager.monitoring:9093"},
 		{"resend", c.ResendDelay, time.Minute},
 		{"trace url", c.TraceURLTemplate, "https://tracing.example/trace/{{ .TraceID }}"},

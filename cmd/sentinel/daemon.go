@@ -417,6 +417,7 @@ func otlpLimits(c config.OTLPLimits) otlp.Limits {
 		MaxHeaderBytes:         c.MaxHeaderBytes,
 		MaxConcurrentStreams:   uint32(min(c.MaxConcurrentStreams, math.MaxUint32)),
 		RefusingAfter:          c.RefusingAfter,
+		MaxQueueWait:           c.MaxQueueWait,
 	}
 }
 

@@ -133,7 +133,7 @@ func TestReadyWhenRefusingEverything(t *testing.T) {
 	var logs testkit.SyncBuffer
 	o := &blockingObserver{entered: make(chan struct{}), release: make(chan struct{})}
 	r := startReceiver(t, Options{Observer: o, MaxConcurrentRequests: 1,
-		Logger: slog.New(slog.NewTextHandler(&logs, nil)), Limits: Limits{RefusingAfter: 300 * time.Millisecond}})
+		Logger: slog.New(slog.NewTextHandler(&logs, nil)), Limits: Limits{RefusingAfter: 300 * time.Millisecond, MaxQueueWait: shortQueueWait}})
 	blocking := apiserverTraces(rand.New(rand.NewPCG(43, 44)), 4)
 	blocking.ResourceSpans().At(0).ScopeSpans().At(0).Spans().At(0).SetName("block")
 	good := marshalTraces(t, apiserverTraces(rand.New(rand.NewPCG(45, 46)), 4), false)

@@ -95,7 +95,7 @@ func uniqueSpans(req, n int) ptrace.Traces {
 // their requests it is held (all are refused), then it is free.
 func TestSpanAnswered200ObservedOnce(t *testing.T) {
 	o := newSpanCounter(true)
-	r := startReceiver(t, Options{Observer: o, MaxConcurrentRequests: 1})
+	r := startReceiver(t, Options{Observer: o, MaxConcurrentRequests: 1, Limits: Limits{MaxQueueWait: shortQueueWait}})
 	client := ptraceotlp.NewGRPCClient(dial(t, r))
 	url := "http://" + r.HTTPAddr().String() + TracesPath
 	blocking := uniqueSpans(1<<20, 1)
@@ -168,7 +168,7 @@ func TestSDKRetriesOverloadNoSpanLost(t *testing.T) {
 	for _, transport := range []string{"http", "grpc"} {
 		t.Run(transport, func(t *testing.T) {
 			o := newSpanCounter(true)
-			r := startReceiver(t, Options{Observer: o, MaxConcurrentRequests: 1})
+			r := startReceiver(t, Options{Observer: o, MaxConcurrentRequests: 1, Limits: Limits{MaxQueueWait: shortQueueWait}})
 			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 			defer cancel()
 			retry := func() (sdktrace.SpanExporter, error) {

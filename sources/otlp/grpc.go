@@ -114,16 +114,12 @@ func (r *Receiver) newGRPCServer() *grpc.Server {
 
 const maxInt = int(^uint(0) >> 1)
 
-// grpcTap refuses an export before its message is read when no request
-// slot is free or the memory budget is spent; export still takes the slot
-// and its share of the budget itself, since another request may win the
-// race for them.
+// grpcTap refuses an export before its message is read when the memory
+// budget is spent; export still takes its share of the budget itself,
+// since another request may win the race for it.
 func (r *Receiver) grpcTap(ctx context.Context, info *tap.Info) (context.Context, error) {
 	if info.FullMethodName != exportFullMethod {
 		return ctx, nil
-	}
-	if r.saturated() {
-		return ctx, r.overloaded(reasonOverloaded, fmt.Sprintf("more than %d export requests in flight, retry later", cap(r.inFlight)))
 	}
 	if r.budget.inUse.Load() >= r.budget.total {
 		return ctx, r.overloaded(reasonOverBudget, fmt.Sprintf("the requests in flight hold the memory budget of %d bytes, retry later", r.budget.total))
@@ -166,16 +162,22 @@ func (r *Receiver) countGRPC(code codes.Code) {
 func (s grpcTraceService) export(ctx context.Context, in *rawMessage) (*rawMessage, error) {
 	r := s.r
 	defer in.buf.Free()
-	if !r.acquire() {
-		return nil, r.overloaded(reasonOverloaded, fmt.Sprintf("more than %d export requests in flight, retry later", cap(r.inFlight)))
+	// The message is read: it holds its bytes against the budget while it
+	// waits its turn to be decoded, then what decoding it takes.
+	data := in.buf.ReadOnlyData()
+	res, ok := r.budget.reserve(int64(len(data)))
+	if !ok {
+		return nil, r.overloaded(reasonOverBudget, fmt.Sprintf("the requests in flight hold the memory budget of %d bytes, retry later", r.budget.total))
+	}
+	defer res.release()
+	if !r.acquire(ctx) {
+		return nil, r.overloaded(reasonOverloaded, r.refuseSlotMessage())
 	}
 	defer r.release()
 
-	// Before decoding: the request's limits and what decoding it costs.
 	// One pass decodes the request into views of its bytes and checks its
 	// limits; the estimate of what pdata would take to decode it keeps the
 	// budget's semantics (a conservative bound on what the views hold).
-	data := in.buf.ReadOnlyData()
 	c, st, err := r.decode(data)
 	if err != nil {
 		return nil, r.invalid(scanRefusal(err))
@@ -184,12 +186,10 @@ func (s grpcTraceService) export(ctx context.Context, in *rawMessage) (*rawMessa
 		r.discard(c)
 		return nil, r.invalid(reasonTooCostly, fmt.Sprintf("decoding this request would take about %d bytes, more than the whole budget of %d bytes; send smaller requests", st.DecodedBytes, r.budget.total))
 	}
-	res, ok := r.budget.reserve(st.DecodedBytes)
-	if !ok {
+	if !res.resize(max(st.DecodedBytes, int64(len(data)))) {
 		r.discard(c)
 		return nil, r.overloaded(reasonOverBudget, fmt.Sprintf("the requests in flight hold the memory budget of %d bytes, retry later", r.budget.total))
 	}
-	defer res.release()
 
 	r.refusals.accepted()
 	_, rejected := r.observe(c, transportGRPC)

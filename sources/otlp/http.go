@@ -141,11 +141,11 @@ func (r *Receiver) serveTraces(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 
-	if !r.acquire() {
+	// The body is read; the request waits its turn to be decoded.
+	if !r.acquire(req.Context()) {
 		r.refusals.refused(time.Now(), reasonOverloaded)
 		w.Header().Set("Retry-After", strconv.Itoa(int(retryAfter.Seconds())))
-		r.writeHTTPError(w, enc, http.StatusTooManyRequests, codes.ResourceExhausted, reasonOverloaded,
-			fmt.Sprintf("more than %d export requests in flight, retry later", cap(r.inFlight)))
+		r.writeHTTPError(w, enc, http.StatusTooManyRequests, codes.ResourceExhausted, reasonOverloaded, r.refuseSlotMessage())
 		return
 	}
 	defer r.release()

@@ -41,6 +41,11 @@ type Limits struct {
 	// delay; one that could never fit, with 400 / InvalidArgument.
 	MemoryBudgetBytes int64
 
+	// MaxQueueWait: how long a read request waits for a slot to be
+	// decoded (Options.MaxConcurrentRequests) before it is refused with
+	// 429 / RESOURCE_EXHAUSTED and a retry delay.
+	MaxQueueWait time.Duration
+
 	// OTLP/HTTP connections: the time to read a request's headers, then its
 	// body, and how long an idle keep-alive connection stays open.
 	ReadHeaderTimeout, ReadTimeout, IdleTimeout time.Duration
@@ -66,6 +71,7 @@ func DefaultLimits() Limits {
 		MaxAttributeValueBytes: 1024,
 		MaxAttributeDepth:      otlpwire.DefaultMaxDepth,
 		MemoryBudgetBytes:      256 << 20,
+		MaxQueueWait:           time.Second,
 		ReadHeaderTimeout:      10 * time.Second,
 		ReadTimeout:            30 * time.Second,
 		IdleTimeout:            2 * time.Minute,
@@ -104,12 +110,13 @@ func (l Limits) withDefaults() (Limits, error) {
 	setDuration(&l.ReadTimeout, d.ReadTimeout)
 	setDuration(&l.IdleTimeout, d.IdleTimeout)
 	setDuration(&l.RefusingAfter, d.RefusingAfter)
+	setDuration(&l.MaxQueueWait, d.MaxQueueWait)
 	if l.MaxConcurrentStreams == 0 {
 		l.MaxConcurrentStreams = d.MaxConcurrentStreams
 	}
 	switch {
 	case l.MaxSpansPerRequest < 0, l.MaxAttributesPerSpan < 0, l.MaxAttributeKeyBytes < 0, l.MaxAttributeDepth < 0,
-		l.MaxHeaderBytes < 0, l.MemoryBudgetBytes < 0, l.ReadHeaderTimeout < 0, l.ReadTimeout < 0, l.IdleTimeout < 0, l.RefusingAfter < 0:
+		l.MaxHeaderBytes < 0, l.MemoryBudgetBytes < 0, l.ReadHeaderTimeout < 0, l.ReadTimeout < 0, l.IdleTimeout < 0, l.RefusingAfter < 0, l.MaxQueueWait < 0:
 		return l, fmt.Errorf("otlp receiver: limits must not be negative: %+v", l)
 	case l.MaxAttributeValueBytes < minValueBytes:
 		return l, fmt.Errorf("otlp receiver: max attribute value bytes %d is under the minimum of %d", l.MaxAttributeValueBytes, minValueBytes)

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/kube-sentinel/sentinel/engine"
+	"github.com/kube-sentinel/sentinel/internal/testkit"
 )
 
 // blockingObserver holds the first span named "block" until released.
@@ -34,7 +35,7 @@ func (o *blockingObserver) Observe(obs *engine.Observation) {
 
 func TestOverload(t *testing.T) {
 	o := &blockingObserver{entered: make(chan struct{}), release: make(chan struct{})}
-	r := startReceiver(t, Options{Observer: o, MaxConcurrentRequests: 1})
+	r := startReceiver(t, Options{Observer: o, MaxConcurrentRequests: 1, Limits: Limits{MaxQueueWait: shortQueueWait}})
 	url := "http://" + r.HTTPAddr().String() + TracesPath
 
 	blocking := apiserverTraces(rand.New(rand.NewPCG(15, 16)), 4)
@@ -139,7 +140,7 @@ func TestOverload(t *testing.T) {
 // Once the slot is free again, both transports serve.
 func TestOverloadRecovers(t *testing.T) {
 	o := &blockingObserver{entered: make(chan struct{}), release: make(chan struct{})}
-	r := startReceiver(t, Options{Observer: o, MaxConcurrentRequests: 1})
+	r := startReceiver(t, Options{Observer: o, MaxConcurrentRequests: 1, Limits: Limits{MaxQueueWait: shortQueueWait}})
 	blocking := apiserverTraces(rand.New(rand.NewPCG(19, 20)), 4)
 	blocking.ResourceSpans().At(0).ScopeSpans().At(0).Spans().At(0).SetName("block")
 	good := apiserverTraces(rand.New(rand.NewPCG(21, 22)), 4)
@@ -163,5 +164,75 @@ func TestOverloadRecovers(t *testing.T) {
 	defer cancel()
 	if _, err := ptraceotlp.NewGRPCClient(dial(t, r)).Export(ctx, ptraceotlp.NewExportRequestFromTraces(good)); err != nil {
 		t.Errorf("gRPC after overload: %v", err)
+	}
+}
+
+// shortQueueWait is how long a request waits for the one slot of the
+// tests that hold it, before it is refused.
+const shortQueueWait = 20 * time.Millisecond
+
+// A request that finds every slot taken waits for one, its bytes held
+// against the memory budget, instead of being refused: on both
+// transports, once the slot is free within MaxQueueWait, it is answered
+// OK and observed.
+func TestRequestWaitsForASlot(t *testing.T) {
+	o := &blockingObserver{entered: make(chan struct{}), release: make(chan struct{})}
+	r := startReceiver(t, Options{Observer: o, MaxConcurrentRequests: 1, Limits: Limits{MaxQueueWait: time.Minute}})
+	blocking := apiserverTraces(rand.New(rand.NewPCG(23, 24)), 4)
+	blocking.ResourceSpans().At(0).ScopeSpans().At(0).Spans().At(0).SetName("block")
+	good := apiserverTraces(rand.New(rand.NewPCG(25, 26)), 4)
+	body := marshalTraces(t, good, false)
+
+	first := make(chan int, 1)
+	go func() {
+		first <- post(r.HTTPHandler(), http.MethodPost, protobufContentType, "", marshalTraces(t, blocking, false)).Code
+	}()
+	<-o.entered
+	held := r.budget.inUse.Load()
+
+	viaHTTP := make(chan int, 1)
+	go func() {
+		viaHTTP <- post(r.HTTPHandler(), http.MethodPost, protobufContentType, "", body).Code
+	}()
+	viaGRPC := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		_, err := ptraceotlp.NewGRPCClient(dial(t, r)).Export(ctx, ptraceotlp.NewExportRequestFromTraces(good))
+		viaGRPC <- err
+	}()
+	waiting := r.metrics.bounds[3] // sentinel_otlp_requests_waiting
+	testkit.WaitFor(t, "both requests to wait for the slot", 20*time.Second, func() (bool, bool) {
+		return true, testutil.ToFloat64(waiting) == 2
+	})
+	if got := r.budget.inUse.Load() - held; got < 2*int64(len(body)) {
+		t.Errorf("the two waiting requests hold %d bytes of the budget, want at least their %d bytes each", got, len(body))
+	}
+	select {
+	case code := <-viaHTTP:
+		t.Fatalf("HTTP answered %d while the slot was held", code)
+	case err := <-viaGRPC:
+		t.Fatalf("gRPC answered (%v) while the slot was held", err)
+	default:
+	}
+
+	close(o.release)
+	if code := <-first; code != http.StatusOK {
+		t.Errorf("the first request: %d", code)
+	}
+	if code := <-viaHTTP; code != http.StatusOK {
+		t.Errorf("the waiting HTTP request: %d, want 200", code)
+	}
+	if err := <-viaGRPC; err != nil {
+		t.Errorf("the waiting gRPC request: %v", err)
+	}
+	if got := o.n.Load(); got != 12 {
+		t.Errorf("observed %d spans, want the 4 of each of the 3 requests", got)
+	}
+	if got := testutil.ToFloat64(waiting); got != 0 {
+		t.Errorf("sentinel_otlp_requests_waiting = %v after all were served", got)
+	}
+	if got := r.budget.inUse.Load(); got != 0 {
+		t.Errorf("%d bytes of the budget still held", got)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -37,9 +38,13 @@ type Options struct {
 	// (and one gRPC message). Zero means DefaultMaxRequestBytes.
 	MaxRequestBytes int64
 	// MaxConcurrentRequests bounds the requests being decoded and observed
-	// at once, over both transports; a request beyond it is refused with
-	// HTTP 429 or gRPC RESOURCE_EXHAUSTED and a retry delay, never queued.
-	// Zero means 4 × GOMAXPROCS.
+	// at once, over both transports. A request beyond it waits, its body
+	// read and held against the memory budget, for Limits.MaxQueueWait
+	// at most, first come first served; then it is refused with HTTP 429
+	// or gRPC RESOURCE_EXHAUSTED and a retry delay. Waiting requests do
+	// not compete for the CPU, which keeps the process's own endpoints
+	// (/-/healthy, /metrics) answering under overload. Zero means
+	// GOMAXPROCS.
 	MaxConcurrentRequests int
 	// Limits bound what a request may cost; zero fields take DefaultLimits.
 	Limits Limits
@@ -66,6 +71,7 @@ type Receiver struct {
 	observer engine.Observer
 	metrics  *metrics
 	inFlight chan struct{} // a slot per request being decoded and observed
+	waiting  *atomic.Int64 // requests waiting for a slot
 	limits   Limits
 	budget   *budget // memory of the requests in flight
 	refusals *refusals
@@ -101,7 +107,7 @@ func New(opts Options) (*Receiver, error) {
 		return nil, fmt.Errorf("otlp receiver: max concurrent requests %d is negative", opts.MaxConcurrentRequests)
 	}
 	if opts.MaxConcurrentRequests == 0 {
-		opts.MaxConcurrentRequests = 4 * runtime.GOMAXPROCS(0)
+		opts.MaxConcurrentRequests = runtime.GOMAXPROCS(0)
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
@@ -113,7 +119,8 @@ func New(opts Options) (*Receiver, error) {
 	opts.Limits = limits
 	bud := newBudget(limits.MemoryBudgetBytes)
 	refused := &refusals{after: limits.RefusingAfter, log: opts.Logger}
-	m := newMetrics(bud, refused)
+	waiting := new(atomic.Int64)
+	m := newMetrics(bud, refused, waiting)
 	if opts.Registerer != nil {
 		if err := m.register(opts.Registerer); err != nil {
 			return nil, fmt.Errorf("otlp receiver: registering metrics: %w", err)
@@ -125,6 +132,7 @@ func New(opts Options) (*Receiver, error) {
 		observer: opts.Observer,
 		metrics:  m,
 		inFlight: make(chan struct{}, opts.MaxConcurrentRequests),
+		waiting:  waiting,
 		limits:   limits,
 		budget:   bud,
 		refusals: refused,
@@ -257,22 +265,33 @@ func (r *Receiver) Shutdown(ctx context.Context) error {
 // export request for Limits.RefusingAfter refused for overload or timeouts.
 func (r *Receiver) Ready() error { return r.refusals.err(time.Now()) }
 
-// acquire takes a request slot without waiting; false means overloaded.
-func (r *Receiver) acquire() bool {
+// acquire takes a request slot, waiting for one for Limits.MaxQueueWait
+// at most (or until ctx is done); false means overloaded.
+func (r *Receiver) acquire(ctx context.Context) bool {
 	select {
 	case r.inFlight <- struct{}{}:
 		return true
 	default:
-		return false
 	}
+	r.waiting.Add(1)
+	defer r.waiting.Add(-1)
+	t := time.NewTimer(r.limits.MaxQueueWait)
+	defer t.Stop()
+	select {
+	case r.inFlight <- struct{}{}:
+		return true
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	return false
 }
 
 func (r *Receiver) release() { <-r.inFlight }
 
-// saturated tells, without taking a slot, whether a request would be
-// refused now; the gRPC transport uses it to refuse before reading a
-// message.
-func (r *Receiver) saturated() bool { return len(r.inFlight) >= cap(r.inFlight) }
+// refuseSlotMessage says why a request got no slot.
+func (r *Receiver) refuseSlotMessage() string {
+	return fmt.Sprintf("waited %s for one of %d export request slots, retry later", r.limits.MaxQueueWait, cap(r.inFlight))
+}
 
 // decode decodes an export request's protobuf bytes with a pooled
 // converter, checking the request limits; on success the caller observes
@@ -339,7 +358,7 @@ type metrics struct {
 	spansRejected [2]prometheus.Counter // reason invalid_time, the one span-level reason
 }
 
-func newMetrics(bud *budget, refused *refusals) *metrics {
+func newMetrics(bud *budget, refused *refusals, waiting *atomic.Int64) *metrics {
 	m := &metrics{
 		received: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sentinel_spans_received_total",
@@ -383,6 +402,10 @@ func newMetrics(bud *budget, refused *refusals) *metrics {
 				}
 				return 0
 			}),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "sentinel_otlp_requests_waiting",
+				Help: "OTLP export requests read and waiting for a slot to be decoded (otlp.limits.max_queue_wait at most).",
+			}, func() float64 { return float64(waiting.Load()) }),
 		},
 	}
 	for _, t := range []transport{transportGRPC, transportHTTP} {
