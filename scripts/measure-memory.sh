@@ -7,8 +7,9 @@
 #
 #   spans:    SPANS_TOTAL spans (default 10 million), as fast as answered.
 #   overload: capacity is measured for 10 s, then twice that rate is
-#             offered for OVERLOAD (default 60s) by OVERLOAD_SENDERS
-#             (default 128) senders, while
+#             offered for OVERLOAD (default 60s), open loop (each request
+#             sent when due, whether or not earlier ones were answered; at
+#             most OVERLOAD_IN_FLIGHT, default 4096, outstanding), while
 #             `otlpload probe` GETs /-/healthy and /metrics every 100 ms;
 #             the spans answered 200 are compared with
 #             sentinel_spans_received_total and sentinel_observations_total.
@@ -35,7 +36,7 @@ probe_prio=""
 if [ "${PROBE_RT:-1}" = 1 ] && [ "$(id -u)" = 0 ] && command -v chrt >/dev/null; then
   probe_prio="chrt -f 50"
 fi
-osenders=${OVERLOAD_SENDERS:-128}
+inflight=${OVERLOAD_IN_FLIGHT:-4096}
 base=${BASE_PORT:-25000}
 
 work=$(mktemp -d)
@@ -94,7 +95,7 @@ overload)
   $probe_prio taskset -c 1 "$work/otlpload" probe -url "$web/-/healthy" -url "$web/metrics" -duration "$overload" >"$work/probe" &
   pids+=($!)
   probe_pid=$!
-  out=$(taskset -c 1 "$work/otlpload" send -url "$otlp" -senders "$osenders" -spans 400 -namespaces 1000 -rate $((2 * cap)) -duration "$overload")
+  out=$(taskset -c 1 "$work/otlpload" send -url "$otlp" -open -max-in-flight "$inflight" -spans 400 -namespaces 1000 -rate $((2 * cap)) -duration "$overload")
   wait "$probe_pid" || true
   echo "overload at $((2 * cap)) spans/s offered: $(tr '\n' ' ' <<<"$out")"
   cat "$work/probe"

@@ -1,9 +1,11 @@
 // Command otlpload measures OTLP ingestion from outside a process: it
 // sends OTLP/HTTP protobuf exports of apiserver-shaped whole traces to a
-// receiver as fast as the receiver takes them, and it is the bare pdata
+// receiver as fast as the receiver takes them (or, open loop, on a fixed
+// schedule whatever the receiver takes), and it is the bare pdata
 // receiver that sentinel is compared with.
 //
 //	otlpload send -url http://127.0.0.1:4318/v1/traces -duration 20s
+//	otlpload send -open -rate 2000000 -max-in-flight 4096 -duration 60s
 //	otlpload bare -listen 127.0.0.1:14318
 //	otlpload probe -url http://127.0.0.1:9090/-/healthy -duration 60s
 //
@@ -78,6 +80,8 @@ func send(ctx context.Context, args []string, out io.Writer) error {
 	namespaces := fs.Int("namespaces", 0, "if > 0, the SERVER spans' paths are pods of this many namespaces, in turn (else five fixed paths)")
 	maxSpans := fs.Int64("max-spans", 0, "if > 0, stop once requests holding this many spans were sent")
 	rate := fs.Float64("rate", 0, "if > 0, offer at most this many spans per second, spread over the senders (else as fast as answered)")
+	open := fs.Bool("open", false, "open loop (with -rate): start each request on schedule whether or not earlier ones were answered, at most -max-in-flight outstanding (-senders is not used)")
+	maxInFlight := fs.Int("max-in-flight", 4096, "open loop: requests outstanding at most; a request due beyond it is not sent (counted as unsent)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -103,9 +107,17 @@ func send(ctx context.Context, args []string, out io.Writer) error {
 		traceIDsAt = append(traceIDsAt, tracebytes.Offsets(td, b))
 		longest = max(longest, len(b))
 	}
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: *senders}, Timeout: 30 * time.Second}
 	ctx, cancel := context.WithTimeout(ctx, *duration)
 	defer cancel()
+	if *open {
+		if *rate <= 0 {
+			return errors.New("-open needs a -rate")
+		}
+		l := openLoop{url: *url, perRequest: *perRequest, rate: *rate, maxInFlight: *maxInFlight, maxSpans: *maxSpans,
+			bodies: bodies, traceIDsAt: traceIDsAt, longest: longest}
+		return l.run(ctx, out)
+	}
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: *senders}, Timeout: 30 * time.Second}
 	var accepted, refused, failed, next atomic.Int64
 	var wg sync.WaitGroup
 	begin := time.Now()
@@ -163,6 +175,95 @@ func send(ctx context.Context, args []string, out io.Writer) error {
 	}
 	wg.Wait()
 	fmt.Fprintf(out, "accepted_spans %d\nrefused_spans %d\nfailed_requests %d\nseconds %.1f\n", accepted.Load(), refused.Load(), failed.Load(), time.Since(begin).Seconds())
+	return nil
+}
+
+// openLoop offers requests on a fixed schedule, as a fleet of exporters
+// does: a request is started when it is due, whether or not the earlier
+// ones were answered, so that a receiver slower than the schedule sees the
+// load pile up instead of slowing the sender down (a closed loop offers
+// only what is taken). Requests outstanding are bounded by maxInFlight;
+// one due beyond it is counted as unsent.
+type openLoop struct {
+	url                     string
+	perRequest, maxInFlight int
+	rate                    float64 // spans per second
+	maxSpans                int64
+	bodies                  [][]byte
+	traceIDsAt              [][]int
+	longest                 int
+}
+
+func (l *openLoop) run(ctx context.Context, out io.Writer) error {
+	client := &http.Client{
+		Transport: &http.Transport{MaxIdleConnsPerHost: l.maxInFlight, MaxIdleConns: l.maxInFlight},
+		Timeout:   30 * time.Second,
+	}
+	buffers := sync.Pool{New: func() any { b := make([]byte, l.longest); return &b }}
+	slots := make(chan struct{}, l.maxInFlight)
+	var accepted, refused, failed, unsent, sent atomic.Int64
+	var wg sync.WaitGroup
+	begin := time.Now()
+	perSecond := l.rate / float64(l.perRequest) // requests
+	var i int64
+	for ctx.Err() == nil {
+		due := int64(time.Since(begin).Seconds() * perSecond)
+		for ; i < due; i++ {
+			if l.maxSpans > 0 && i*int64(l.perRequest) >= l.maxSpans {
+				break
+			}
+			select {
+			case slots <- struct{}{}:
+			default:
+				unsent.Add(int64(l.perRequest))
+				continue
+			}
+			sent.Add(int64(l.perRequest))
+			i := i
+			wg.Go(func() {
+				defer func() { <-slots }()
+				buf := buffers.Get().(*[]byte)
+				k := i % int64(len(l.bodies))
+				n := copy(*buf, l.bodies[k])
+				tracebytes.Renumber((*buf)[:n], l.traceIDsAt[k], uint64(i)+1)
+				closed := make(chan struct{}, 1)
+				req, err := http.NewRequestWithContext(ctx, http.MethodPost, l.url, &sentBody{Reader: bytes.NewReader((*buf)[:n]), closed: closed})
+				if err != nil {
+					failed.Add(1)
+					return
+				}
+				req.Header.Set("Content-Type", "application/x-protobuf")
+				resp, err := client.Do(req)
+				// The buffer goes back once the transport has closed the
+				// body it read it through.
+				go func() { <-closed; buffers.Put(buf) }()
+				if err != nil {
+					if ctx.Err() == nil {
+						failed.Add(1)
+					}
+					return
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode == http.StatusOK {
+					accepted.Add(int64(l.perRequest))
+				} else {
+					refused.Add(int64(l.perRequest))
+				}
+			})
+		}
+		if l.maxSpans > 0 && i*int64(l.perRequest) >= l.maxSpans {
+			break
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Millisecond):
+		}
+	}
+	wg.Wait()
+	secs := time.Since(begin).Seconds()
+	fmt.Fprintf(out, "accepted_spans %d\nrefused_spans %d\nfailed_requests %d\nseconds %.1f\noffered_spans_per_second %.0f\nsent_spans %d\nunsent_spans %d\n",
+		accepted.Load(), refused.Load(), failed.Load(), secs, l.rate, sent.Load(), unsent.Load())
 	return nil
 }
 

@@ -123,15 +123,17 @@ func (r *Receiver) serveTraces(w http.ResponseWriter, req *http.Request) {
 	if compression == compressionNone && req.ContentLength >= 0 {
 		declared = req.ContentLength
 	}
-	res, ok := r.budget.reserve(declared)
+	// What the body is read into is what it holds: a pooled buffer may
+	// be larger than the body, and reading to the end needs
+	// bytes.MinRead bytes beyond it.
+	buf := r.getBuffer()
+	defer r.putBuffer(buf)
+	res, ok := r.budget.reserve(max(declared+bytes.MinRead, int64(buf.Cap())))
 	if !ok {
 		r.refuseHTTPOverBudget(w, enc)
 		return
 	}
 	defer res.release()
-
-	buf := r.getBuffer()
-	defer r.putBuffer(buf)
 	if status, reason, msg := r.readBody(w, req, compression, buf); status != 0 {
 		if status == http.StatusRequestTimeout {
 			r.refusals.refused(time.Now(), reason)
@@ -312,7 +314,9 @@ func (r *Receiver) readBody(w http.ResponseWriter, req *http.Request, compressed
 		src = &io.LimitedReader{R: zr, N: limit + 1}
 	default:
 		if req.ContentLength > 0 {
-			buf.Grow(int(req.ContentLength))
+			// Room for the body and the read that finds its end, so
+			// that reading it does not grow the buffer to twice its size.
+			buf.Grow(int(req.ContentLength) + bytes.MinRead)
 		}
 	}
 	if _, err := buf.ReadFrom(src); err != nil {

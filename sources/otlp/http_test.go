@@ -308,3 +308,24 @@ func TestHTTPOversizedStreaming(t *testing.T) {
 		})
 	}
 }
+
+// A body of declared length is read into a buffer about its size, not
+// twice it (bytes.Buffer.ReadFrom grows a full buffer to find the end):
+// the budget holds the body at that size while the request waits.
+func TestBodyBufferIsAboutTheBodysSize(t *testing.T) {
+	r, _ := newTestReceiver(t, Options{Observer: &countingObserver{}})
+	for _, size := range []int{1000, 50_000, 300_000} {
+		body := bytes.Repeat([]byte{0x0a}, size)
+		req := httptest.NewRequest(http.MethodPost, TracesPath, bytes.NewReader(body))
+		var buf bytes.Buffer
+		if status, reason, msg := r.readBody(httptest.NewRecorder(), req, compressionNone, &buf); status != 0 {
+			t.Fatalf("%d bytes: %d %s %s", size, status, reason, msg)
+		}
+		if buf.Len() != size {
+			t.Fatalf("read %d bytes of %d", buf.Len(), size)
+		}
+		if limit := size + bytes.MinRead + 8<<10; buf.Cap() > limit { // a page of rounding
+			t.Errorf("a %d-byte body took a %d-byte buffer, want at most %d", size, buf.Cap(), limit)
+		}
+	}
+}

@@ -267,9 +267,20 @@ func (r *Receiver) Ready() error { return r.refusals.err(time.Now()) }
 
 // acquire takes a request slot, waiting for one for Limits.MaxQueueWait
 // at most (or until ctx is done); false means overloaded.
+//
+// Holding the slot, the request yields the CPU once before it is decoded:
+// on a saturated CPU, every connection whose request has arrived is
+// runnable, and Go's scheduler serves them in turn, so a goroutine that
+// read its body and went on to decode it would make everything else (a
+// health check, a scrape of /metrics, evaluation) wait behind one decode
+// per connection. Yielding with the slot held lets the runnable readers
+// run only as far as the slot, where they park: what is runnable is then
+// the slot holders and cheap work, and the web endpoints wait for at
+// most one decode per slot.
 func (r *Receiver) acquire(ctx context.Context) bool {
 	select {
 	case r.inFlight <- struct{}{}:
+		runtime.Gosched()
 		return true
 	default:
 	}
@@ -279,6 +290,7 @@ func (r *Receiver) acquire(ctx context.Context) bool {
 	defer t.Stop()
 	select {
 	case r.inFlight <- struct{}{}:
+		runtime.Gosched()
 		return true
 	case <-t.C:
 	case <-ctx.Done():
