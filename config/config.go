@@ -110,12 +110,12 @@ func Parse(file string, data []byte) (*Config, error) {
 	}
 
 	o := d.Mapping(top["otlp"].Value, "otlp", "grpc", "http", "limits")
-	og := d.Mapping(o["grpc"].Value, "otlp.grpc", "listen_address", "tls", "max_concurrent_streams")
+	og := d.Mapping(o["grpc"].Value, "otlp.grpc", "listen_address", "tls", "max_concurrent_streams", "max_connections")
 	if n := og["listen_address"].Value; n != nil {
 		c.OTLPGRPCAddress = d.String(n, "listen_address")
 	}
 	c.OTLPGRPCTLS = parseServerTLS(d, og["tls"].Value, "otlp.grpc.tls")
-	oh := d.Mapping(o["http"].Value, "otlp.http", "listen_address", "max_request_bytes", "tls", "read_header_timeout", "read_timeout", "idle_timeout", "max_header_bytes")
+	oh := d.Mapping(o["http"].Value, "otlp.http", "listen_address", "max_request_bytes", "tls", "read_header_timeout", "read_timeout", "idle_timeout", "max_header_bytes", "max_connections")
 	c.OTLPHTTPTLS = parseServerTLS(d, oh["tls"].Value, "otlp.http.tls")
 	if n := oh["listen_address"].Value; n != nil {
 		c.OTLPHTTPAddress = d.String(n, "listen_address")

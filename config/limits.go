@@ -24,6 +24,7 @@ type OTLPLimits struct {
 	ReadHeaderTimeout, ReadTimeout, IdleTimeout time.Duration // otlp.http
 	MaxHeaderBytes                              int           // otlp.http
 	MaxConcurrentStreams                        int           // otlp.grpc
+	MaxHTTPConnections, MaxGRPCConnections      int           // otlp.http, otlp.grpc max_connections
 }
 
 func parseOTLPLimits(d *yamlpos.Decoder, n *yaml.Node, grpc, http map[string]yamlpos.Field) OTLPLimits {
@@ -72,6 +73,8 @@ func parseOTLPLimits(d *yamlpos.Decoder, n *yaml.Node, grpc, http map[string]yam
 	l.IdleTimeout = duration(http, "idle_timeout")
 	l.MaxHeaderBytes = int(positive(http, "max_header_bytes"))
 	l.MaxConcurrentStreams = int(positive(grpc, "max_concurrent_streams"))
+	l.MaxHTTPConnections = int(positive(http, "max_connections"))
+	l.MaxGRPCConnections = int(positive(grpc, "max_connections"))
 	return l
 }
 

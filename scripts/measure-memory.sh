@@ -14,10 +14,17 @@
 #             the spans answered 200 are compared with
 #             sentinel_spans_received_total and sentinel_observations_total.
 #
-# BUFFER_BYTES is --traces.buffer-bytes (default 64 MiB; sentinel's own
-# default is 256 MiB), BUDGET the otlp.limits.memory_budget_bytes (default
-# 64 MiB; sentinel's own default is 256 MiB). Loopback only; every process
-# it starts is stopped at exit.
+# BUFFER_BYTES is --traces.buffer-bytes (default 64 MiB, sentinel's own
+# default), BUDGET the otlp.limits.memory_budget_bytes (default 64 MiB;
+# sentinel's own default is 256 MiB). Loopback only; every process it
+# starts is stopped at exit.
+#
+# Sentinel runs as it is deployed: in a container with a memory limit,
+# from which it sets its Go memory limit (automemlimit, 90% of it). As
+# root, the script puts it in a memory cgroup of its own (v1 or v2) whose
+# limit is MEMORY_LIMIT, by default such that the Go memory limit is the
+# bound checked, BUDGET + BUFFER_BYTES + 64 MiB; without cgroups it sets
+# GOMEMLIMIT to that instead. MEMORY_LIMIT=none runs it without a limit.
 #
 #   scripts/measure-memory.sh spans
 #   scripts/measure-memory.sh overload
@@ -44,6 +51,7 @@ pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
   rm -rf "$work"
+  if [ -n "${cgroup:-}" ]; then rmdir "$cgroup" 2>/dev/null || true; fi
 }
 trap cleanup EXIT
 
@@ -56,15 +64,38 @@ web="http://127.0.0.1:$((base + 90))"
 otlp="http://127.0.0.1:$((base + 18))/v1/traces"
 echo "nproc=$(nproc) load=$(cut -d' ' -f1-3 /proc/loadavg) mode=$mode traces.buffer-bytes=$buffer memory_budget_bytes=$budget go=$(go env GOVERSION)"
 
-taskset -c 0 "$work/sentinel" run --config.file="$work/sentinel.yaml" --storage.path="$work/data" \
+bound=$((budget + buffer + (64 << 20)))
+limit=${MEMORY_LIMIT:-$((bound * 10 / 9))}
+cgroup=""
+run_limited() { exec "$@"; }
+if [ "$limit" != none ]; then
+  if [ "$(id -u)" = 0 ] && [ -d /sys/fs/cgroup/memory ] && mkdir "/sys/fs/cgroup/memory/sentinel-measure-$$" 2>/dev/null; then
+    cgroup=/sys/fs/cgroup/memory/sentinel-measure-$$
+    echo "$limit" >"$cgroup/memory.limit_in_bytes"
+  elif [ "$(id -u)" = 0 ] && [ -f /sys/fs/cgroup/cgroup.controllers ] && mkdir "/sys/fs/cgroup/sentinel-measure-$$" 2>/dev/null &&
+    echo "$limit" >"/sys/fs/cgroup/sentinel-measure-$$/memory.max" 2>/dev/null; then
+    cgroup=/sys/fs/cgroup/sentinel-measure-$$
+  else
+    [ -d "/sys/fs/cgroup/sentinel-measure-$$" ] && rmdir "/sys/fs/cgroup/sentinel-measure-$$"
+    export GOMEMLIMIT=$((limit * 9 / 10))
+  fi
+  if [ -n "$cgroup" ]; then
+    run_limited() { echo "$BASHPID" >"$cgroup/cgroup.procs" && exec "$@"; }
+    echo "sentinel runs in memory cgroup $cgroup, limit $((limit >> 20)) MiB (the Go memory limit is 90% of it: $((limit * 9 / 10 >> 20)) MiB)"
+  else
+    echo "no memory cgroup: GOMEMLIMIT=$GOMEMLIMIT (90% of $((limit >> 20)) MiB)"
+  fi
+fi
+
+( run_limited taskset -c 0 "$work/sentinel" run --config.file="$work/sentinel.yaml" --storage.path="$work/data" \
   --web.listen-address="127.0.0.1:$((base + 90))" --otlp.grpc-address="127.0.0.1:$((base + 17))" \
-  --otlp.http-address="127.0.0.1:$((base + 18))" --traces.buffer-bytes="$buffer" --log.level=warn 2>"$work/sentinel.log" &
+  --otlp.http-address="127.0.0.1:$((base + 18))" --traces.buffer-bytes="$buffer" --log.level=info 2>"$work/sentinel.log" ) &
 pids+=($!)
 pid=$!
 for _ in $(seq 1 100); do curl -s -o /dev/null "$web/-/ready" && break; sleep 0.1; done
 
 status() { awk -v k="$1:" '$1 == k {print $2}' "/proc/$pid/status"; } # kB
-echo "at start: VmRSS=$(status VmRSS) kB"
+echo "at start: VmRSS=$(status VmRSS) kB; $(grep -o 'msg="[^"]*memory limit.*' "$work/sentinel.log" | head -1)"
 : >"$work/rss"
 ( while kill -0 "$pid" 2>/dev/null; do status VmRSS >>"$work/rss"; sleep 0.5; done ) &
 pids+=($!)
@@ -111,4 +142,5 @@ esac
 
 sleep 1
 sort -n "$work/rss" | awk '{v[NR]=$1} END {printf "VmRSS sampled every 0.5 s (spans: from the start to the end; overload: during it): median %.1f MiB, max %.1f MiB (%d samples)\n", v[int((NR+1)/2)]/1024, v[NR]/1024, NR}'
+echo "bound checked (budget + buffer + 64 MiB): $((bound >> 20)) MiB"
 echo "VmHWM=$(( $(status VmHWM) / 1024 )) MiB VmRSS now=$(( $(status VmRSS) / 1024 )) MiB load=$(cut -d' ' -f1-3 /proc/loadavg)"

@@ -232,7 +232,8 @@ func TestStalledClientsAndReadiness(t *testing.T) {
 	})
 
 	t.Run("ready is honest when everything is refused", func(t *testing.T) {
-		// Stalled bodies declaring 64 KiB each hold the whole 1 MiB budget:
+		// Stalled bodies declaring 64 KiB each (with the read that finds
+		// their end) hold the whole 1 MiB budget:
 		// every export is refused (429) until the 10s body deadline — long
 		// enough for refusing_after to pass and the check to see it on a
 		// loaded machine (with 3s, a CI run under -race once missed it).
@@ -243,7 +244,7 @@ otlp:
   limits: {memory_budget_bytes: 1048576, refusing_after: 500ms}
 `)
 		for range 16 {
-			stall(t, d, 64<<10, nil)
+			stall(t, d, 64<<10-bytes.MinRead, nil)
 		}
 		good := serverSpans([]string{"/api/v1/namespaces/default/pods"}, time.Second, 2)
 		reason := testkit.WaitFor(t, "/-/ready to answer 503", 20*time.Second, func() (string, bool) {

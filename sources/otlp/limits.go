@@ -51,6 +51,10 @@ type Limits struct {
 	ReadHeaderTimeout, ReadTimeout, IdleTimeout time.Duration
 	// MaxHeaderBytes bounds a request's headers (HTTP).
 	MaxHeaderBytes int
+	// MaxHTTPConnections and MaxGRPCConnections bound the open
+	// connections of each transport; beyond them a new connection is
+	// closed as soon as accepted. Near the HTTP bound, keep-alives are off.
+	MaxHTTPConnections, MaxGRPCConnections int
 	// MaxConcurrentStreams bounds the gRPC streams of one connection.
 	MaxConcurrentStreams uint32
 
@@ -76,6 +80,8 @@ func DefaultLimits() Limits {
 		ReadTimeout:            30 * time.Second,
 		IdleTimeout:            2 * time.Minute,
 		MaxHeaderBytes:         64 << 10,
+		MaxHTTPConnections:     1024,
+		MaxGRPCConnections:     1024,
 		MaxConcurrentStreams:   100,
 		RefusingAfter:          30 * time.Second,
 	}
@@ -98,6 +104,8 @@ func (l Limits) withDefaults() (Limits, error) {
 	set(&l.MaxAttributeValueBytes, d.MaxAttributeValueBytes)
 	set(&l.MaxAttributeDepth, d.MaxAttributeDepth)
 	set(&l.MaxHeaderBytes, d.MaxHeaderBytes)
+	set(&l.MaxHTTPConnections, d.MaxHTTPConnections)
+	set(&l.MaxGRPCConnections, d.MaxGRPCConnections)
 	if l.MemoryBudgetBytes == 0 {
 		l.MemoryBudgetBytes = d.MemoryBudgetBytes
 	}
@@ -116,7 +124,7 @@ func (l Limits) withDefaults() (Limits, error) {
 	}
 	switch {
 	case l.MaxSpansPerRequest < 0, l.MaxAttributesPerSpan < 0, l.MaxAttributeKeyBytes < 0, l.MaxAttributeDepth < 0,
-		l.MaxHeaderBytes < 0, l.MemoryBudgetBytes < 0, l.ReadHeaderTimeout < 0, l.ReadTimeout < 0, l.IdleTimeout < 0, l.RefusingAfter < 0, l.MaxQueueWait < 0:
+		l.MaxHeaderBytes < 0, l.MaxHTTPConnections < 0, l.MaxGRPCConnections < 0, l.MemoryBudgetBytes < 0, l.ReadHeaderTimeout < 0, l.ReadTimeout < 0, l.IdleTimeout < 0, l.RefusingAfter < 0, l.MaxQueueWait < 0:
 		return l, fmt.Errorf("otlp receiver: limits must not be negative: %+v", l)
 	case l.MaxAttributeValueBytes < minValueBytes:
 		return l, fmt.Errorf("otlp receiver: max attribute value bytes %d is under the minimum of %d", l.MaxAttributeValueBytes, minValueBytes)

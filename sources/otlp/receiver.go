@@ -83,6 +83,11 @@ type Receiver struct {
 
 	handler http.Handler
 
+	// Open connections, per transport; conns[transportGRPC], conns[transportHTTP].
+	conns        [2]*connLimiter
+	stopLimiters chan struct{}
+	stopOnce     sync.Once
+
 	mu         sync.Mutex
 	started    bool
 	grpcServer *grpc.Server
@@ -121,6 +126,15 @@ func New(opts Options) (*Receiver, error) {
 	refused := &refusals{after: limits.RefusingAfter, log: opts.Logger}
 	waiting := new(atomic.Int64)
 	m := newMetrics(bud, refused, waiting)
+	var conns [2]*connLimiter
+	for t, limit := range map[transport]int{transportGRPC: limits.MaxGRPCConnections, transportHTTP: limits.MaxHTTPConnections} {
+		conns[t] = newConnLimiter(int64(limit), m.connsRefused.WithLabelValues(t.String()).Inc)
+		m.bounds = append(m.bounds, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name:        "sentinel_otlp_connections_open",
+			Help:        "Open OTLP connections (otlp.grpc.max_connections, otlp.http.max_connections at most).",
+			ConstLabels: prometheus.Labels{"transport": t.String()},
+		}, func() float64 { return float64(conns[t].open.Load()) }))
+	}
 	if opts.Registerer != nil {
 		if err := m.register(opts.Registerer); err != nil {
 			return nil, fmt.Errorf("otlp receiver: registering metrics: %w", err)
@@ -133,9 +147,12 @@ func New(opts Options) (*Receiver, error) {
 		metrics:  m,
 		inFlight: make(chan struct{}, opts.MaxConcurrentRequests),
 		waiting:  waiting,
+		conns:    conns,
 		limits:   limits,
 		budget:   bud,
 		refusals: refused,
+
+		stopLimiters: make(chan struct{}),
 	}
 	r.converters.New = func() any { return newConverter(limits.MaxAttributeValueBytes, m.truncated, opts.Traces) }
 	r.handler = r.newHTTPHandler()
@@ -178,7 +195,7 @@ func (r *Receiver) Start(ctx context.Context) error {
 		r.serving.Add(1)
 		go func() {
 			defer r.serving.Done()
-			if err := r.grpcServer.Serve(r.grpcLn); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+			if err := r.grpcServer.Serve(r.conns[transportGRPC].limit(r.grpcLn)); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
 				r.log.Error("OTLP gRPC server stopped", "address", r.grpcLn.Addr().String(), "err", err)
 			}
 		}()
@@ -197,10 +214,25 @@ func (r *Receiver) Start(ctx context.Context) error {
 			r.httpServer.TLSConfig = r.opts.HTTPTLS.Clone()
 			serve = func(ln net.Listener) error { return r.httpServer.ServeTLS(ln, "", "") }
 		}
-		r.serving.Add(1)
+		// Near the bound of connections, the HTTP server keeps none
+		// alive: the idle ones are closed, and each answer closes its own.
+		httpConns := r.conns[transportHTTP]
+		httpConns.onPressure = func(on bool) {
+			r.httpServer.SetKeepAlivesEnabled(!on)
+			if on {
+				r.log.Warn("OTLP HTTP connections near their limit: keep-alives off until under 75% of it", "open", httpConns.open.Load(), "max", httpConns.max)
+			} else {
+				r.log.Info("OTLP HTTP connections under 75% of their limit: keep-alives on", "open", httpConns.open.Load(), "max", httpConns.max)
+			}
+		}
+		r.serving.Add(2)
 		go func() {
 			defer r.serving.Done()
-			if err := serve(r.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			httpConns.run(r.stopLimiters)
+		}()
+		go func() {
+			defer r.serving.Done()
+			if err := serve(httpConns.limit(r.httpLn)); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				r.log.Error("OTLP HTTP server stopped", "address", r.httpLn.Addr().String(), "err", err)
 			}
 		}()
@@ -236,6 +268,7 @@ func (r *Receiver) Shutdown(ctx context.Context) error {
 	grpcServer, httpServer := r.grpcServer, r.httpServer
 	r.mu.Unlock()
 
+	r.stopOnce.Do(func() { close(r.stopLimiters) })
 	var errs []error
 	if httpServer != nil {
 		if err := httpServer.Shutdown(ctx); err != nil {
@@ -365,6 +398,7 @@ type metrics struct {
 	refused       *prometheus.CounterVec
 	truncated     prometheus.Counter
 	logsDropped   prometheus.Counter     // error-log lines (failed handshakes, bad request lines) over the log's rate
+	connsRefused  *prometheus.CounterVec // connections closed at once: over the transport's max_connections
 	bounds        []prometheus.Collector // gauges of the budget and of readiness
 	spansReceived [2]prometheus.Counter
 	spansRejected [2]prometheus.Counter // reason invalid_time, the one span-level reason
@@ -388,6 +422,10 @@ func newMetrics(bud *budget, refused *refusals, waiting *atomic.Int64) *metrics 
 			Name: "sentinel_otlp_requests_refused_total",
 			Help: "OTLP export requests refused, by transport and reason (the google.rpc.ErrorInfo reason of the answer).",
 		}, []string{"transport", "reason"}),
+		connsRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sentinel_otlp_connections_refused_total",
+			Help: "OTLP connections closed as soon as accepted because the transport's max_connections were open.",
+		}, []string{"transport"}),
 		truncated: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "sentinel_otlp_label_values_truncated_total",
 			Help: "Label values read from spans that were cut to the attribute value limit (each lookup counts).",
@@ -428,7 +466,7 @@ func newMetrics(bud *budget, refused *refusals, waiting *atomic.Int64) *metrics 
 }
 
 func (m *metrics) register(reg prometheus.Registerer) error {
-	cs := append([]prometheus.Collector{m.received, m.rejected, m.requests, m.refused, m.truncated, m.logsDropped}, m.bounds...)
+	cs := append([]prometheus.Collector{m.received, m.rejected, m.requests, m.refused, m.truncated, m.logsDropped, m.connsRefused}, m.bounds...)
 	for i, c := range cs {
 		if err := reg.Register(c); err != nil {
 			for _, done := range cs[:i] {
