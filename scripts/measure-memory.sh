@@ -8,8 +8,10 @@
 #   spans:    SPANS_TOTAL spans (default 10 million), as fast as answered.
 #   overload: capacity is measured for 10 s, then twice that rate is
 #             offered for OVERLOAD (default 60s), open loop (each request
-#             sent when due, whether or not earlier ones were answered; at
-#             most OVERLOAD_IN_FLIGHT, default 4096, outstanding), while
+#             sent when due, whether or not earlier ones were answered, as
+#             a fleet of exporters does; at most OVERLOAD_IN_FLIGHT, default
+#             800, outstanding: 800 exporters, under the 1,024 connections
+#             sentinel keeps open by default), while
 #             `otlpload probe` GETs /-/healthy and /metrics every 100 ms;
 #             the spans answered 200 are compared with
 #             sentinel_spans_received_total and sentinel_observations_total.
@@ -22,9 +24,10 @@
 # Sentinel runs as it is deployed: in a container with a memory limit,
 # from which it sets its Go memory limit (automemlimit, 90% of it). As
 # root, the script puts it in a memory cgroup of its own (v1 or v2) whose
-# limit is MEMORY_LIMIT, by default such that the Go memory limit is the
-# bound checked, BUDGET + BUFFER_BYTES + 64 MiB; without cgroups it sets
-# GOMEMLIMIT to that instead. MEMORY_LIMIT=none runs it without a limit.
+# limit is MEMORY_LIMIT, by default the bound checked, BUDGET +
+# BUFFER_BYTES + 64 MiB (the kernel kills a process over it); without
+# cgroups it sets GOMEMLIMIT to 90% of it instead. MEMORY_LIMIT=none runs
+# it without a limit.
 #
 #   scripts/measure-memory.sh spans
 #   scripts/measure-memory.sh overload
@@ -43,7 +46,7 @@ probe_prio=""
 if [ "${PROBE_RT:-1}" = 1 ] && [ "$(id -u)" = 0 ] && command -v chrt >/dev/null; then
   probe_prio="chrt -f 50"
 fi
-inflight=${OVERLOAD_IN_FLIGHT:-4096}
+inflight=${OVERLOAD_IN_FLIGHT:-800}
 base=${BASE_PORT:-25000}
 
 work=$(mktemp -d)
@@ -65,7 +68,7 @@ otlp="http://127.0.0.1:$((base + 18))/v1/traces"
 echo "nproc=$(nproc) load=$(cut -d' ' -f1-3 /proc/loadavg) mode=$mode traces.buffer-bytes=$buffer memory_budget_bytes=$budget go=$(go env GOVERSION)"
 
 bound=$((budget + buffer + (64 << 20)))
-limit=${MEMORY_LIMIT:-$((bound * 10 / 9))}
+limit=${MEMORY_LIMIT:-$bound}
 cgroup=""
 run_limited() { exec "$@"; }
 if [ "$limit" != none ]; then

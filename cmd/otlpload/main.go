@@ -27,12 +27,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
 	"os/signal"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -202,6 +204,7 @@ func (l *openLoop) run(ctx context.Context, out io.Writer) error {
 	buffers := sync.Pool{New: func() any { b := make([]byte, l.longest); return &b }}
 	slots := make(chan struct{}, l.maxInFlight)
 	var accepted, refused, failed, unsent, sent atomic.Int64
+	var errs errorKinds
 	var wg sync.WaitGroup
 	begin := time.Now()
 	perSecond := l.rate / float64(l.perRequest) // requests
@@ -240,6 +243,7 @@ func (l *openLoop) run(ctx context.Context, out io.Writer) error {
 				if err != nil {
 					if ctx.Err() == nil {
 						failed.Add(1)
+						errs.note(err)
 					}
 					return
 				}
@@ -264,7 +268,38 @@ func (l *openLoop) run(ctx context.Context, out io.Writer) error {
 	secs := time.Since(begin).Seconds()
 	fmt.Fprintf(out, "accepted_spans %d\nrefused_spans %d\nfailed_requests %d\nseconds %.1f\noffered_spans_per_second %.0f\nsent_spans %d\nunsent_spans %d\n",
 		accepted.Load(), refused.Load(), failed.Load(), secs, l.rate, sent.Load(), unsent.Load())
+	errs.print(out)
 	return nil
+}
+
+// errorKinds counts failed requests by the last part of their error
+// ("connection reset by peer", "EOF"), so that a run says how they failed.
+type errorKinds struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (e *errorKinds) note(err error) {
+	msg := err.Error()
+	if i := strings.LastIndex(msg, ": "); i >= 0 {
+		msg = msg[i+2:]
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.n == nil {
+		e.n = map[string]int{}
+	}
+	if len(e.n) < 16 {
+		e.n[msg]++
+	}
+}
+
+func (e *errorKinds) print(out io.Writer) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, k := range slices.Sorted(maps.Keys(e.n)) {
+		fmt.Fprintf(out, "failed_requests_by_error %q %d\n", k, e.n[k])
+	}
 }
 
 // sentBody is a request body that says, once, when the transport has
