@@ -289,7 +289,7 @@ func (e *errorKinds) note(err error) {
 	if e.n == nil {
 		e.n = map[string]int{}
 	}
-	if len(e.n) < 16 {
+	if _, seen := e.n[msg]; seen || len(e.n) < 16 {
 		e.n[msg]++
 	}
 }
