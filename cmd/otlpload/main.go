@@ -198,7 +198,9 @@ type openLoop struct {
 
 func (l *openLoop) run(ctx context.Context, out io.Writer) error {
 	client := &http.Client{
-		Transport: &http.Transport{MaxIdleConnsPerHost: l.maxInFlight, MaxIdleConns: l.maxInFlight},
+		// One connection per request outstanding at most, as many exporters
+		// each with its connection.
+		Transport: &http.Transport{MaxConnsPerHost: l.maxInFlight, MaxIdleConnsPerHost: l.maxInFlight, MaxIdleConns: l.maxInFlight},
 		Timeout:   30 * time.Second,
 	}
 	buffers := sync.Pool{New: func() any { b := make([]byte, l.longest); return &b }}
