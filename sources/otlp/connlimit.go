@@ -19,18 +19,18 @@ import (
 // connection it has, not a reset.
 //
 // Near the bound, onPressure(true) is called (the HTTP server then stops
-// keeping connections alive, which closes the idle ones, so that clients
-// holding connections without using them cannot keep others out); well
-// under it again, and a second later at the soonest, onPressure(false).
+// keeping connections alive, which closes the idle HTTP/1.1 ones, so that
+// clients holding connections without using them cannot keep others out);
+// well under it again, and a second later at the soonest,
+// onPressure(false).
 type connLimiter struct {
 	max        int64
 	open       atomic.Int64
 	onRefused  func()
 	onPressure func(bool) // may be nil; called by run only
 
-	pressure atomic.Bool   // wanted: open reached 90% of max and has not fallen to 75%
-	applied  atomic.Bool   // what run last passed to onPressure
-	kick     chan struct{} // pressure changed
+	applied atomic.Bool   // what run last passed to onPressure
+	kick    chan struct{} // the count changed
 }
 
 func newConnLimiter(max int64, onRefused func()) *connLimiter {
@@ -42,23 +42,13 @@ func (c *connLimiter) limit(ln net.Listener) net.Listener {
 	return &limitedListener{Listener: ln, c: c}
 }
 
-// changed notes the count of open connections: at 90% of max pressure is
-// wanted, at 75% no more. Only atomics: it is called from Close, which
-// the server may call while it holds its own locks.
-func (c *connLimiter) changed(open int64) {
-	var want bool
-	switch {
-	case open >= max(c.max*9/10, 1):
-		want = true
-	case open <= c.max*3/4:
+// changed tells run that the count changed. Only a non-blocking send: it
+// is called from Close, which the server may call while it holds its own
+// locks.
+func (c *connLimiter) changed() {
+	select {
+	case c.kick <- struct{}{}:
 	default:
-		return
-	}
-	if c.pressure.Swap(want) != want {
-		select {
-		case c.kick <- struct{}{}:
-		default:
-		}
 	}
 }
 
@@ -68,32 +58,35 @@ func (c *connLimiter) changed(open int64) {
 // idle ones were closed must still find them off.
 const minPressure = time.Second
 
-// run calls onPressure when the pressure wanted changes, in order, until
-// done is closed; pressure applied stays for minPressure at least.
+// run calls onPressure(true) when the count of open connections reaches
+// 90% of max and onPressure(false) when it is back at 75% or under (and
+// minPressure has passed), reading the count itself each time it changes,
+// until done is closed.
 func (c *connLimiter) run(done <-chan struct{}) {
+	high, low := max(c.max*9/10, 1), c.max*3/4
 	for {
 		select {
 		case <-done:
 			return
 		case <-c.kick:
 		}
-		want := c.pressure.Load()
-		if want == c.applied.Load() || c.onPressure == nil {
+		if c.onPressure == nil {
 			continue
 		}
-		c.onPressure(want)
-		c.applied.Store(want)
-		if want {
+		open, on := c.open.Load(), c.applied.Load()
+		switch {
+		case !on && open >= high:
+			c.onPressure(true)
+			c.applied.Store(true)
 			select {
 			case <-done:
 				return
 			case <-time.After(minPressure):
 			}
-			// What changed meanwhile is looked at now.
-			select {
-			case c.kick <- struct{}{}:
-			default:
-			}
+			c.changed() // what changed meanwhile is looked at now
+		case on && open <= low:
+			c.onPressure(false)
+			c.applied.Store(false)
 		}
 	}
 }
@@ -112,11 +105,12 @@ func (l *limitedListener) Accept() (net.Conn, error) {
 			return nil, err
 		}
 		if l.c.open.Load() >= l.c.max {
-			_ = conn.Close()
 			l.c.onRefused()
+			_ = conn.Close()
 			continue
 		}
-		l.c.changed(l.c.open.Add(1))
+		l.c.open.Add(1)
+		l.c.changed()
 		return &limitedConn{Conn: conn, c: l.c}, nil
 	}
 }
@@ -130,7 +124,18 @@ type limitedConn struct {
 func (lc *limitedConn) Close() error {
 	err := lc.Conn.Close()
 	if lc.closed.CompareAndSwap(false, true) {
-		lc.c.changed(lc.c.open.Add(-1))
+		lc.c.open.Add(-1)
+		lc.c.changed()
 	}
 	return err
+}
+
+// CloseWrite half-closes the connection when the wrapped one can (TCP):
+// net/http does so before closing a connection whose request body it has
+// not read, so that the client reads the answer instead of a reset.
+func (lc *limitedConn) CloseWrite() error {
+	if cw, ok := lc.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
 }

@@ -118,9 +118,10 @@ func TestIdleHTTPConnectionsAreClosedNearTheLimit(t *testing.T) {
 	// The server closed the idle connections (those idle when the ninth
 	// arrived; any still finishing its answer then closed itself, finding
 	// keep-alives off): reading them ends before their deadline, and the
-	// count falls under 75% of the limit. The ninth may be kept (its
-	// answer may have come after keep-alives were on again).
-	for i, br := range idle[:len(idle)-1] {
+	// count falls to 75% of the limit. The last two are not looked at: a
+	// goroutine preempted for longer than the pressure's second between
+	// its answer and its keep-alive check keeps its connection.
+	for i, br := range idle[:len(idle)-2] {
 		if _, err := br.ReadByte(); err == nil {
 			t.Fatalf("idle connection %d: the server sent a byte", i)
 		} else if ne, ok := err.(net.Error); ok && ne.Timeout() {

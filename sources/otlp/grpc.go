@@ -171,6 +171,13 @@ func (s grpcTraceService) export(ctx context.Context, in *rawMessage) (*rawMessa
 	}
 	defer res.release()
 	if !r.acquire(ctx) {
+		if err := ctx.Err(); err != nil {
+			// The client is gone (cancelled or past its deadline): not a
+			// refusal.
+			st := status.FromContextError(err)
+			r.countGRPC(st.Code())
+			return nil, st.Err()
+		}
 		return nil, r.overloaded(reasonOverloaded, r.refuseSlotMessage())
 	}
 	defer r.release()

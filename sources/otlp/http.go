@@ -50,6 +50,7 @@ const (
 	reasonOverBudget           = "MEMORY_BUDGET_EXHAUSTED"
 	reasonTooCostly            = otlpwire.ReasonTooCostly
 	reasonBodyTimeout          = "BODY_READ_TIMEOUT"
+	reasonClientGone           = "CLIENT_CANCELLED"
 )
 
 type encoding uint8
@@ -142,9 +143,22 @@ func (r *Receiver) serveTraces(w http.ResponseWriter, req *http.Request) {
 		r.writeHTTPError(w, enc, status, codes.InvalidArgument, reason, msg)
 		return
 	}
+	// A compressed body (or one of unknown length) may have grown the
+	// buffer past what was held: the request holds what it took before it
+	// waits.
+	if !res.resize(max(res.n, int64(buf.Cap()))) {
+		r.refuseHTTPOverBudget(w, enc)
+		return
+	}
 
 	// The body is read; the request waits its turn to be decoded.
 	if !r.acquire(req.Context()) {
+		if req.Context().Err() != nil {
+			// The client is gone: not a refusal, and no one reads this.
+			r.writeHTTPError(w, enc, http.StatusServiceUnavailable, codes.Canceled, reasonClientGone,
+				"the client went away while its request waited to be decoded")
+			return
+		}
 		r.refusals.refused(time.Now(), reasonOverloaded)
 		w.Header().Set("Retry-After", strconv.Itoa(int(retryAfter.Seconds())))
 		r.writeHTTPError(w, enc, http.StatusTooManyRequests, codes.ResourceExhausted, reasonOverloaded, r.refuseSlotMessage())
@@ -313,10 +327,10 @@ func (r *Receiver) readBody(w http.ResponseWriter, req *http.Request, compressed
 		// the limit from one that is over it.
 		src = &io.LimitedReader{R: zr, N: limit + 1}
 	default:
-		if req.ContentLength > 0 {
-			// Room for the body and the read that finds its end, so
-			// that reading it does not grow the buffer to twice its size.
-			buf.Grow(int(req.ContentLength) + bytes.MinRead)
+		if need := int(req.ContentLength) + bytes.MinRead; req.ContentLength > 0 && buf.Cap() < need {
+			// Room for the body and the read that finds its end, and no
+			// more: growing a smaller pooled buffer would double it.
+			*buf = *bytes.NewBuffer(make([]byte, 0, need))
 		}
 	}
 	if _, err := buf.ReadFrom(src); err != nil {

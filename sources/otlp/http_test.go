@@ -314,10 +314,15 @@ func TestHTTPOversizedStreaming(t *testing.T) {
 // the budget holds the body at that size while the request waits.
 func TestBodyBufferIsAboutTheBodysSize(t *testing.T) {
 	r, _ := newTestReceiver(t, Options{Observer: &countingObserver{}})
-	for _, size := range []int{1000, 50_000, 300_000} {
+	for _, size := range []int{1000, 50_000, 300_000, 700_000} {
 		body := bytes.Repeat([]byte{0x0a}, size)
 		req := httptest.NewRequest(http.MethodPost, TracesPath, bytes.NewReader(body))
 		var buf bytes.Buffer
+		if size == 700_000 {
+			// A pooled buffer smaller than the body: growing it would
+			// double it.
+			buf.Grow(600 << 10)
+		}
 		if status, reason, msg := r.readBody(httptest.NewRecorder(), req, compressionNone, &buf); status != 0 {
 			t.Fatalf("%d bytes: %d %s %s", size, status, reason, msg)
 		}

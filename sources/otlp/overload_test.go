@@ -236,3 +236,75 @@ func TestRequestWaitsForASlot(t *testing.T) {
 		t.Errorf("%d bytes of the budget still held", got)
 	}
 }
+
+// A client that goes away while its request waits for a slot is not
+// counted as refused for overload (which would make /-/ready say that
+// ingestion refuses everything): its request is dropped as cancelled.
+func TestClientGoneWhileWaiting(t *testing.T) {
+	o := &blockingObserver{entered: make(chan struct{}), release: make(chan struct{})}
+	r := startReceiver(t, Options{Observer: o, MaxConcurrentRequests: 1, Limits: Limits{MaxQueueWait: time.Minute}})
+	blocking := apiserverTraces(rand.New(rand.NewPCG(27, 28)), 4)
+	blocking.ResourceSpans().At(0).ScopeSpans().At(0).Spans().At(0).SetName("block")
+	good := apiserverTraces(rand.New(rand.NewPCG(29, 30)), 4)
+	first := make(chan int, 1)
+	go func() {
+		first <- post(r.HTTPHandler(), http.MethodPost, protobufContentType, "", marshalTraces(t, blocking, false)).Code
+	}()
+	<-o.entered
+	defer func() {
+		close(o.release)
+		<-first
+	}()
+
+	waiting := r.metrics.bounds[3] // sentinel_otlp_requests_waiting
+	for _, transport := range []string{"http", "grpc"} {
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() {
+			if transport == "http" {
+				req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+r.HTTPAddr().String()+TracesPath,
+					bytes.NewReader(marshalTraces(t, good, false)))
+				if err != nil {
+					done <- err
+					return
+				}
+				req.Header.Set("Content-Type", protobufContentType)
+				resp, err := http.DefaultClient.Do(req)
+				if err == nil {
+					resp.Body.Close()
+				}
+				done <- err
+				return
+			}
+			_, err := ptraceotlp.NewGRPCClient(dial(t, r)).Export(ctx, ptraceotlp.NewExportRequestFromTraces(good))
+			done <- err
+		}()
+		testkit.WaitFor(t, transport+" request to wait for the slot", 20*time.Second, func() (bool, bool) {
+			return true, testutil.ToFloat64(waiting) == 1
+		})
+		cancel()
+		if err := <-done; err == nil {
+			t.Fatalf("%s: the cancelled request was answered", transport)
+		}
+		testkit.WaitFor(t, transport+" request to stop waiting", 20*time.Second, func() (bool, bool) {
+			return true, testutil.ToFloat64(waiting) == 0
+		})
+	}
+	testkit.WaitFor(t, "the cancelled HTTP request to be counted", 20*time.Second, func() (bool, bool) {
+		return true, testutil.ToFloat64(r.metrics.refused.WithLabelValues("http", reasonClientGone)) == 1
+	})
+	testkit.WaitFor(t, "the cancelled gRPC request to be counted", 20*time.Second, func() (bool, bool) {
+		return true, testutil.ToFloat64(r.metrics.requests.WithLabelValues("grpc", codes.Canceled.String())) == 1
+	})
+	for _, transport := range []string{"http", "grpc"} {
+		if got := testutil.ToFloat64(r.metrics.refused.WithLabelValues(transport, reasonOverloaded)); got != 0 {
+			t.Errorf("refused{%s,%s} = %v: a client that went away counted as overload", transport, reasonOverloaded, got)
+		}
+	}
+	r.refusals.mu.Lock()
+	counted := r.refusals.count
+	r.refusals.mu.Unlock()
+	if counted != 0 {
+		t.Errorf("readiness counts %d cancelled requests as refusals", counted)
+	}
+}
