@@ -246,6 +246,12 @@ otlp:
 		for range 16 {
 			stall(t, d, 64<<10-bytes.MinRead, nil)
 		}
+		// Exports start once the stalled bodies hold the budget: one
+		// sent while they still arrive could take the room of the last.
+		testkit.WaitFor(t, "the stalled bodies to hold the budget", 20*time.Second, func() (float64, bool) {
+			held := gaugeValue(t, d, "sentinel_otlp_memory_in_flight_bytes")
+			return held, held == 1<<20
+		})
 		good := serverSpans([]string{"/api/v1/namespaces/default/pods"}, time.Second, 2)
 		reason := testkit.WaitFor(t, "/-/ready to answer 503", 20*time.Second, func() (string, bool) {
 			if code := postOTLP(t, d, good); code != http.StatusTooManyRequests {
@@ -265,4 +271,19 @@ otlp:
 			return code, code == http.StatusOK
 		})
 	})
+}
+
+// gaugeValue is the value of the unlabelled gauge name (0 when absent).
+func gaugeValue(t *testing.T, d *daemon, name string) float64 {
+	t.Helper()
+	mfs, err := d.registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name && len(mf.GetMetric()) == 1 {
+			return mf.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	return 0
 }

@@ -63,7 +63,8 @@ const minPressure = time.Second
 // minPressure has passed), reading the count itself each time it changes,
 // until done is closed.
 func (c *connLimiter) run(done <-chan struct{}) {
-	high, low := max(c.max*9/10, 1), c.max*3/4
+	high := max(c.max*9/10, 1)
+	low := min(c.max*3/4, high-1)
 	for {
 		select {
 		case <-done:

@@ -23,7 +23,9 @@ import (
 func TestConnectionsOverTheLimitAreClosed(t *testing.T) {
 	for _, transport := range []string{"http", "grpc"} {
 		t.Run(transport, func(t *testing.T) {
-			r := startReceiver(t, Options{Limits: Limits{MaxHTTPConnections: 3, MaxGRPCConnections: 3}})
+			// Connections that send nothing are closed after the header
+			// timeout: a long one, so that a slow run does not see them go.
+			r := startReceiver(t, Options{Limits: Limits{MaxHTTPConnections: 3, MaxGRPCConnections: 3, ReadHeaderTimeout: time.Minute}})
 			addr := r.HTTPAddr().String()
 			tr := transportHTTP
 			if transport == "grpc" {

@@ -164,8 +164,10 @@ func (s grpcTraceService) export(ctx context.Context, in *rawMessage) (*rawMessa
 	defer in.buf.Free()
 	// The message is read: it holds its bytes against the budget while it
 	// waits its turn to be decoded, then what decoding it takes.
+	// gRPC may have copied a message that came in several frames into a
+	// larger pooled buffer: the request holds that buffer's capacity.
 	data := in.buf.ReadOnlyData()
-	res, ok := r.budget.reserve(int64(len(data)))
+	res, ok := r.budget.reserve(int64(cap(data)))
 	if !ok {
 		return nil, r.overloaded(reasonOverBudget, fmt.Sprintf("the requests in flight hold the memory budget of %d bytes, retry later", r.budget.total))
 	}
@@ -193,7 +195,7 @@ func (s grpcTraceService) export(ctx context.Context, in *rawMessage) (*rawMessa
 		r.discard(c)
 		return nil, r.invalid(reasonTooCostly, fmt.Sprintf("decoding this request would take about %d bytes, more than the whole budget of %d bytes; send smaller requests", st.DecodedBytes, r.budget.total))
 	}
-	if !res.resize(max(st.DecodedBytes, int64(len(data)))) {
+	if !res.resize(max(st.DecodedBytes, int64(cap(data)))) {
 		r.discard(c)
 		return nil, r.overloaded(reasonOverBudget, fmt.Sprintf("the requests in flight hold the memory budget of %d bytes, retry later", r.budget.total))
 	}

@@ -53,6 +53,11 @@ const (
 	reasonClientGone           = "CLIENT_CANCELLED"
 )
 
+// statusClientClosedRequest answers (for the logs and the metrics: no one
+// reads it) a request whose client went away while it waited, as nginx
+// does: not a server error.
+const statusClientClosedRequest = 499
+
 type encoding uint8
 
 const (
@@ -143,10 +148,9 @@ func (r *Receiver) serveTraces(w http.ResponseWriter, req *http.Request) {
 		r.writeHTTPError(w, enc, status, codes.InvalidArgument, reason, msg)
 		return
 	}
-	// A compressed body (or one of unknown length) may have grown the
-	// buffer past what was held: the request holds what it took before it
-	// waits.
-	if !res.resize(max(res.n, int64(buf.Cap()))) {
+	// A compressed body (or one of unknown length) was held at the most
+	// it could reach: once read, the request holds what its buffer took.
+	if !res.resize(min(int64(buf.Cap()), r.budget.total)) {
 		r.refuseHTTPOverBudget(w, enc)
 		return
 	}
@@ -155,7 +159,7 @@ func (r *Receiver) serveTraces(w http.ResponseWriter, req *http.Request) {
 	if !r.acquire(req.Context()) {
 		if req.Context().Err() != nil {
 			// The client is gone: not a refusal, and no one reads this.
-			r.writeHTTPError(w, enc, http.StatusServiceUnavailable, codes.Canceled, reasonClientGone,
+			r.writeHTTPError(w, enc, statusClientClosedRequest, codes.Canceled, reasonClientGone,
 				"the client went away while its request waited to be decoded")
 			return
 		}

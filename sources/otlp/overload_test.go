@@ -2,6 +2,7 @@ package otlp
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"math/rand/v2"
 	"net/http"
@@ -306,5 +307,48 @@ func TestClientGoneWhileWaiting(t *testing.T) {
 	r.refusals.mu.Unlock()
 	if counted != 0 {
 		t.Errorf("readiness counts %d cancelled requests as refusals", counted)
+	}
+}
+
+// A gzip body is held against the budget at the most it may reach while
+// it is read, then, while it waits for a slot, at what its buffer took:
+// not at max_request_bytes.
+func TestCompressedBodyWaitsAtItsSize(t *testing.T) {
+	o := &blockingObserver{entered: make(chan struct{}), release: make(chan struct{})}
+	r := startReceiver(t, Options{Observer: o, MaxConcurrentRequests: 1, Limits: Limits{MaxQueueWait: time.Minute}})
+	blocking := apiserverTraces(rand.New(rand.NewPCG(31, 32)), 4)
+	blocking.ResourceSpans().At(0).ScopeSpans().At(0).Spans().At(0).SetName("block")
+	first := make(chan int, 1)
+	go func() {
+		first <- post(r.HTTPHandler(), http.MethodPost, protobufContentType, "", marshalTraces(t, blocking, false)).Code
+	}()
+	<-o.entered
+	held := r.budget.inUse.Load()
+
+	body := marshalTraces(t, apiserverTraces(rand.New(rand.NewPCG(33, 34)), 200), false)
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	if _, err := zw.Write(body); err != nil {
+		t.Fatal(err)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	waited := make(chan int, 1)
+	go func() { waited <- post(r.HTTPHandler(), http.MethodPost, protobufContentType, "gzip", gz.Bytes()).Code }()
+	waiting := r.metrics.bounds[3] // sentinel_otlp_requests_waiting
+	testkit.WaitFor(t, "the gzip request to wait for the slot", 20*time.Second, func() (bool, bool) {
+		return true, testutil.ToFloat64(waiting) == 1
+	})
+	got := r.budget.inUse.Load() - held
+	if got < int64(len(body)) || got > 2*int64(len(body))+64<<10 {
+		t.Errorf("a waiting gzip request of %d bytes decompressed holds %d bytes of the budget (max_request_bytes is %d)", len(body), got, r.opts.MaxRequestBytes)
+	}
+	close(o.release)
+	if code := <-first; code != http.StatusOK {
+		t.Errorf("first: %d", code)
+	}
+	if code := <-waited; code != http.StatusOK {
+		t.Errorf("gzip: %d", code)
 	}
 }
