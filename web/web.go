@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -126,6 +127,13 @@ func (h *Handler) routes() *http.ServeMux {
 	mux.HandleFunc("GET /api/v1/traces/{traceID}", h.apiTrace)
 	mux.HandleFunc("GET /trace/{traceID}", h.tracePage)
 	mux.HandleFunc("GET /{$}", h.statusPage)
+	// Go's profiles, as Prometheus and Alertmanager serve them: what
+	// scripts/pgo-profiles.sh takes cmd/sentinel/default.pgo from.
+	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	return mux
 }
 

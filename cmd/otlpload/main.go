@@ -33,6 +33,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync"
@@ -401,8 +402,20 @@ func payload(rng *rand.Rand, n int, serverOnly bool, namespaces int, ns *int) pt
 func bare(ctx context.Context, args []string, log *slog.Logger) error {
 	fs := flag.NewFlagSet("bare", flag.ContinueOnError)
 	listen := fs.String("listen", "127.0.0.1:14318", "listen address (loopback)")
+	cpuProfile := fs.String("cpuprofile", "", "if set, write a CPU profile of the receiver to this file until it stops (scripts/pgo-profiles.sh)")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	ok, err := ptraceotlp.NewExportResponse().MarshalProto()
 	if err != nil {

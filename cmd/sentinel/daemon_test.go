@@ -101,6 +101,8 @@ func TestHTTPEndpoints(t *testing.T) {
 		{"/metrics", 200, []string{"sentinel_observations_total", "sentinel_spans_received_total", "sentinel_rule_evaluations_total",
 			"sentinel_config_last_reload_successful 1"}},
 		{"/", 200, []string{"NamespacesGETLatency"}},
+		{"/debug/pprof/", 200, []string{"goroutine", "heap", "profile"}},
+		{"/debug/pprof/goroutine?debug=1", 200, []string{"goroutine profile: total"}},
 		{"/nope", 404, nil},
 	}
 	for _, c := range cases {
