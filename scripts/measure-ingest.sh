@@ -20,29 +20,11 @@ spans=${SPANS:-400}          # per request
 base=${BASE_PORT:-24000}
 rounds=${ROUNDS:-3}          # alternating sentinel/bare rounds; the median ratio is reported
 
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-go build -o "$work/sentinel" ./cmd/sentinel
-go build -o "$work/otlpload" ./cmd/otlpload
-cp sources/otlp/testdata/bench_rules.yaml "$work/rules.yaml"
+. scripts/lib.sh
 printf 'global: {evaluation_interval: 15s}\nrule_files: [rules.yaml]\n' > "$work/sentinel.yaml"
 
 hz=$(getconf CLK_TCK)
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-
-wait_for() { # url
-  for _ in $(seq 1 100); do
-    curl -s -o /dev/null "$1" && return 0
-    sleep 0.1
-  done
-  echo "timed out waiting for $1" >&2; return 1
-}
 
 # measure NAME PID URL: prints "NAME accepted_spans cpu_seconds ns_per_span"
 measure() {

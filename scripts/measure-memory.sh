@@ -49,18 +49,7 @@ fi
 inflight=${OVERLOAD_IN_FLIGHT:-800}
 base=${BASE_PORT:-25000}
 
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
-  rm -rf "$work"
-  if [ -n "${cgroup:-}" ]; then rmdir "$cgroup" 2>/dev/null || true; fi
-}
-trap cleanup EXIT
-
-go build -o "$work/sentinel" ./cmd/sentinel
-go build -o "$work/otlpload" ./cmd/otlpload
-cp sources/otlp/testdata/bench_rules.yaml "$work/rules.yaml"
+. scripts/lib.sh
 printf 'global: {evaluation_interval: 15s}\nrule_files: [rules.yaml]\notlp: {limits: {memory_budget_bytes: %d}}\n' "$budget" > "$work/sentinel.yaml"
 
 web="http://127.0.0.1:$((base + 90))"
@@ -95,7 +84,7 @@ fi
   --otlp.http-address="127.0.0.1:$((base + 18))" --traces.buffer-bytes="$buffer" --log.level=info 2>"$work/sentinel.log" ) &
 pids+=($!)
 pid=$!
-for _ in $(seq 1 100); do curl -s -o /dev/null "$web/-/ready" && break; sleep 0.1; done
+wait_for "$web/-/ready"
 
 status() { awk -v k="$1:" '$1 == k {print $2}' "/proc/$pid/status"; } # kB
 echo "at start: VmRSS=$(status VmRSS) kB; $(grep -o 'msg="[^"]*memory limit.*' "$work/sentinel.log" | head -1)"

@@ -13,26 +13,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 base=${BASE_PORT:-26000}
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-go build -o "$work/sentinel" ./cmd/sentinel
-go build -o "$work/otlpload" ./cmd/otlpload
-cp sources/otlp/testdata/bench_rules.yaml "$work/rules.yaml"
+. scripts/lib.sh
 printf 'global: {evaluation_interval: 15s}\nrule_files: [rules.yaml]\n' > "$work/sentinel.yaml"
-
-wait_for() { # url
-  for _ in $(seq 1 100); do
-    curl -s -o /dev/null "$1" && return 0
-    sleep 0.1
-  done
-  echo "timed out waiting for $1" >&2; return 1
-}
 
 taskset -c 0 "$work/sentinel" run --config.file="$work/sentinel.yaml" --storage.path="$work/data" \
   --web.listen-address="127.0.0.1:$((base + 90))" --otlp.grpc-address="127.0.0.1:$((base + 17))" \
