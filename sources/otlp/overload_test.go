@@ -168,6 +168,22 @@ func TestOverloadRecovers(t *testing.T) {
 	}
 }
 
+// holdTheSlot starts a receiver with one request slot and a minute's
+// queue wait, and a request (seeded seed, seed+1) that the observer holds
+// in that slot until o.release is closed; first gets its status then.
+func holdTheSlot(t *testing.T, seed uint64) (r *Receiver, o *blockingObserver, first <-chan int) {
+	t.Helper()
+	o = &blockingObserver{entered: make(chan struct{}), release: make(chan struct{})}
+	r = startReceiver(t, Options{Observer: o, MaxConcurrentRequests: 1, Limits: Limits{MaxQueueWait: time.Minute}})
+	blocking := apiserverTraces(rand.New(rand.NewPCG(seed, seed+1)), 4)
+	blocking.ResourceSpans().At(0).ScopeSpans().At(0).Spans().At(0).SetName("block")
+	body := marshalTraces(t, blocking, false)
+	code := make(chan int, 1)
+	go func() { code <- post(r.HTTPHandler(), http.MethodPost, protobufContentType, "", body).Code }()
+	<-o.entered
+	return r, o, code
+}
+
 // shortQueueWait is how long a request waits for the one slot of the
 // tests that hold it, before it is refused.
 const shortQueueWait = 20 * time.Millisecond
@@ -177,18 +193,9 @@ const shortQueueWait = 20 * time.Millisecond
 // transports, once the slot is free within MaxQueueWait, it is answered
 // OK and observed.
 func TestRequestWaitsForASlot(t *testing.T) {
-	o := &blockingObserver{entered: make(chan struct{}), release: make(chan struct{})}
-	r := startReceiver(t, Options{Observer: o, MaxConcurrentRequests: 1, Limits: Limits{MaxQueueWait: time.Minute}})
-	blocking := apiserverTraces(rand.New(rand.NewPCG(23, 24)), 4)
-	blocking.ResourceSpans().At(0).ScopeSpans().At(0).Spans().At(0).SetName("block")
+	r, o, first := holdTheSlot(t, 23)
 	good := apiserverTraces(rand.New(rand.NewPCG(25, 26)), 4)
 	body := marshalTraces(t, good, false)
-
-	first := make(chan int, 1)
-	go func() {
-		first <- post(r.HTTPHandler(), http.MethodPost, protobufContentType, "", marshalTraces(t, blocking, false)).Code
-	}()
-	<-o.entered
 	held := r.budget.inUse.Load()
 
 	viaHTTP := make(chan int, 1)
@@ -242,16 +249,8 @@ func TestRequestWaitsForASlot(t *testing.T) {
 // counted as refused for overload (which would make /-/ready say that
 // ingestion refuses everything): its request is dropped as cancelled.
 func TestClientGoneWhileWaiting(t *testing.T) {
-	o := &blockingObserver{entered: make(chan struct{}), release: make(chan struct{})}
-	r := startReceiver(t, Options{Observer: o, MaxConcurrentRequests: 1, Limits: Limits{MaxQueueWait: time.Minute}})
-	blocking := apiserverTraces(rand.New(rand.NewPCG(27, 28)), 4)
-	blocking.ResourceSpans().At(0).ScopeSpans().At(0).Spans().At(0).SetName("block")
+	r, o, first := holdTheSlot(t, 27)
 	good := apiserverTraces(rand.New(rand.NewPCG(29, 30)), 4)
-	first := make(chan int, 1)
-	go func() {
-		first <- post(r.HTTPHandler(), http.MethodPost, protobufContentType, "", marshalTraces(t, blocking, false)).Code
-	}()
-	<-o.entered
 	defer func() {
 		close(o.release)
 		<-first
@@ -314,15 +313,7 @@ func TestClientGoneWhileWaiting(t *testing.T) {
 // it is read, then, while it waits for a slot, at what its buffer took:
 // not at max_request_bytes.
 func TestCompressedBodyWaitsAtItsSize(t *testing.T) {
-	o := &blockingObserver{entered: make(chan struct{}), release: make(chan struct{})}
-	r := startReceiver(t, Options{Observer: o, MaxConcurrentRequests: 1, Limits: Limits{MaxQueueWait: time.Minute}})
-	blocking := apiserverTraces(rand.New(rand.NewPCG(31, 32)), 4)
-	blocking.ResourceSpans().At(0).ScopeSpans().At(0).Spans().At(0).SetName("block")
-	first := make(chan int, 1)
-	go func() {
-		first <- post(r.HTTPHandler(), http.MethodPost, protobufContentType, "", marshalTraces(t, blocking, false)).Code
-	}()
-	<-o.entered
+	r, o, first := holdTheSlot(t, 31)
 	held := r.budget.inUse.Load()
 
 	body := marshalTraces(t, apiserverTraces(rand.New(rand.NewPCG(33, 34)), 200), false)
