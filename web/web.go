@@ -3,9 +3,11 @@ package web
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/pprof"
+	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -71,6 +73,7 @@ type Handler struct {
 
 	statusPageErrors prometheus.Counter
 	lifecycleRefused *prometheus.CounterVec
+	pprofRefused     prometheus.Counter
 }
 
 // New returns the handler of the web port.
@@ -87,6 +90,10 @@ func New(opts Options) (*Handler, error) {
 		Name: "sentinel_web_lifecycle_refused_total",
 		Help: "Requests to lifecycle endpoints (POST /-/reload) refused, by reason (disabled, cross_origin, form_post).",
 	}, []string{"reason"})
+	h.pprofRefused = f.NewCounter(prometheus.CounterOpts{
+		Name: "sentinel_web_pprof_refused_total",
+		Help: "Requests for a CPU profile or an execution trace refused: seconds over 60 or not a number.",
+	})
 	h.statusPageErrors = f.NewCounter(prometheus.CounterOpts{
 		Name: "sentinel_status_page_errors_total",
 		Help: "Status page renderings that failed.",
@@ -131,10 +138,29 @@ func (h *Handler) routes() *http.ServeMux {
 	// scripts/pgo-profiles.sh takes cmd/sentinel/default.pgo from.
 	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
 	mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
-	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("GET /debug/pprof/profile", h.boundedProfile(pprof.Profile))
 	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
-	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	mux.HandleFunc("GET /debug/pprof/trace", h.boundedProfile(pprof.Trace))
 	return mux
+}
+
+// maxProfileSeconds bounds what a client may ask of the CPU profile and
+// the execution trace: they run, and hold the profiler, for that long.
+const maxProfileSeconds = 60
+
+// boundedProfile refuses (400, counted) a profile or trace longer than
+// maxProfileSeconds, or whose seconds is not a number.
+func (h *Handler) boundedProfile(next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if v := r.FormValue("seconds"); v != "" {
+			if s, err := strconv.ParseFloat(v, 64); err != nil || !(s > 0 && s <= maxProfileSeconds) {
+				h.pprofRefused.Inc()
+				http.Error(w, fmt.Sprintf("seconds must be a number over 0 and at most %d", maxProfileSeconds), http.StatusBadRequest)
+				return
+			}
+		}
+		next(w, r)
+	}
 }
 
 // SampleStatus records every series' value once per evaluation interval

@@ -103,6 +103,8 @@ func TestHTTPEndpoints(t *testing.T) {
 		{"/", 200, []string{"NamespacesGETLatency"}},
 		{"/debug/pprof/", 200, []string{"goroutine", "heap", "profile"}},
 		{"/debug/pprof/goroutine?debug=1", 200, []string{"goroutine profile: total"}},
+		{"/debug/pprof/profile?seconds=3600", 400, []string{"at most 60"}},
+		{"/debug/pprof/trace?seconds=x", 400, []string{"at most 60"}},
 		{"/nope", 404, nil},
 	}
 	for _, c := range cases {
