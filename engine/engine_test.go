@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -634,5 +636,56 @@ groups:
 	clock2.t = t0.Add(time.Minute + 50*time.Second) // another gap of the cron spec is next
 	if n, err := e2.RestoreSnapshot(&buf); err != nil || n != 1 {
 		t.Fatalf("restored %d: %v", n, err)
+	}
+}
+
+// TestLiteralAlternationAgreesWithTheRegex checks the expansion of regex
+// matchers into sets against the anchored regex itself: on every string
+// of the set, and on strings one edit away from them (a byte dropped,
+// added or changed, the case flipped), membership is a match.
+func TestLiteralAlternationAgreesWithTheRegex(t *testing.T) {
+	tests := []struct {
+		expr string
+		want int // strings in the set; 0: not expanded (run as a regex)
+	}{
+		{"GET|LIST", 2},
+		{"POST|PUT|PATCH|DELETE", 4}, // parsed as P(?:OST|UT|ATCH)|DELETE
+		{"GET|LIST|GET", 2},
+		{"v[12]|v1beta1", 3},
+		{"pods(/log)?", 2},
+		{"(pods|nodes)/(status|log)", 4},
+		{"a[b-d]e", 3},
+		{"(?i)get", 0},
+		{"pod.*", 0},
+		{"x+", 0},
+		{"|GET", 0},     // matches the empty value: an absent label
+		{"a?", 0},       // likewise
+		{"[a-z]{3}", 0}, // too many strings
+		{"\uFFFD|x", 0}, // the regex matches invalid UTF-8 as U+FFFD
+		{"[\uFFF0-\uFFFF]", 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.expr, func(t *testing.T) {
+			vs, ok := literalAlternation(tt.expr)
+			if got := len(vs); !ok && got != 0 || got != tt.want {
+				t.Fatalf("literalAlternation(%q) = %q, %v; want %d strings", tt.expr, vs, ok, tt.want)
+			}
+			if !ok {
+				return
+			}
+			re := regexp.MustCompile("^(?:" + tt.expr + ")$")
+			var probes []string
+			for _, v := range vs {
+				probes = append(probes, v, strings.ToLower(v), strings.ToUpper(v), v+"x", "x"+v, v+v, "\xff"+v)
+				for i := range len(v) {
+					probes = append(probes, v[:i]+v[i+1:], v[:i]+"e"+v[i+1:], v[:i]+"\xff"+v[i+1:])
+				}
+			}
+			for _, p := range probes {
+				if in, match := slices.Contains(vs, p), re.MatchString(p); in != match {
+					t.Errorf("%q: in the set %v, regex match %v", p, in, match)
+				}
+			}
+		})
 	}
 }

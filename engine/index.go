@@ -2,6 +2,7 @@ package engine
 
 import (
 	"regexp/syntax"
+	"unicode/utf8"
 
 	"github.com/prometheus/alertmanager/pkg/labels"
 )
@@ -102,38 +103,115 @@ func (r *ruleState) indexCandidates() []indexKey {
 	return out
 }
 
-// literalAlternation reports the literals of a regex such as "GET|LIST",
-// matched in full as Alertmanager anchors it.
+// literalAlternation reports the strings a regex such as "GET|LIST" or
+// "POST|PUT|PATCH|DELETE" matches, in full as Alertmanager anchors it,
+// when they are few (at most maxLiterals) and none is empty: Go's parser
+// factors such alternations ("P(?:OST|UT|ATCH)|DELETE"), so the strings
+// are expanded back from literals, concatenations, alternations, optional
+// parts and small character classes.
 func literalAlternation(expr string) ([]string, bool) {
 	re, err := syntax.Parse(expr, syntax.Perl)
 	if err != nil {
 		return nil, false
 	}
-	re = re.Simplify()
-	var subs []*syntax.Regexp
-	switch re.Op {
-	case syntax.OpLiteral:
-		subs = []*syntax.Regexp{re}
-	case syntax.OpAlternate:
-		subs = re.Sub
-	case syntax.OpCharClass:
-		return nil, false
-	default:
+	vs, ok := finiteStrings(re.Simplify())
+	if !ok {
 		return nil, false
 	}
 	var out []string
-	for _, s := range subs {
-		if s.Op != syntax.OpLiteral || s.Flags&syntax.FoldCase != 0 {
-			return nil, false
-		}
-		if lit := string(s.Rune); !containsString(out, lit) { // "GET|LIST|GET" files the rule once
-			out = append(out, lit)
+	for _, v := range vs {
+		if !containsString(out, v) { // "GET|LIST|GET" files the rule once
+			out = append(out, v)
 		}
 	}
 	if len(out) == 0 || hasEmpty(out) {
 		return nil, false
 	}
 	return out, true
+}
+
+// maxLiterals bounds what literalAlternation expands: a regex that
+// matches more strings is run as a regex.
+const maxLiterals = 64
+
+// finiteStrings lists the strings that re matches in full, if they are at
+// most maxLiterals (with repeats) and re is case-sensitive.
+func finiteStrings(re *syntax.Regexp) ([]string, bool) {
+	if re.Flags&syntax.FoldCase != 0 {
+		return nil, false
+	}
+	switch re.Op {
+	case syntax.OpEmptyMatch:
+		return []string{""}, true
+	case syntax.OpLiteral:
+		if !validRunes(re.Rune...) {
+			return nil, false
+		}
+		return []string{string(re.Rune)}, true
+	case syntax.OpCapture:
+		return finiteStrings(re.Sub[0])
+	case syntax.OpQuest:
+		vs, ok := finiteStrings(re.Sub[0])
+		if !ok || len(vs) >= maxLiterals {
+			return nil, false
+		}
+		return append(vs, ""), true
+	case syntax.OpCharClass:
+		var out []string
+		for i := 0; i+1 < len(re.Rune); i += 2 {
+			lo, hi := re.Rune[i], re.Rune[i+1]
+			if int(hi-lo) >= maxLiterals-len(out) {
+				return nil, false
+			}
+			for r := lo; r <= hi; r++ {
+				if !validRunes(r) {
+					return nil, false
+				}
+				out = append(out, string(r))
+			}
+		}
+		return out, true
+	case syntax.OpAlternate:
+		var out []string
+		for _, sub := range re.Sub {
+			vs, ok := finiteStrings(sub)
+			if !ok || len(out)+len(vs) > maxLiterals {
+				return nil, false
+			}
+			out = append(out, vs...)
+		}
+		return out, true
+	case syntax.OpConcat:
+		out := []string{""}
+		for _, sub := range re.Sub {
+			vs, ok := finiteStrings(sub)
+			if !ok || len(out)*len(vs) > maxLiterals {
+				return nil, false
+			}
+			joined := make([]string, 0, len(out)*len(vs))
+			for _, a := range out {
+				for _, b := range vs {
+					joined = append(joined, a+b)
+				}
+			}
+			out = joined
+		}
+		return out, true
+	}
+	return nil, false
+}
+
+// validRunes reports whether a literal made of rs compares with a label
+// value as the regex does: not when it holds U+FFFD, which the regex also
+// matches for every byte of invalid UTF-8, or a rune that has no UTF-8
+// form.
+func validRunes(rs ...rune) bool {
+	for _, r := range rs {
+		if r == utf8.RuneError || !utf8.ValidRune(r) {
+			return false
+		}
+	}
+	return true
 }
 
 func hasEmpty(vs []string) bool {
