@@ -51,7 +51,7 @@ type converter struct {
 // truncated (which may be nil), and which hands every span to buffer
 // (which may be nil).
 func newConverter(maxValue int, truncated prometheus.Counter, buffer *traces.Buffer) *converter {
-	c := &converter{view: spanLabels{maxValue: maxValue, truncated: truncated}, buffer: buffer}
+	c := &converter{view: spanLabels{maxValue: maxValue, truncated: truncated, infos: newRequestInfoCache()}, buffer: buffer}
 	c.obs.Source = engine.SourceSpans
 	c.obs.Labels = &c.view
 	return c
@@ -219,7 +219,7 @@ func (c *converter) buffered(w *traces.Writer, sp *otlpwire.Span, received time.
 // converter does not keep a request's bytes alive.
 func (c *converter) release() {
 	c.dec.Reset()
-	c.view = spanLabels{maxValue: c.view.maxValue, truncated: c.view.truncated}
+	c.view = spanLabels{maxValue: c.view.maxValue, truncated: c.view.truncated, infos: c.view.infos}
 	c.obs.End = time.Time{}
 	clear(c.resAttrs)
 	c.res.Set("", nil)
@@ -259,6 +259,7 @@ type spanLabels struct {
 
 	maxValue  int                // label values longer than this are truncated
 	truncated prometheus.Counter // may be nil
+	infos     *requestInfoCache  // nil: every span's path is parsed
 }
 
 // keptKeys appends the allowlist place of each key of kvs (zero when the
@@ -378,7 +379,11 @@ func (v *spanLabels) requestInfo() bool {
 			path, query = v.target, "" // k8s.Parse splits an http.target's query off itself
 		}
 		if v.kind == ptrace.SpanKindServer && method != "" && path != "" {
-			v.info = k8s.Parse(method, path, query, v.contentType)
+			if v.infos != nil {
+				v.info = v.infos.parse(method, path, query, v.contentType)
+			} else {
+				v.info = k8s.Parse(method, path, query, v.contentType)
+			}
 			v.infoState = infoPresent
 		}
 	}

@@ -691,10 +691,12 @@ func (d *Decoder) span(s *scanner, b []byte, res, scope int32) error {
 	if err := s.cost(costSpan); err != nil {
 		return err
 	}
-	d.spans = append(d.spans, Span{res: res, scope: scope, raw: b, lo: int32(len(d.stored))})
+	d.spans = append(d.spans, Span{})
 	sp := &d.spans[len(d.spans)-1]
+	sp.res, sp.scope, sp.raw, sp.lo = res, scope, b, int32(len(d.stored))
 	attrs := 0
 	store := true
+	var scratch KeyValue // an attribute that is not stored
 	for len(b) > 0 {
 		num, typ, v, n, err := next(b)
 		if err != nil {
@@ -747,12 +749,15 @@ func (d *Decoder) span(s *scanner, b []byte, res, scope int32) error {
 				return wrongType("Span", num, typ)
 			}
 			attrs++
-			var kv KeyValue
-			if err := d.keyValue(s, v, attrs, "span", 0, 0, &kv); err != nil {
-				return err
-			}
+			// Decoded where it is stored: a copy of the view just
+			// written would read it back.
+			kv := &scratch
 			if store = store && len(d.stored) < maxStored; store {
-				d.stored = append(d.stored, kv)
+				d.stored = append(d.stored, KeyValue{})
+				kv = &d.stored[len(d.stored)-1]
+			}
+			if err := d.keyValue(s, v, attrs, "span", 0, 0, kv); err != nil {
+				return err
 			}
 		case fieldSpanEvents:
 			if typ != protowire.BytesType {
