@@ -697,7 +697,68 @@ func (d *Decoder) span(s *scanner, b []byte, res, scope int32) error {
 	attrs := 0
 	store := true
 	var scratch KeyValue // an attribute that is not stored
+	var err error
 	for len(b) > 0 {
+		// The fields that nearly every span has, in their usual
+		// encoding (one-byte tags and lengths), are read here without
+		// next's general decoding; anything else, and these fields in
+		// any other encoding, take the general path below, which reads
+		// them to the same effect.
+		if len(b) >= 2 {
+			switch b[0] {
+			case fieldSpanTraceID<<3 | byte(protowire.BytesType):
+				if b[1] == 16 && len(b) >= 18 {
+					copy(sp.TraceID[:], b[2:18])
+					b = b[18:]
+					continue
+				}
+			case fieldSpanSpanID<<3 | byte(protowire.BytesType):
+				if b[1] == 8 && len(b) >= 10 {
+					copy(sp.SpanID[:], b[2:10])
+					b = b[10:]
+					continue
+				}
+			case fieldSpanParentSpanID<<3 | byte(protowire.BytesType):
+				if b[1] == 8 && len(b) >= 10 {
+					copy(sp.ParentSpanID[:], b[2:10])
+					b = b[10:]
+					continue
+				}
+			case fieldSpanName<<3 | byte(protowire.BytesType):
+				if end := 2 + int(b[1]); b[1] < 0x80 && end <= len(b) {
+					sp.Name = view(b[2:end])
+					b = b[end:]
+					continue
+				}
+			case fieldSpanKind<<3 | byte(protowire.VarintType):
+				if b[1] < 0x80 {
+					sp.Kind = int32(b[1])
+					b = b[2:]
+					continue
+				}
+			case fieldSpanStart<<3 | byte(protowire.Fixed64Type):
+				if len(b) >= 9 {
+					sp.Start = fixed64(b[:9])
+					b = b[9:]
+					continue
+				}
+			case fieldSpanEnd<<3 | byte(protowire.Fixed64Type):
+				if len(b) >= 9 {
+					sp.End = fixed64(b[:9])
+					b = b[9:]
+					continue
+				}
+			case fieldSpanAttributes<<3 | byte(protowire.BytesType):
+				if end := 2 + int(b[1]); b[1] < 0x80 && end <= len(b) {
+					attrs++
+					if store, err = d.spanAttribute(s, b[2:end], attrs, store, &scratch); err != nil {
+						return err
+					}
+					b = b[end:]
+					continue
+				}
+			}
+		}
 		num, typ, v, n, err := next(b)
 		if err != nil {
 			return err
@@ -749,14 +810,7 @@ func (d *Decoder) span(s *scanner, b []byte, res, scope int32) error {
 				return wrongType("Span", num, typ)
 			}
 			attrs++
-			// Decoded where it is stored: a copy of the view just
-			// written would read it back.
-			kv := &scratch
-			if store = store && len(d.stored) < maxStored; store {
-				d.stored = append(d.stored, KeyValue{})
-				kv = &d.stored[len(d.stored)-1]
-			}
-			if err := d.keyValue(s, v, attrs, "span", 0, 0, kv); err != nil {
+			if store, err = d.spanAttribute(s, v, attrs, store, &scratch); err != nil {
 				return err
 			}
 		case fieldSpanEvents:
@@ -797,6 +851,21 @@ func (d *Decoder) span(s *scanner, b []byte, res, scope int32) error {
 		sp.lo = -1
 	}
 	return nil
+}
+
+// spanAttribute checks and decodes the nth attribute of a span: where it
+// is stored if store (and there is room left: false is returned once
+// there is not), into scratch if not.
+func (d *Decoder) spanAttribute(s *scanner, b []byte, nth int, store bool, scratch *KeyValue) (bool, error) {
+	// Decoded where it is stored: a copy of the view just written would
+	// read it back.
+	kv := scratch
+	*kv = KeyValue{}
+	if store = store && len(d.stored) < maxStored; store {
+		d.stored = append(d.stored, KeyValue{})
+		kv = &d.stored[len(d.stored)-1]
+	}
+	return store, d.keyValue(s, b, nth, "span", 0, 0, kv)
 }
 
 // tagged reads the varint after a field's tag.
