@@ -26,6 +26,10 @@ type Decoder struct {
 	spans     []Span
 	resources [][]byte // ResourceSpans payloads that hold spans
 	scopes    [][]byte // ScopeSpans payloads that hold spans
+	// scopeMsgs is, for each of scopes, its InstrumentationScope when it
+	// has exactly one scope field (nil otherwise: the ScopeSpans is read
+	// again for them), so that a scope's view does not walk its spans.
+	scopeMsgs [][]byte
 
 	// stored are the span attributes' views that Decode kept as it checked
 	// them, at most maxStored, so that Span need not read them again; the
@@ -302,7 +306,7 @@ func (d *Decoder) Span(i int) (sp *Span, newResource bool) {
 	}
 	if sp.scope != d.curScope {
 		d.curScope = sp.scope
-		d.scKVs = scopeView(&d.scopeView, d.scKVs[:0], d.scopes[sp.scope])
+		d.scKVs = scopeView(&d.scopeView, d.scKVs[:0], d.scopes[sp.scope], d.scopeMsgs[sp.scope])
 		d.scopeView.Attributes = d.scKVs
 	}
 	if sp.lo >= 0 {
@@ -350,30 +354,42 @@ func resourceAttributes(dst []KeyValue, rs []byte) []KeyValue {
 	return dst
 }
 
-func scopeView(sc *Scope, dst []KeyValue, ss []byte) []KeyValue {
+// scopeView fills sc from the ScopeSpans ss, whose only scope field is
+// msg if msg is not nil: then ss, which holds the spans, is not walked.
+func scopeView(sc *Scope, dst []KeyValue, ss, msg []byte) []KeyValue {
 	sc.Name, sc.Version = "", ""
+	if msg != nil {
+		return scopeFields(sc, dst, msg)
+	}
 	for len(ss) > 0 {
 		num, _, v, n, err := next(ss)
 		if err != nil {
 			return dst
 		}
 		ss = ss[n:]
-		if num != fieldScopeSpansScope {
-			continue
+		if num == fieldScopeSpansScope {
+			dst = scopeFields(sc, dst, v)
 		}
-		dst = appendAttributes(dst, v, fieldScopeAttributes)
-		for p := v; len(p) > 0; {
-			num, _, f, n, err := next(p)
-			if err != nil {
-				break
-			}
-			p = p[n:]
-			switch num {
-			case fieldScopeName:
-				sc.Name = view(f)
-			case fieldScopeVersion:
-				sc.Version = view(f)
-			}
+	}
+	return dst
+}
+
+// scopeFields reads one InstrumentationScope message into sc and dst
+// (a later one read into the same overrides and appends, as pdata merges
+// repeated messages).
+func scopeFields(sc *Scope, dst []KeyValue, v []byte) []KeyValue {
+	dst = appendAttributes(dst, v, fieldScopeAttributes)
+	for p := v; len(p) > 0; {
+		num, _, f, n, err := next(p)
+		if err != nil {
+			break
+		}
+		p = p[n:]
+		switch num {
+		case fieldScopeName:
+			sc.Name = view(f)
+		case fieldScopeVersion:
+			sc.Version = view(f)
 		}
 	}
 	return dst
@@ -385,12 +401,13 @@ func (d *Decoder) Reset() {
 	clear(d.spans)
 	clear(d.resources)
 	clear(d.scopes)
+	clear(d.scopeMsgs)
 	clear(d.kvs)
 	clear(d.stored)
 	d.stored = d.stored[:0]
 	clear(d.resKVs)
 	clear(d.scKVs)
-	d.spans, d.resources, d.scopes = d.spans[:0], d.resources[:0], d.scopes[:0]
+	d.spans, d.resources, d.scopes, d.scopeMsgs = d.spans[:0], d.resources[:0], d.scopes[:0], d.scopeMsgs[:0]
 	d.kvs, d.resKVs, d.scKVs = d.kvs[:0], d.resKVs[:0], d.scKVs[:0]
 	d.resView, d.scopeView = Resource{}, Scope{}
 	d.curRes, d.curScope = -1, -1
@@ -566,6 +583,8 @@ func (d *Decoder) scopeSpans(s *scanner, b, rs []byte, res *int32, keep bool) er
 		return err
 	}
 	scope := int32(-1)
+	var msg []byte // the scope field, if there is exactly one
+	msgs := 0
 	for p := b; len(p) > 0; {
 		num, typ, v, n, err := next(p)
 		if err != nil {
@@ -580,6 +599,8 @@ func (d *Decoder) scopeSpans(s *scanner, b, rs []byte, res *int32, keep bool) er
 			if err := d.scope(s, v); err != nil {
 				return err
 			}
+			msg = v
+			msgs++
 		case fieldScopeSpansSpans:
 			if typ != protowire.BytesType {
 				return wrongType("ScopeSpans", num, typ)
@@ -603,6 +624,7 @@ func (d *Decoder) scopeSpans(s *scanner, b, rs []byte, res *int32, keep bool) er
 			if scope < 0 {
 				scope = int32(len(d.scopes))
 				d.scopes = append(d.scopes, b)
+				d.scopeMsgs = append(d.scopeMsgs, nil)
 			}
 			if err := d.span(s, v, *res, scope); err != nil {
 				return err
@@ -612,6 +634,9 @@ func (d *Decoder) scopeSpans(s *scanner, b, rs []byte, res *int32, keep bool) er
 				return wrongType("ScopeSpans", num, typ)
 			}
 		}
+	}
+	if scope >= 0 && msgs == 1 {
+		d.scopeMsgs[scope] = msg
 	}
 	return nil
 }
