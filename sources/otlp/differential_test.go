@@ -362,7 +362,15 @@ func handWritten() map[string][]byte {
 		msg(9, str(1, "k1"), str(1, "k2")), msg(9, msg(2, str(1, "a")), msg(2, str(1, "b"))),
 		msg(9, str(1, "extra"), msg(2, str(1, "v"), vint(3, 1))), msg(9, str(1, "d"), msg(2, fx64(4, 1))),
 		msg(9, str(1, "trailing"), msg(2, str(1, "v")), vint(3, 1)), msg(9, msg(2, str(7, "bytes")), str(1, "by")),
+		// Integers of any varint length, non-minimal and overlong ones.
+		kv(9, "status", vint(3, 503)), kv(9, "neg", vint(3, math.MaxUint64)), valueFirst("big", vint(3, 1<<62)),
+		msg(9, str(1, "nonminimal"), msg(2, cat(tag(3, protowire.VarintType), []byte{0x80, 0x80, 0x00}))),
+		msg(9, str(1, "tenbytes"), msg(2, cat(tag(3, protowire.VarintType), bytes.Repeat([]byte{0xff}, 9), []byte{0x7f}))),
 	))))
+	overlongInt := msg(1, msg(2, msg(2, cat(msg(1, tid1), msg(2, sid1), fx64(7, start), fx64(8, end),
+		msg(9, str(1, "overlong"), msg(2, cat(tag(3, protowire.VarintType), bytes.Repeat([]byte{0xff}, 10), []byte{0x01})))))))
+	truncatedInt := msg(1, msg(2, msg(2, cat(msg(1, tid1), msg(2, sid1), fx64(7, start), fx64(8, end),
+		msg(9, str(1, "cut"), msg(2, cat(tag(3, protowire.VarintType), []byte{0xc8})))))))
 
 	zero := cat(msg(1), msg(1, msg(1), msg(2)), msg(1, msg(2, msg(1), msg(2))), msg(1, msg(1000)))
 	noTimes := msg(1, msg(2, msg(2, cat(msg(1, tid1), msg(2, sid1), str(5, "no times")))))
@@ -383,6 +391,8 @@ func handWritten() map[string][]byte {
 			msg(1000, msg(2, msg(1, tid1), msg(2, sid1), fx64(7, start), fx64(8, end), str(5, "old sdk")))),
 		"packed unknown":          packed,
 		"one-scalar attributes":   scalars,
+		"overlong int attribute":  overlongInt,
+		"truncated int attribute": truncatedInt,
 		"zero-length messages":    zero,
 		"empty request":           {},
 		"no times":                noTimes,
@@ -481,6 +491,7 @@ func TestDecodeDifferential(t *testing.T) {
 		"truncated": true, "length past the end": true, "wrong wire type, span": true, "wrong wire type, start": true,
 		"wrong wire type, value": true, "wrong wire type, kind": true, "short trace id": true,
 		"long span id in a link": true, "field number zero": true, "end group without start": true, "group with a scalar": true,
+		"overlong int attribute": true, "truncated int attribute": true,
 	}
 	for name, body := range handWritten() {
 		t.Run(name, func(t *testing.T) {

@@ -1099,7 +1099,7 @@ func (d *Decoder) keyValue(s *scanner, b []byte, nth int, owner string, depth, p
 // scalarKeyValue decodes, into kv (zero on entry), the encoding that
 // almost every attribute has: its key and its value holding one string,
 // integer or boolean, in either order (the Go SDK writes the key first,
-// pdata the value), each length (and the integer) in one byte. It reports
+// pdata the value), each length in one byte. It reports
 // false, leaving kv alone, for anything else, which keyValue's general
 // loop reads; for what it takes, the result is the loop's.
 func scalarKeyValue(b []byte, kv *KeyValue) bool {
@@ -1131,10 +1131,12 @@ func scalarKeyValue(b []byte, kv *KeyValue) bool {
 		}
 		kv.Value.typ, kv.Value.str = ValueTypeStr, view(v[2:])
 	case fieldAnyValueInt<<3 | byte(protowire.VarintType):
-		if len(v) != 2 {
+		// Any length: status codes (200–599) take two bytes.
+		x, n, err := varint(v[1:])
+		if err != nil || 1+n != len(v) {
 			return false
 		}
-		kv.Value.typ, kv.Value.num = ValueTypeInt, uint64(v[1])
+		kv.Value.typ, kv.Value.num = ValueTypeInt, x
 	case fieldAnyValueBool<<3 | byte(protowire.VarintType):
 		if len(v) != 2 {
 			return false
