@@ -236,9 +236,11 @@ func (e *Engine) send(alerts []Alert) {
 func (e *Engine) Observe(o *Observation) {
 	rs := e.current.Load()
 	ix := &rs.index[o.Source&1]
-	e.metrics.observations[o.Source&1].Add(1)
-	if o.Source == SourceSpans && !o.SourceCounted {
-		e.sources.seen(o.Labels)
+	if o.Source != SourceSpans || !o.SourceCounted { // else SpansFrom counts them
+		e.metrics.observations[o.Source&1].Add(1)
+		if o.Source == SourceSpans {
+			e.sources.seen(o.Labels)
+		}
 	}
 	for i, name := range ix.names {
 		v, ok := o.Labels.Get(name)
@@ -257,9 +259,11 @@ func (e *Engine) Observe(o *Observation) {
 // SpansFrom tells the engine that the span source (service.name) name sent
 // n spans that were observed with Observation.SourceCounted set: a
 // receiver that counts a resource's spans reports them once, instead of
-// the engine looking service.name up in every span.
+// the engine looking service.name up (and counting the observation) in
+// every span.
 func (e *Engine) SpansFrom(name string, n int) {
 	if n > 0 {
+		e.metrics.observations[SourceSpans].Add(uint64(n))
 		e.sources.seenN(name, uint64(n))
 	}
 }

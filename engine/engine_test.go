@@ -689,3 +689,22 @@ func TestLiteralAlternationAgreesWithTheRegex(t *testing.T) {
 		})
 	}
 }
+
+// TestObservationsCountedOnce: spans whose source the receiver counts
+// (SourceCounted, then SpansFrom once per resource) and spans it does not
+// are each counted once in sentinel_observations_total.
+func TestObservationsCountedOnce(t *testing.T) {
+	e, _, _ := newTestEngine(t, namespacesRule, Options{})
+	for i := range 5 {
+		e.Observe(&Observation{End: t0, Duration: time.Second, TraceID: traceID(i), SourceCounted: i < 3,
+			Labels: apiserverSpan("GET", "/api/v1/namespaces/x")})
+	}
+	e.SpansFrom("apiserver", 3)
+	e.Observe(&Observation{Source: SourceMetrics, End: t0, Count: 4, Labels: mapLabels{"__name__": "m"}})
+	if got := e.metrics.observations[SourceSpans].Load(); got != 5 {
+		t.Errorf("spans observed: %d, want 5", got)
+	}
+	if got := e.metrics.observations[SourceMetrics].Load(); got != 1 {
+		t.Errorf("metrics observations: %d, want 1", got)
+	}
+}

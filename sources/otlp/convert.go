@@ -272,19 +272,40 @@ func keptKeys(dst []traces.KeptKey, kvs []otlpwire.KeyValue) []traces.KeptKey {
 	return dst
 }
 
-// The allowlist places of the attributes the span view reads.
-var (
-	keyRequestMethod  = traces.Kept("http.request.method")
-	keyMethod         = traces.Kept("http.method")
-	keyURLPath        = traces.Kept("url.path")
-	keyURLQuery       = traces.Kept("url.query")
-	keyTarget         = traces.Kept("http.target")
-	keyContentType    = traces.Kept("http.request.header.content-type")
-	keyContentTypeOld = traces.Kept("http.request.header.content_type")
-	keyStatus         = traces.Kept("http.response.status_code")
-	keyStatusOld      = traces.Kept("http.status_code")
-	keyGRPCStatus     = traces.Kept("rpc.grpc.status_code")
+// httpAttr is what an attribute is to the span view.
+type httpAttr uint8
+
+const (
+	attrOther httpAttr = iota // most attributes
+	attrRequestMethod
+	attrMethod
+	attrURLPath
+	attrURLQuery
+	attrTarget
+	attrContentType
+	attrStatus
+	attrGRPCStatus
 )
+
+// httpAttrs maps an allowlist place (as keptKeys returns it) to what the
+// span view reads from it: an array indexed by the place, so that
+// reset's switch is a jump, not a row of comparisons.
+var httpAttrs = func() (t [256]httpAttr) {
+	for key, a := range map[string]httpAttr{
+		"http.request.method": attrRequestMethod, "http.method": attrMethod,
+		"url.path": attrURLPath, "url.query": attrURLQuery, "http.target": attrTarget,
+		"http.request.header.content-type": attrContentType, "http.request.header.content_type": attrContentType,
+		"http.response.status_code": attrStatus, "http.status_code": attrStatus,
+		"rpc.grpc.status_code": attrGRPCStatus,
+	} {
+		k := traces.Kept(key)
+		if k == 0 {
+			panic("the span view reads an attribute the trace buffer does not keep: " + key)
+		}
+		t[k] = a
+	}
+	return t
+}()
 
 // reset points the view at span, scans its attributes once for what
 // conversion needs (kept are their keys' places in the allowlist, as
@@ -297,27 +318,29 @@ func (v *spanLabels) reset(span *otlpwire.Span, kept []traces.KeptKey) (failed b
 	v.infoState = infoUnknown
 
 	httpStatus, grpcStatus := int64(0), int64(0)
-	for i := range span.Attributes {
+	for i, k := range kept[:len(span.Attributes)] {
+		if k == 0 {
+			continue // most attributes
+		}
 		val := span.Attributes[i].Value
-		switch kept[i] {
-		case 0: // most attributes
-		case keyRequestMethod:
+		switch httpAttrs[k] {
+		case attrRequestMethod:
 			v.method = val.Str()
-		case keyMethod:
+		case attrMethod:
 			v.methodOld = val.Str()
-		case keyURLPath:
+		case attrURLPath:
 			v.urlPath = val.Str()
-		case keyURLQuery:
+		case attrURLQuery:
 			v.urlQuery = val.Str()
-		case keyTarget:
+		case attrTarget:
 			v.target = val.Str()
-		case keyContentType, keyContentTypeOld:
+		case attrContentType:
 			v.contentType = firstStr(val)
-		case keyStatus, keyStatusOld:
+		case attrStatus:
 			if n, ok := intValue(val); ok {
 				httpStatus = n
 			}
-		case keyGRPCStatus:
+		case attrGRPCStatus:
 			if n, ok := intValue(val); ok {
 				grpcStatus = n
 			}

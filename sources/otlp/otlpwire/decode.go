@@ -890,6 +890,18 @@ func (d *Decoder) spanAttribute(s *scanner, b []byte, nth int, store bool, scrat
 		d.stored = append(d.stored, KeyValue{})
 		kv = &d.stored[len(d.stored)-1]
 	}
+	// keyValue's work for the encoding nearly every attribute has, when
+	// no limit is reached: counted, then decoded by scalarKeyValue. For
+	// anything else keyValue does it all, errors included.
+	lim := &s.lim
+	if (lim.MaxDecodedBytes <= 0 || s.st.DecodedBytes+costKeyValue <= lim.MaxDecodedBytes) &&
+		(lim.MaxAttributes <= 0 || nth <= lim.MaxAttributes) && scalarKeyValue(b, kv) &&
+		(lim.MaxKeyBytes <= 0 || len(kv.Key) <= lim.MaxKeyBytes) {
+		s.st.Attributes++
+		s.st.DecodedBytes += costKeyValue
+		return store, nil
+	}
+	*kv = KeyValue{}
 	return store, d.keyValue(s, b, nth, "span", 0, 0, kv)
 }
 

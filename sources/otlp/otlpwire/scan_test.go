@@ -83,6 +83,20 @@ func emptyAttributes(n int) []byte {
 	return wrap(fieldRequestResourceSpans, wrap(fieldResourceSpansScopeSpans, wrap(fieldScopeSpansSpans, span)))
 }
 
+// scalarAttributes is a request of one span with n attributes of key key
+// and a one-byte string value: the encoding the decoder's fast path reads.
+func scalarAttributes(n int, key string) []byte {
+	var span []byte
+	for range n {
+		span = protowire.AppendTag(span, fieldSpanAttributes, protowire.BytesType)
+		span = protowire.AppendBytes(span, keyValue(key, "v"))
+	}
+	wrap := func(num protowire.Number, b []byte) []byte {
+		return protowire.AppendBytes(protowire.AppendTag(nil, num, protowire.BytesType), b)
+	}
+	return wrap(fieldRequestResourceSpans, wrap(fieldResourceSpansScopeSpans, wrap(fieldScopeSpansSpans, span)))
+}
+
 func nestedArrays(depth int) []byte {
 	wrap := func(num protowire.Number, b []byte) []byte {
 		return protowire.AppendBytes(protowire.AppendTag(nil, num, protowire.BytesType), b)
@@ -99,6 +113,9 @@ func TestScanLimits(t *testing.T) {
 	longKey := ptrace.NewTraces()
 	longKey.ResourceSpans().AppendEmpty().Resource().Attributes().PutStr(string(make([]byte, 300)), "v")
 	longKeyBytes, _ := ptraceotlp.NewExportRequestFromTraces(longKey).MarshalProto()
+	// What decoding ten scalar attributes costs: the last one reaches it.
+	ten := scalarAttributes(10, "k")
+	tenCost := int64(len(ten)) + costResourceSpans + costScopeSpans + costSpan + 10*costKeyValue
 
 	tests := []struct {
 		name   string
@@ -120,18 +137,33 @@ func TestScanLimits(t *testing.T) {
 		{"array values over the limit", sample(t, 1), Limits{MaxAttributes: 5}, ""},
 		{"decoded bytes over the limit", emptyAttributes(1 << 20), Limits{MaxDecodedBytes: 1 << 20}, ReasonTooCostly},
 		{"decoded bytes within the limit", emptyAttributes(100), Limits{MaxDecodedBytes: 1 << 20}, ""},
+		{"scalar attributes at the limit", scalarAttributes(128, "k"), Limits{MaxAttributes: 128}, ""},
+		{"scalar attributes over the limit", scalarAttributes(129, "k"), Limits{MaxAttributes: 128}, ReasonTooManyAttributes},
+		{"scalar key at the limit", scalarAttributes(1, "kk"), Limits{MaxKeyBytes: 2}, ""},
+		{"scalar key over the limit", scalarAttributes(1, "kkk"), Limits{MaxKeyBytes: 2}, ReasonKeyTooLong},
+		{"scalar attributes over the decoded bytes", ten, Limits{MaxDecodedBytes: tenCost - 1}, ReasonTooCostly},
+		{"scalar attributes at the decoded bytes", ten, Limits{MaxDecodedBytes: tenCost}, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := Scan(tc.body, tc.lim)
-			var le *LimitError
-			switch {
-			case tc.reason == "" && err != nil:
-				t.Fatalf("refused: %v", err)
-			case tc.reason != "" && !errors.As(err, &le):
-				t.Fatalf("error %v, want a LimitError %s", err, tc.reason)
-			case tc.reason != "" && le.Reason != tc.reason:
-				t.Fatalf("reason %s (%v), want %s", le.Reason, err, tc.reason)
+			// Scan and the Decoder check the same limits, to the same
+			// effect, and count the same.
+			var d Decoder
+			scanned, err := Scan(tc.body, tc.lim)
+			decoded, derr := d.Decode(tc.body, tc.lim)
+			for what, err := range map[string]error{"Scan": err, "Decode": derr} {
+				var le *LimitError
+				switch {
+				case tc.reason == "" && err != nil:
+					t.Fatalf("%s refused: %v", what, err)
+				case tc.reason != "" && !errors.As(err, &le):
+					t.Fatalf("%s: error %v, want a LimitError %s", what, err, tc.reason)
+				case tc.reason != "" && le.Reason != tc.reason:
+					t.Fatalf("%s: reason %s (%v), want %s", what, le.Reason, err, tc.reason)
+				}
+			}
+			if tc.reason == "" && scanned != decoded {
+				t.Fatalf("Scan counted %+v, Decode %+v", scanned, decoded)
 			}
 		})
 	}
