@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"runtime"
 	rtmetrics "runtime/metrics"
 	"strconv"
@@ -626,5 +627,88 @@ func TestGRPCIdleConnectionsAreClosed(t *testing.T) {
 		if _, err := io.Copy(io.Discard, conn); err != nil {
 			t.Errorf("idle connection %d was not closed by the server: %v", i, err)
 		}
+	}
+}
+
+// postUnknownLength posts body without a declared length (as a chunked
+// request arrives), through a reader that first waits for gate (nil: no
+// wait) after the first part bytes.
+func postUnknownLength(h http.Handler, body []byte, part int, gate <-chan struct{}) *httptest.ResponseRecorder {
+	var src io.Reader = bytes.NewReader(body)
+	if gate != nil {
+		src = io.MultiReader(bytes.NewReader(body[:part]), gatedReader{gate: gate, r: bytes.NewReader(body[part:])})
+	} else {
+		src = struct{ io.Reader }{src} // hides the length from httptest
+	}
+	req := httptest.NewRequest(http.MethodPost, TracesPath, src)
+	req.Header.Set("Content-Type", protobufContentType)
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	return rec
+}
+
+type gatedReader struct {
+	gate <-chan struct{}
+	r    io.Reader
+}
+
+func (g gatedReader) Read(p []byte) (int, error) {
+	<-g.gate
+	return g.r.Read(p)
+}
+
+// A body of unknown length (chunked, or compressed) is held against the
+// budget at what its buffer holds, charged as it grows — not at
+// max_request_bytes from the start, which let a 1 MiB budget admit one
+// such request at a time. One that cannot grow within the budget is
+// refused: 429 while others hold it, 400 REQUEST_TOO_COSTLY when it would
+// take more than the whole budget; the budget is given back either way.
+func TestUnknownLengthBodyHeldAtItsSize(t *testing.T) {
+	r, _ := newTestReceiver(t, Options{Observer: &countingObserver{}, Limits: Limits{MemoryBudgetBytes: 1 << 20}})
+	h := r.HTTPHandler()
+	body := marshalTraces(t, apiserverTraces(rand.New(rand.NewPCG(61, 62)), 200), false)
+	if len(body) < 20<<10 || len(body) > 200<<10 {
+		t.Fatalf("a body of %d bytes: the test wants 20–200 KiB", len(body))
+	}
+
+	// A first request stalls halfway through its body.
+	gate := make(chan struct{})
+	first := make(chan int, 1)
+	go func() { first <- postUnknownLength(h, body, len(body)/2, gate).Code }()
+	testkit.WaitFor(t, "the first body to be half read", 20*time.Second, func() (bool, bool) {
+		return true, r.budget.inUse.Load() >= int64(len(body)/2)
+	})
+	if held := r.budget.inUse.Load(); held > 2*int64(len(body))+64<<10 {
+		t.Errorf("half a body of %d bytes holds %d bytes of the budget", len(body), held)
+	}
+	// A second one of unknown length still fits, and is ingested.
+	if rec := postUnknownLength(h, body, 0, nil); rec.Code != http.StatusOK {
+		t.Errorf("a second body of unknown length beside a stalled one: %d %s", rec.Code, rec.Body)
+	}
+	close(gate)
+	if code := <-first; code != http.StatusOK {
+		t.Errorf("the stalled body, once sent: %d", code)
+	}
+	if n := r.budget.inUse.Load(); n != 0 {
+		t.Fatalf("%d bytes of the budget still held", n)
+	}
+
+	// Growing past what others leave: 429; past the whole budget: 400.
+	held, ok := r.budget.reserve(r.budget.total - int64(len(body))/2)
+	if !ok {
+		t.Fatal("cannot hold the budget")
+	}
+	rec := postUnknownLength(h, body, 0, nil)
+	if _, reason := decodeStatus(t, rec); rec.Code != http.StatusTooManyRequests || reason != reasonOverBudget || rec.Header().Get("Retry-After") == "" {
+		t.Errorf("a body that outgrows what the budget has left: %d %q, Retry-After %q", rec.Code, reason, rec.Header().Get("Retry-After"))
+	}
+	held.release()
+	huge := bytes.Repeat([]byte{0x0a, 0x00}, 1<<20) // 2 MiB of empty resource spans
+	rec = postUnknownLength(h, huge, 0, nil)
+	if _, reason := decodeStatus(t, rec); rec.Code != http.StatusBadRequest || reason != reasonTooCostly {
+		t.Errorf("a body over the whole budget: %d %q", rec.Code, reason)
+	}
+	if n := r.budget.inUse.Load(); n != 0 {
+		t.Fatalf("%d bytes of the budget still held after the refusals", n)
 	}
 }

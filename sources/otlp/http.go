@@ -124,8 +124,9 @@ func (r *Receiver) serveTraces(w http.ResponseWriter, req *http.Request) {
 	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(r.limits.ReadTimeout))
 
 	// Reading holds memory, not a request slot: a body is held against the
-	// budget at its declared size, or the most it may reach.
-	declared := r.opts.MaxRequestBytes
+	// budget at its declared size; one of unknown size (chunked, or
+	// compressed) at what its buffer holds, charged as the buffer grows.
+	declared := int64(0)
 	if compression == compressionNone && req.ContentLength >= 0 {
 		declared = req.ContentLength
 	}
@@ -140,7 +141,11 @@ func (r *Receiver) serveTraces(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	defer res.release()
-	if status, reason, msg := r.readBody(w, req, compression, buf); status != 0 {
+	if status, reason, msg := r.readBody(w, req, compression, buf, &res); status != 0 {
+		if reason == reasonOverBudget {
+			r.refuseHTTPOverBudget(w, enc)
+			return
+		}
 		if status == http.StatusRequestTimeout {
 			r.refusals.refused(time.Now(), reason)
 			w.Header().Set("Connection", "close")
@@ -296,7 +301,7 @@ func contentEncoding(ce string) (compression, bool) {
 // readBody reads the request body into buf, decompressing it if needed,
 // and never holds more than MaxRequestBytes of it (before and after
 // decompression). A non-zero status says why it failed.
-func (r *Receiver) readBody(w http.ResponseWriter, req *http.Request, compressed compression, buf *bytes.Buffer) (status int, reason, msg string) {
+func (r *Receiver) readBody(w http.ResponseWriter, req *http.Request, compressed compression, buf *bytes.Buffer, res *reservation) (status int, reason, msg string) {
 	limit := r.opts.MaxRequestBytes
 	body := http.MaxBytesReader(w, req.Body, limit)
 	defer body.Close()
@@ -337,8 +342,13 @@ func (r *Receiver) readBody(w http.ResponseWriter, req *http.Request, compressed
 			*buf = *bytes.NewBuffer(make([]byte, 0, need))
 		}
 	}
-	if _, err := buf.ReadFrom(src); err != nil {
+	if err := readBudgeted(buf, src, res, limit); err != nil {
 		switch {
+		case errors.Is(err, errBodyOverBudget):
+			return http.StatusTooManyRequests, reasonOverBudget, ""
+		case errors.Is(err, errBodyTooCostly):
+			return http.StatusBadRequest, reasonTooCostly,
+				fmt.Sprintf("the request body would take more than the whole memory budget of %d bytes", res.b.total)
 		case isMaxBytes(err), errors.Is(err, zstd.ErrDecoderSizeExceeded), errors.Is(err, zstd.ErrWindowSizeExceeded):
 			return tooLarge()
 		case errors.Is(err, os.ErrDeadlineExceeded):
@@ -356,6 +366,48 @@ func (r *Receiver) readBody(w http.ResponseWriter, req *http.Request, compressed
 		return tooLarge()
 	}
 	return 0, "", ""
+}
+
+// Why readBudgeted stopped growing a body's buffer.
+var (
+	errBodyOverBudget = errors.New("the requests in flight hold the memory budget")
+	errBodyTooCostly  = errors.New("the body alone would take more than the whole memory budget")
+)
+
+// readBudgeted reads src to its end into buf (empty), as
+// bytes.Buffer.ReadFrom does, except that buf grows only as far as res
+// grows with it: errBodyOverBudget when the budget cannot cover the next
+// growth now, errBodyTooCostly when it never could. src ends or fails
+// past limit bytes, so buf never grows past limit + bytes.MinRead (a body
+// that reaches that is left for the caller to find over the limit).
+func readBudgeted(buf *bytes.Buffer, src io.Reader, res *reservation, limit int64) error {
+	data := buf.AvailableBuffer() // buf's memory, reused
+	defer func() { *buf = *bytes.NewBuffer(data) }()
+	for {
+		if cap(data)-len(data) < bytes.MinRead {
+			grown := min(2*int64(cap(data))+bytes.MinRead, limit+bytes.MinRead)
+			if grown-int64(len(data)) < bytes.MinRead {
+				return nil // over limit: the caller sees buf.Len() > limit
+			}
+			if !res.resize(max(grown, res.n)) {
+				if grown > res.b.total {
+					return errBodyTooCostly
+				}
+				return errBodyOverBudget
+			}
+			next := make([]byte, len(data), grown)
+			copy(next, data)
+			data = next
+		}
+		n, err := src.Read(data[len(data):cap(data)])
+		data = data[:len(data)+n]
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
 }
 
 func (r *Receiver) refuseHTTPOverBudget(w http.ResponseWriter, enc encoding) {

@@ -323,7 +323,13 @@ func TestBodyBufferIsAboutTheBodysSize(t *testing.T) {
 			// double it.
 			buf.Grow(600 << 10)
 		}
-		if status, reason, msg := r.readBody(httptest.NewRecorder(), req, compressionNone, &buf); status != 0 {
+		res, ok := r.budget.reserve(int64(size) + bytes.MinRead)
+		if !ok {
+			t.Fatal("cannot reserve the body")
+		}
+		status, reason, msg := r.readBody(httptest.NewRecorder(), req, compressionNone, &buf, &res)
+		res.release()
+		if status != 0 {
 			t.Fatalf("%d bytes: %d %s %s", size, status, reason, msg)
 		}
 		if buf.Len() != size {
