@@ -402,11 +402,7 @@ func (v *spanLabels) requestInfo() bool {
 			path, query = v.target, "" // k8s.Parse splits an http.target's query off itself
 		}
 		if v.kind == ptrace.SpanKindServer && method != "" && path != "" {
-			if v.infos != nil {
-				v.info = v.infos.parse(method, path, query, v.contentType)
-			} else {
-				v.info = k8s.Parse(method, path, query, v.contentType)
-			}
+			v.info = v.infos.parse(method, path, query, v.contentType)
 			v.infoState = infoPresent
 		}
 	}

@@ -39,15 +39,20 @@ func newRequestInfoCache() *requestInfoCache {
 
 // parse is k8s.Parse(method, path, query, contentType); the strings of the
 // info it returns are owned by the cache, and stay valid after the
-// request's bytes are reused.
+// request's bytes are reused. A nil cache parses every time.
 func (c *requestInfoCache) parse(method, path, query, contentType string) k8s.RequestInfo {
 	n := len(method) + len(path) + len(query) + len(contentType)
-	if n > maxCachedRequest {
+	if c == nil || n > maxCachedRequest {
 		return k8s.Parse(method, path, query, contentType)
 	}
+	// The path and query, and the method's length and first byte: a GET
+	// and a POST of one path take different entries.
 	h := maphash.String(c.seed, path)
 	if query != "" {
 		h ^= maphash.String(c.seed, query) * 0x9E3779B97F4A7C15
+	}
+	if method != "" {
+		h += (uint64(method[0])<<8 | uint64(len(method))) * 0xBF58476D1CE4E5B9
 	}
 	e := &c.entries[h&(infoCacheEntries-1)]
 	if e.path == path && e.method == method && e.query == query && e.contentType == contentType && e.info.Verb != "" {
