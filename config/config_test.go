@@ -36,6 +36,7 @@ func TestLoadContractExample(t *testing.T) {
 		{"budget", c.OTLPLimits.MemoryBudgetBytes, int64(256 << 20)},
 		{"refusing after", c.OTLPLimits.RefusingAfter, 30 * time.Second},
 		{"max queue wait", c.OTLPLimits.MaxQueueWait, time.Second},
+		{"max queued requests", c.OTLPLimits.MaxQueuedRequests, 128},
 		{"http connections", c.OTLPLimits.MaxHTTPConnections, 2048},
 		{"grpc connections", c.OTLPLimits.MaxGRPCConnections, 512},
 		{"alertmanager", c.Alertmanagers[0], "http://alertmanager.monitoring:9093"},

@@ -20,6 +20,7 @@ type OTLPLimits struct {
 	MemoryBudgetBytes      int64
 	RefusingAfter          time.Duration
 	MaxQueueWait           time.Duration
+	MaxQueuedRequests      int
 
 	ReadHeaderTimeout, ReadTimeout, IdleTimeout time.Duration // otlp.http
 	MaxHeaderBytes                              int           // otlp.http
@@ -30,7 +31,7 @@ type OTLPLimits struct {
 func parseOTLPLimits(d *yamlpos.Decoder, n *yaml.Node, grpc, http map[string]yamlpos.Field) OTLPLimits {
 	var l OTLPLimits
 	m := d.Mapping(n, "otlp.limits", "max_spans_per_request", "max_attributes_per_span", "max_attribute_key_bytes",
-		"max_attribute_value_bytes", "max_attribute_depth", "memory_budget_bytes", "refusing_after", "max_queue_wait")
+		"max_attribute_value_bytes", "max_attribute_depth", "memory_budget_bytes", "refusing_after", "max_queue_wait", "max_queued_requests")
 	positive := func(f map[string]yamlpos.Field, name string) int64 {
 		n := f[name].Value
 		if n == nil {
@@ -68,6 +69,7 @@ func parseOTLPLimits(d *yamlpos.Decoder, n *yaml.Node, grpc, http map[string]yam
 	l.MemoryBudgetBytes = positive(m, "memory_budget_bytes")
 	l.RefusingAfter = duration(m, "refusing_after")
 	l.MaxQueueWait = duration(m, "max_queue_wait")
+	l.MaxQueuedRequests = int(positive(m, "max_queued_requests"))
 	l.ReadHeaderTimeout = duration(http, "read_header_timeout")
 	l.ReadTimeout = duration(http, "read_timeout")
 	l.IdleTimeout = duration(http, "idle_timeout")

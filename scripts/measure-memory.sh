@@ -15,6 +15,9 @@
 #             `otlpload probe` GETs /-/healthy and /metrics every 100 ms;
 #             the spans answered 200 are compared with
 #             sentinel_spans_received_total and sentinel_observations_total.
+#             SPANS_PER_REQUEST (default 400) sizes the requests of both
+#             phases: with 4000, 800 exporters wait longer than
+#             otlp.limits.max_queue_wait and are refused with Retry-After.
 #
 # BUFFER_BYTES is --traces.buffer-bytes (default 64 MiB, sentinel's own
 # default), BUDGET the otlp.limits.memory_budget_bytes (default 64 MiB;
@@ -47,6 +50,7 @@ if [ "${PROBE_RT:-1}" = 1 ] && [ "$(id -u)" = 0 ] && command -v chrt >/dev/null;
   probe_prio="chrt -f 50"
 fi
 inflight=${OVERLOAD_IN_FLIGHT:-800}
+per_request=${SPANS_PER_REQUEST:-400}
 base=${BASE_PORT:-25000}
 
 . scripts/lib.sh
@@ -54,7 +58,7 @@ printf 'global: {evaluation_interval: 15s}\nrule_files: [rules.yaml]\notlp: {lim
 
 web="http://127.0.0.1:$((base + 90))"
 otlp="http://127.0.0.1:$((base + 18))/v1/traces"
-echo "nproc=$(nproc) load=$(cut -d' ' -f1-3 /proc/loadavg) mode=$mode traces.buffer-bytes=$buffer memory_budget_bytes=$budget go=$(go env GOVERSION)"
+echo "nproc=$(nproc) load=$(cut -d' ' -f1-3 /proc/loadavg) mode=$mode spans_per_request=$per_request in_flight=$inflight traces.buffer-bytes=$buffer memory_budget_bytes=$budget go=$(go env GOVERSION)"
 
 bound=$((budget + buffer + (64 << 20)))
 limit=${MEMORY_LIMIT:-$bound}
@@ -110,7 +114,7 @@ spans)
   grep '^sentinel_rule_groups_overflow_total' "$work/metrics" || echo "sentinel_rule_groups_overflow_total: none"
   ;;
 overload)
-  out=$(taskset -c 1 "$work/otlpload" send -url "$otlp" -senders 4 -spans 400 -namespaces 1000 -duration 10s)
+  out=$(taskset -c 1 "$work/otlpload" send -url "$otlp" -senders 4 -spans "$per_request" -namespaces 1000 -duration 10s)
   cap=$(awk '/^accepted_spans/{a=$2} /^seconds/{s=$2} END {printf "%.0f", a/s}' <<<"$out")
   echo "capacity: $cap spans/s ($(tr '\n' ' ' <<<"$out"))"
   r0=$(spans_received); o0=$(observed)
@@ -118,7 +122,7 @@ overload)
   $probe_prio taskset -c 1 "$work/otlpload" probe -url "$web/-/healthy" -url "$web/metrics" -duration "$overload" >"$work/probe" &
   pids+=($!)
   probe_pid=$!
-  out=$(taskset -c 1 "$work/otlpload" send -url "$otlp" -open -max-in-flight "$inflight" -spans 400 -namespaces 1000 -rate $((2 * cap)) -duration "$overload")
+  out=$(taskset -c 1 "$work/otlpload" send -url "$otlp" -open -max-in-flight "$inflight" -spans "$per_request" -namespaces 1000 -rate $((2 * cap)) -duration "$overload")
   wait "$probe_pid" || true
   echo "overload at $((2 * cap)) spans/s offered: $(tr '\n' ' ' <<<"$out")"
   cat "$work/probe"

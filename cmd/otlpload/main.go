@@ -153,12 +153,11 @@ func send(ctx context.Context, args []string, out io.Writer) error {
 				k := i % int64(len(bodies))
 				n := copy(buf, bodies[k])
 				tracebytes.Renumber(buf[:n], traceIDsAt[k], uint64(i)+1)
-				req, err := http.NewRequestWithContext(ctx, http.MethodPost, *url, &sentBody{Reader: bytes.NewReader(buf[:n]), closed: closed})
+				req, err := exportRequest(ctx, *url, buf[:n], closed)
 				if err != nil {
 					failed.Add(1)
 					return
 				}
-				req.Header.Set("Content-Type", "application/x-protobuf")
 				resp, err := client.Do(req)
 				if err != nil {
 					if ctx.Err() == nil {
@@ -233,12 +232,11 @@ func (l *openLoop) run(ctx context.Context, out io.Writer) error {
 				n := copy(*buf, l.bodies[k])
 				tracebytes.Renumber((*buf)[:n], l.traceIDsAt[k], uint64(i)+1)
 				closed := make(chan struct{}, 1)
-				req, err := http.NewRequestWithContext(ctx, http.MethodPost, l.url, &sentBody{Reader: bytes.NewReader((*buf)[:n]), closed: closed})
+				req, err := exportRequest(ctx, l.url, (*buf)[:n], closed)
 				if err != nil {
 					failed.Add(1)
 					return
 				}
-				req.Header.Set("Content-Type", "application/x-protobuf")
 				resp, err := client.Do(req)
 				// The buffer goes back once the transport has closed the
 				// body it read it through.
@@ -307,6 +305,20 @@ func (e *errorKinds) print(out io.Writer) {
 
 // sentBody is a request body that says, once, when the transport has
 // closed it: until then the transport may still read the bytes.
+// exportRequest posts body as the OpenTelemetry SDKs' OTLP/HTTP exporters
+// do: protobuf, with its Content-Length (a body whose length is not known
+// in advance would go chunked). closed receives once the transport has
+// closed the body.
+func exportRequest(ctx context.Context, url string, body []byte, closed chan<- struct{}) (*http.Request, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, &sentBody{Reader: bytes.NewReader(body), closed: closed})
+	if err != nil {
+		return nil, err
+	}
+	req.ContentLength = int64(len(body))
+	req.Header.Set("Content-Type", "application/x-protobuf")
+	return req, nil
+}
+
 type sentBody struct {
 	*bytes.Reader
 	once   sync.Once

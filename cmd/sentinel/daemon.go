@@ -418,6 +418,7 @@ func otlpLimits(c config.OTLPLimits) otlp.Limits {
 		MaxConcurrentStreams:   uint32(min(c.MaxConcurrentStreams, math.MaxUint32)),
 		RefusingAfter:          c.RefusingAfter,
 		MaxQueueWait:           c.MaxQueueWait,
+		MaxQueuedRequests:      c.MaxQueuedRequests,
 		MaxHTTPConnections:     c.MaxHTTPConnections,
 		MaxGRPCConnections:     c.MaxGRPCConnections,
 	}

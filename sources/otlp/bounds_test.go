@@ -284,14 +284,15 @@ func TestAttributeBombRefusedBeforeDecoding(t *testing.T) {
 	}
 }
 
-// Concurrent senders of requests that each fit the limits are refused
-// with 429 and Retry-After while the budget is held, instead of growing
-// the heap: one such request is held in the observer while 15 more arrive.
+// Concurrent senders of requests that each fit the limits while one is
+// held in the observer (15 more arrive), on each encoding. OTLP/JSON is
+// decoded with pdata, whose estimate a request holds: the others are
+// refused with 429 and Retry-After instead of growing the heap. Protobuf
+// is decoded into views of the body, which is all a request holds: the
+// same requests are all accepted, and the heap stays as bounded — were
+// they decoded as pdata does, it would grow by half a gigabyte.
 func TestConcurrentSendersStayWithinBudget(t *testing.T) {
 	const budget = 64 << 20
-	o := &blockingObserver{entered: make(chan struct{}), release: make(chan struct{})}
-	r := startReceiver(t, Options{Observer: o, MaxConcurrentRequests: 32,
-		Limits: Limits{MemoryBudgetBytes: budget}})
 	body := emptyAttributeSpans(300<<10, 128) // ~1,150 spans, ~33 MB decoded
 	st, err := otlpwire.Scan(body, otlpwire.Limits{})
 	if err != nil || st.DecodedBytes > budget || 2*st.DecodedBytes < budget {
@@ -302,84 +303,117 @@ func TestConcurrentSendersStayWithinBudget(t *testing.T) {
 	blocking := protowire.AppendString(protowire.AppendTag(nil, 5, protowire.BytesType), "block")
 	blocking = protowire.AppendFixed64(protowire.AppendTag(blocking, 7, protowire.Fixed64Type), 1)
 	blocking = protowire.AppendFixed64(protowire.AppendTag(blocking, 8, protowire.Fixed64Type), 2)
-	blocking = emptyAttributeSpansWith(300<<10, 128, blocking)
-	url := "http://" + r.HTTPAddr().String() + TracesPath
-
-	runtime.GC()
-	base := heapLive()
-	var peak atomic.Uint64
-	stop := make(chan struct{})
-	sampled := make(chan struct{})
-	go func() {
-		defer close(sampled)
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			if h := heapLive(); h > peak.Load() {
-				peak.Store(h)
-			}
-			time.Sleep(time.Millisecond)
+	blockingSpan := blocking
+	blocking = emptyAttributeSpansWith(300<<10, 128, blockingSpan)
+	asJSON := func(b []byte) []byte {
+		req := ptraceotlp.NewExportRequest()
+		if err := req.UnmarshalProto(b); err != nil {
+			t.Fatal(err)
 		}
-	}()
-
-	send := func(b []byte) (int, string) {
-		resp, err := http.Post(url, protobufContentType, bytes.NewReader(b))
+		j, err := req.MarshalJSON()
 		if err != nil {
-			t.Error(err)
-			return 0, ""
+			t.Fatal(err)
 		}
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		return resp.StatusCode, resp.Header.Get("Retry-After")
+		return j
 	}
-	first := make(chan int, 1)
-	go func() { code, _ := send(blocking); first <- code }()
-	select {
-	case <-o.entered:
-	case code := <-first:
-		t.Fatalf("the blocking request ended with %d before it was observed", code)
-	case <-time.After(30 * time.Second):
-		t.Fatal("the blocking request was never observed")
+	// JSON is larger: a smaller request is as costly.
+	jsonBody := asJSON(emptyAttributeSpans(200<<10, 128))
+	jsonBlocking := asJSON(emptyAttributeSpansWith(200<<10, 128, blockingSpan))
+	if cost := jsonEstimate(jsonBody); cost > budget || 2*cost < budget {
+		t.Fatalf("the JSON request should fit the budget once, not twice: %d", cost)
 	}
 
-	const senders = 15
-	var wg sync.WaitGroup
-	var tooMany atomic.Int32
-	for range senders {
-		wg.Go(func() {
-			code, retry := send(body)
-			if code != http.StatusTooManyRequests {
-				t.Errorf("status %d while the budget is held, want 429", code)
-				return
+	for _, tc := range []struct {
+		contentType    string
+		blocking, body []byte
+		want           int
+	}{
+		{jsonContentType, jsonBlocking, jsonBody, http.StatusTooManyRequests},
+		{protobufContentType, blocking, body, http.StatusOK},
+	} {
+		t.Run(tc.contentType, func(t *testing.T) {
+			o := &blockingObserver{entered: make(chan struct{}), release: make(chan struct{})}
+			r := startReceiver(t, Options{Observer: o, MaxConcurrentRequests: 32,
+				Limits: Limits{MemoryBudgetBytes: budget}})
+			url := "http://" + r.HTTPAddr().String() + TracesPath
+
+			runtime.GC()
+			base := heapLive()
+			var peak atomic.Uint64
+			stop := make(chan struct{})
+			sampled := make(chan struct{})
+			go func() {
+				defer close(sampled)
+				for {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					if h := heapLive(); h > peak.Load() {
+						peak.Store(h)
+					}
+					time.Sleep(time.Millisecond)
+				}
+			}()
+
+			send := func(b []byte) (int, string) {
+				resp, err := http.Post(url, tc.contentType, bytes.NewReader(b))
+				if err != nil {
+					t.Error(err)
+					return 0, ""
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				return resp.StatusCode, resp.Header.Get("Retry-After")
 			}
-			tooMany.Add(1)
-			if ra, err := strconv.Atoi(retry); err != nil || ra < 1 {
-				t.Errorf("429 without a Retry-After: %q", retry)
+			first := make(chan int, 1)
+			go func() { code, _ := send(tc.blocking); first <- code }()
+			select {
+			case <-o.entered:
+			case code := <-first:
+				t.Fatalf("the blocking request ended with %d before it was observed", code)
+			case <-time.After(30 * time.Second):
+				t.Fatal("the blocking request was never observed")
+			}
+
+			const senders = 15
+			var wg sync.WaitGroup
+			var answered atomic.Int32
+			for range senders {
+				wg.Go(func() {
+					code, retry := send(tc.body)
+					if code != tc.want {
+						t.Errorf("status %d while one request is held, want %d", code, tc.want)
+						return
+					}
+					answered.Add(1)
+					if ra, err := strconv.Atoi(retry); code == http.StatusTooManyRequests && (err != nil || ra < 1) {
+						t.Errorf("429 without a Retry-After: %q", retry)
+					}
+				})
+			}
+			wg.Wait()
+			close(o.release)
+			if code := <-first; code != http.StatusOK {
+				t.Errorf("the held request ended with %d", code)
+			}
+			if code, _ := send(tc.body); code != http.StatusOK {
+				t.Errorf("after the budget is free again: %d", code)
+			}
+			close(stop)
+			<-sampled
+			if answered.Load() != senders {
+				t.Errorf("%d of %d senders answered %d", answered.Load(), senders, tc.want)
+			}
+			// Without the budget, 16 pdata decodes at once hold half a gigabyte.
+			if grown := int64(peak.Load()) - int64(base); grown > budget+64<<20 {
+				t.Errorf("the live heap grew by %d MB under a %d MB budget", grown>>20, budget>>20)
+			}
+			if got := r.budget.inUse.Load(); got != 0 {
+				t.Errorf("%d bytes of the budget still held", got)
 			}
 		})
-	}
-	wg.Wait()
-	close(o.release)
-	if code := <-first; code != http.StatusOK {
-		t.Errorf("the held request ended with %d", code)
-	}
-	if code, _ := send(body); code != http.StatusOK {
-		t.Errorf("after the budget is free again: %d", code)
-	}
-	close(stop)
-	<-sampled
-	if tooMany.Load() != senders {
-		t.Errorf("%d of %d senders refused", tooMany.Load(), senders)
-	}
-	// Without the budget, 16 decodes at once hold half a gigabyte.
-	if grown := int64(peak.Load()) - int64(base); grown > budget+64<<20 {
-		t.Errorf("the live heap grew by %d MB under a %d MB budget", grown>>20, budget>>20)
-	}
-	if got := r.budget.inUse.Load(); got != 0 {
-		t.Errorf("%d bytes of the budget still held", got)
 	}
 }
 

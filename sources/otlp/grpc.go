@@ -159,6 +159,14 @@ func (r *Receiver) countGRPC(code codes.Code) {
 	r.metrics.requests.WithLabelValues(transportGRPC.String(), code.String()).Inc()
 }
 
+// grpcClientGone answers a request whose client went away (cancelled or
+// past its deadline) while it waited: not a refusal.
+func (r *Receiver) grpcClientGone(ctxErr error) error {
+	st := status.FromContextError(ctxErr)
+	r.countGRPC(st.Code())
+	return st.Err()
+}
+
 func (s grpcTraceService) export(ctx context.Context, in *rawMessage) (*rawMessage, error) {
 	r := s.r
 	defer in.buf.Free()
@@ -172,21 +180,27 @@ func (s grpcTraceService) export(ctx context.Context, in *rawMessage) (*rawMessa
 		return nil, r.overloaded(reasonOverBudget, fmt.Sprintf("the requests in flight hold the memory budget of %d bytes, retry later", r.budget.total))
 	}
 	defer res.release()
+	// Its place in the queue, then its turn.
+	place, ok := r.queue.take(ctx)
+	if !ok {
+		if err := ctx.Err(); err != nil {
+			return nil, r.grpcClientGone(err)
+		}
+		return nil, r.overloaded(reasonOverloaded, r.refuseQueueFullMessage())
+	}
+	defer place.done()
 	if !r.acquire(ctx) {
 		if err := ctx.Err(); err != nil {
-			// The client is gone (cancelled or past its deadline): not a
-			// refusal.
-			st := status.FromContextError(err)
-			r.countGRPC(st.Code())
-			return nil, st.Err()
+			return nil, r.grpcClientGone(err)
 		}
 		return nil, r.overloaded(reasonOverloaded, r.refuseSlotMessage())
 	}
 	defer r.release()
+	place.done()
 
-	// One pass decodes the request into views of its bytes and checks its
-	// limits; the estimate of what pdata would take to decode it keeps the
-	// budget's semantics (a conservative bound on what the views hold).
+	// One pass decodes the request into views of its bytes, which the
+	// request holds already, and checks its limits; what pdata would take
+	// to decode it bounds what a request may cost on either encoding.
 	c, st, err := r.decode(data)
 	if err != nil {
 		return nil, r.invalid(scanRefusal(err))
@@ -194,10 +208,6 @@ func (s grpcTraceService) export(ctx context.Context, in *rawMessage) (*rawMessa
 	if st.DecodedBytes > r.budget.total {
 		r.discard(c)
 		return nil, r.invalid(reasonTooCostly, fmt.Sprintf("decoding this request would take about %d bytes, more than the whole budget of %d bytes; send smaller requests", st.DecodedBytes, r.budget.total))
-	}
-	if !res.resize(max(st.DecodedBytes, int64(cap(data)))) {
-		r.discard(c)
-		return nil, r.overloaded(reasonOverBudget, fmt.Sprintf("the requests in flight hold the memory budget of %d bytes, retry later", r.budget.total))
 	}
 
 	r.refusals.accepted()

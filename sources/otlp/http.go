@@ -119,6 +119,19 @@ func (r *Receiver) serveTraces(w http.ResponseWriter, req *http.Request) {
 			fmt.Sprintf("request body of %d bytes is over the limit of %d bytes", req.ContentLength, r.opts.MaxRequestBytes))
 		return
 	}
+	// A place in the queue first: a request beyond it waits with its body
+	// unread.
+	place, ok := r.queue.take(req.Context())
+	if !ok {
+		if req.Context().Err() != nil {
+			r.writeHTTPError(w, enc, statusClientClosedRequest, codes.Canceled, reasonClientGone,
+				"the client went away while its request waited for a place in the queue")
+			return
+		}
+		r.refuseHTTPOverloaded(w, enc, r.refuseQueueFullMessage())
+		return
+	}
+	defer place.done()
 	// The body has a deadline of its own, so that a client that stalls
 	// frees what it holds; a recorder in tests may not support it.
 	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(r.limits.ReadTimeout))
@@ -130,16 +143,26 @@ func (r *Receiver) serveTraces(w http.ResponseWriter, req *http.Request) {
 	if compression == compressionNone && req.ContentLength >= 0 {
 		declared = req.ContentLength
 	}
-	// What the body is read into is what it holds: a pooled buffer may
-	// be larger than the body, and reading to the end needs
-	// bytes.MinRead bytes beyond it.
-	buf := r.getBuffer()
-	defer r.putBuffer(buf)
-	res, ok := r.budget.reserve(max(declared+bytes.MinRead, int64(buf.Cap())))
+	// Reading to the end needs bytes.MinRead bytes beyond the body. A
+	// request that waits for its memory holds nothing meanwhile.
+	res, ok := r.budget.reserveWaiting(req.Context(), declared+bytes.MinRead, r.limits.MaxQueueWait)
 	if !ok {
+		if req.Context().Err() != nil {
+			r.writeHTTPError(w, enc, statusClientClosedRequest, codes.Canceled, reasonClientGone,
+				"the client went away while its request waited for memory")
+			return
+		}
 		r.refuseHTTPOverBudget(w, enc)
 		return
 	}
+	// What the body is read into is what it holds: a kept buffer may be
+	// larger than the body, and is used only if the budget covers it.
+	buf := r.bodies.get()
+	if int64(buf.Cap()) > res.n && !res.resize(int64(buf.Cap())) {
+		r.bodies.put(buf)
+		buf = new(bytes.Buffer)
+	}
+	defer r.bodies.put(buf)
 	defer res.release()
 	if status, reason, msg := r.readBody(w, req, compression, buf, &res); status != 0 {
 		if reason == reasonOverBudget {
@@ -168,12 +191,11 @@ func (r *Receiver) serveTraces(w http.ResponseWriter, req *http.Request) {
 				"the client went away while its request waited to be decoded")
 			return
 		}
-		r.refusals.refused(time.Now(), reasonOverloaded)
-		w.Header().Set("Retry-After", strconv.Itoa(int(retryAfter.Seconds())))
-		r.writeHTTPError(w, enc, http.StatusTooManyRequests, codes.ResourceExhausted, reasonOverloaded, r.refuseSlotMessage())
+		r.refuseHTTPOverloaded(w, enc, r.refuseSlotMessage())
 		return
 	}
 	defer r.release()
+	place.done()
 
 	// Protobuf is decoded in one pass into views of the body, which checks
 	// the request's limits and estimates what decoding it with pdata would
@@ -204,14 +226,15 @@ func (r *Receiver) serveTraces(w http.ResponseWriter, req *http.Request) {
 			fmt.Sprintf("decoding this request would take about %d bytes, more than the whole budget of %d bytes; send smaller requests", cost, r.budget.total))
 		return
 	}
-	if !res.resize(min(max(cost, int64(buf.Cap())), r.budget.total)) {
-		if c != nil {
-			r.discard(c)
-		}
-		r.refuseHTTPOverBudget(w, enc)
-		return
-	}
 	if enc == encodingJSON {
+		// pdata decodes JSON into what its estimate bounds: the request
+		// holds that. (A protobuf request is decoded into views of its
+		// body, which it holds already; the decoder's records are its
+		// slot's, reused.)
+		if !res.resize(min(max(cost, int64(buf.Cap())), r.budget.total)) {
+			r.refuseHTTPOverBudget(w, enc)
+			return
+		}
 		var reason, msg string
 		if c, reason, msg = r.decodeJSON(buf.Bytes()); c == nil {
 			r.writeHTTPError(w, enc, http.StatusBadRequest, codes.InvalidArgument, reason, msg)
@@ -417,6 +440,12 @@ func (r *Receiver) refuseHTTPOverBudget(w http.ResponseWriter, enc encoding) {
 		fmt.Sprintf("the requests in flight hold the memory budget of %d bytes, retry later", r.budget.total))
 }
 
+func (r *Receiver) refuseHTTPOverloaded(w http.ResponseWriter, enc encoding, msg string) {
+	r.refusals.refused(time.Now(), reasonOverloaded)
+	w.Header().Set("Retry-After", strconv.Itoa(int(retryAfter.Seconds())))
+	r.writeHTTPError(w, enc, http.StatusTooManyRequests, codes.ResourceExhausted, reasonOverloaded, msg)
+}
+
 func isMaxBytes(err error) bool {
 	var mbe *http.MaxBytesError
 	return errors.As(err, &mbe)
@@ -452,24 +481,6 @@ func (r *Receiver) getZstdReader(src io.Reader) (*zstd.Decoder, error) {
 func (r *Receiver) putZstdReader(zr *zstd.Decoder) {
 	_ = zr.Reset(nil) // drops the reference to the body
 	r.zstdReaders.Put(zr)
-}
-
-// maxPooledBuffer keeps the odd huge body from pinning its buffer.
-const maxPooledBuffer = 1 << 20
-
-func (r *Receiver) getBuffer() *bytes.Buffer {
-	if b, ok := r.buffers.Get().(*bytes.Buffer); ok {
-		return b
-	}
-	return new(bytes.Buffer)
-}
-
-func (r *Receiver) putBuffer(b *bytes.Buffer) {
-	if b.Cap() > maxPooledBuffer {
-		return
-	}
-	b.Reset()
-	r.buffers.Put(b)
 }
 
 // writeHTTPError answers with a google.rpc.Status in the request's

@@ -1,6 +1,7 @@
 package otlp
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -45,6 +46,10 @@ type Limits struct {
 	// decoded (Options.MaxConcurrentRequests) before it is refused with
 	// 429 / RESOURCE_EXHAUSTED and a retry delay.
 	MaxQueueWait time.Duration
+	// MaxQueuedRequests bounds the requests read and waiting for a slot;
+	// with that many waiting, a new request is refused with 429 /
+	// RESOURCE_EXHAUSTED and a retry delay before its body is read.
+	MaxQueuedRequests int
 
 	// OTLP/HTTP connections: the time to read a request's headers, then its
 	// body, and how long an idle keep-alive connection stays open.
@@ -76,6 +81,7 @@ func DefaultLimits() Limits {
 		MaxAttributeDepth:      otlpwire.DefaultMaxDepth,
 		MemoryBudgetBytes:      256 << 20,
 		MaxQueueWait:           time.Second,
+		MaxQueuedRequests:      256,
 		ReadHeaderTimeout:      10 * time.Second,
 		ReadTimeout:            30 * time.Second,
 		IdleTimeout:            2 * time.Minute,
@@ -106,6 +112,7 @@ func (l Limits) withDefaults() (Limits, error) {
 	set(&l.MaxHeaderBytes, d.MaxHeaderBytes)
 	set(&l.MaxHTTPConnections, d.MaxHTTPConnections)
 	set(&l.MaxGRPCConnections, d.MaxGRPCConnections)
+	set(&l.MaxQueuedRequests, d.MaxQueuedRequests)
 	if l.MemoryBudgetBytes == 0 {
 		l.MemoryBudgetBytes = d.MemoryBudgetBytes
 	}
@@ -124,7 +131,7 @@ func (l Limits) withDefaults() (Limits, error) {
 	}
 	switch {
 	case l.MaxSpansPerRequest < 0, l.MaxAttributesPerSpan < 0, l.MaxAttributeKeyBytes < 0, l.MaxAttributeDepth < 0,
-		l.MaxHeaderBytes < 0, l.MaxHTTPConnections < 0, l.MaxGRPCConnections < 0, l.MemoryBudgetBytes < 0, l.ReadHeaderTimeout < 0, l.ReadTimeout < 0, l.IdleTimeout < 0, l.RefusingAfter < 0, l.MaxQueueWait < 0:
+		l.MaxHeaderBytes < 0, l.MaxHTTPConnections < 0, l.MaxGRPCConnections < 0, l.MaxQueuedRequests < 0, l.MemoryBudgetBytes < 0, l.ReadHeaderTimeout < 0, l.ReadTimeout < 0, l.IdleTimeout < 0, l.RefusingAfter < 0, l.MaxQueueWait < 0:
 		return l, fmt.Errorf("otlp receiver: limits must not be negative: %+v", l)
 	case l.MaxAttributeValueBytes < minValueBytes:
 		return l, fmt.Errorf("otlp receiver: max attribute value bytes %d is under the minimum of %d", l.MaxAttributeValueBytes, minValueBytes)
@@ -181,6 +188,24 @@ type reservation struct {
 func (b *budget) reserve(n int64) (reservation, bool) {
 	n = min(max(n, 1), b.total)
 	if !b.sem.TryAcquire(n) {
+		return reservation{}, false
+	}
+	b.inUse.Add(n)
+	return reservation{b: b, n: n}, true
+}
+
+// reserveWaiting takes n bytes, waiting for them for wait at most (or
+// until ctx is done), first come first served; false means they did not
+// come free. A request waits here before its body is read: it holds
+// nothing meanwhile.
+func (b *budget) reserveWaiting(ctx context.Context, n int64, wait time.Duration) (reservation, bool) {
+	if res, ok := b.reserve(n); ok {
+		return res, true
+	}
+	n = min(max(n, 1), b.total)
+	ctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	if b.sem.Acquire(ctx, n) != nil {
 		return reservation{}, false
 	}
 	b.inUse.Add(n)

@@ -1,9 +1,11 @@
 package otlp
 
 import (
+	"bufio"
 	"bytes"
 	"compress/gzip"
 	"context"
+	"io"
 	"math/rand/v2"
 	"net/http"
 	"testing"
@@ -341,5 +343,113 @@ func TestCompressedBodyWaitsAtItsSize(t *testing.T) {
 	}
 	if code := <-waited; code != http.StatusOK {
 		t.Errorf("gzip: %d", code)
+	}
+}
+
+// With Limits.MaxQueuedRequests requests read and waiting for a slot, the
+// next one waits for a place before its body is read: it holds no memory
+// meanwhile, is served once a place is free, and is refused with 429,
+// Retry-After and TOO_MANY_CONCURRENT_REQUESTS when none frees in time.
+func TestQueueHoldsRequestsBeforeTheirBodies(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		wait    time.Duration
+		release bool // the slot, while the third request waits
+		want    int
+	}{
+		{"a place frees", time.Minute, true, http.StatusOK},
+		// Long enough for the third request to be seen waiting before the
+		// second gives up its place (the same wait bounds its wait for the
+		// slot); the third is refused either way.
+		{"none frees", 2 * time.Second, false, http.StatusTooManyRequests},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := &blockingObserver{entered: make(chan struct{}), release: make(chan struct{})}
+			r := startReceiver(t, Options{Observer: o, MaxConcurrentRequests: 1,
+				Limits: Limits{MaxQueueWait: tc.wait, MaxQueuedRequests: 1}})
+			url := "http://" + r.HTTPAddr().String() + TracesPath
+			blocking := apiserverTraces(rand.New(rand.NewPCG(61, 62)), 4)
+			blocking.ResourceSpans().At(0).ScopeSpans().At(0).Spans().At(0).SetName("block")
+			body := marshalTraces(t, apiserverTraces(rand.New(rand.NewPCG(63, 64)), 4), false)
+
+			codes := make(chan int, 2)
+			post := func(b []byte) {
+				resp, err := http.Post(url, protobufContentType, bytes.NewReader(b))
+				if err != nil {
+					t.Error(err)
+					codes <- 0
+					return
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				codes <- resp.StatusCode
+			}
+			go post(marshalTraces(t, blocking, false)) // takes the slot
+			<-o.entered
+			go post(body) // takes the place, waits for the slot
+			testkit.WaitFor(t, "a request to wait for the slot", 20*time.Second, func() (bool, bool) {
+				return true, r.waiting.Load() == 1
+			})
+			held := r.budget.inUse.Load()
+
+			third := stalledClient(t, r.HTTPAddr().String(), len(body), body) // all of it
+			testkit.WaitFor(t, "the third request to wait for a place", 20*time.Second, func() (bool, bool) {
+				return true, r.queue.waiters.Load() == 1
+			})
+			if got := r.budget.inUse.Load(); got != held {
+				t.Errorf("the request waiting for a place holds %d bytes of the budget, want none", got-held)
+			}
+			if tc.release {
+				close(o.release)
+			}
+			_ = third.SetReadDeadline(time.Now().Add(30 * time.Second))
+			resp, err := http.ReadResponse(bufio.NewReader(third), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			answer, _ := io.ReadAll(resp.Body)
+			if resp.StatusCode != tc.want {
+				t.Fatalf("the third request got %d %q, want %d", resp.StatusCode, answer, tc.want)
+			}
+			if !tc.release {
+				if resp.Header.Get("Retry-After") == "" || !bytes.Contains(answer, []byte(reasonOverloaded)) {
+					t.Errorf("a refusal without Retry-After or %s: %v %q", reasonOverloaded, resp.Header, answer)
+				}
+				close(o.release)
+			}
+			// The request that held the slot is served; the one that waited
+			// for it, unless it waited longer than max_queue_wait.
+			ok := 0
+			for range 2 {
+				if <-codes == http.StatusOK {
+					ok++
+				}
+			}
+			if want := map[bool]int{true: 2, false: 1}[tc.release]; ok != want {
+				t.Errorf("%d requests that had a place were served, want %d", ok, want)
+			}
+			if got := r.budget.inUse.Load(); got != 0 {
+				t.Errorf("%d bytes of the budget still held", got)
+			}
+		})
+	}
+}
+
+// A client stalling its body gives its place in the queue back after half
+// of max_queue_wait: with one place, an exporter's request that arrives
+// behind it waits and is served.
+func TestStalledBodyGivesItsPlaceBack(t *testing.T) {
+	o := &countingObserver{names: benchLabelNames}
+	r := startReceiver(t, Options{Observer: o, Limits: Limits{MaxQueueWait: 2 * time.Second, MaxQueuedRequests: 1, ReadTimeout: time.Minute}})
+	body := marshalTraces(t, apiserverTraces(rand.New(rand.NewPCG(65, 66)), 8), false)
+	stalledClient(t, r.HTTPAddr().String(), len(body), body[:len(body)/2])
+	testkit.WaitFor(t, "the stalled request to take the place", 20*time.Second, func() (bool, bool) {
+		return true, r.queue.queued() == 1
+	})
+	if err := sdkExport(t, r, 10); err != nil {
+		t.Fatalf("the SDK exporter's spans were refused behind a stalled body: %v", err)
+	}
+	if got := o.n.Load(); got != 10 {
+		t.Errorf("observed %d spans, want 10", got)
 	}
 }

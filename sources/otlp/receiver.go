@@ -72,12 +72,13 @@ type Receiver struct {
 	metrics  *metrics
 	inFlight chan struct{} // a slot per request being decoded and observed
 	waiting  *atomic.Int64 // requests waiting for a slot
+	queue    *queue        // requests admitted, not yet decoding
 	limits   Limits
 	budget   *budget // memory of the requests in flight
 	refusals *refusals
 
 	converters  sync.Pool // *converter
-	buffers     sync.Pool // *bytes.Buffer, HTTP bodies
+	bodies      *bodyBuffers
 	gzipReaders sync.Pool // *gzip.Reader
 	zstdReaders sync.Pool // *zstd.Decoder
 
@@ -125,7 +126,8 @@ func New(opts Options) (*Receiver, error) {
 	bud := newBudget(limits.MemoryBudgetBytes)
 	refused := &refusals{after: limits.RefusingAfter, log: opts.Logger}
 	waiting := new(atomic.Int64)
-	m := newMetrics(bud, refused, waiting)
+	queue := newQueue(limits.MaxQueuedRequests, limits.MaxQueueWait)
+	m := newMetrics(bud, refused, waiting, queue)
 	var conns [2]*connLimiter
 	for t, limit := range map[transport]int{transportGRPC: limits.MaxGRPCConnections, transportHTTP: limits.MaxHTTPConnections} {
 		conns[t] = newConnLimiter(int64(limit), m.connsRefused.WithLabelValues(t.String()).Inc)
@@ -147,6 +149,8 @@ func New(opts Options) (*Receiver, error) {
 		metrics:  m,
 		inFlight: make(chan struct{}, opts.MaxConcurrentRequests),
 		waiting:  waiting,
+		queue:    queue,
+		bodies:   newBodyBuffers(limits.MemoryBudgetBytes),
 		conns:    conns,
 		limits:   limits,
 		budget:   bud,
@@ -333,6 +337,11 @@ func (r *Receiver) acquire(ctx context.Context) bool {
 
 func (r *Receiver) release() { <-r.inFlight }
 
+// refuseQueueFullMessage says why a request got no place in the queue.
+func (r *Receiver) refuseQueueFullMessage() string {
+	return fmt.Sprintf("waited %s for one of %d places in the queue of export requests, retry later", r.limits.MaxQueueWait, cap(r.queue.places))
+}
+
 // refuseSlotMessage says why a request got no slot.
 func (r *Receiver) refuseSlotMessage() string {
 	return fmt.Sprintf("waited %s for one of %d export request slots, retry later", r.limits.MaxQueueWait, cap(r.inFlight))
@@ -404,7 +413,7 @@ type metrics struct {
 	spansRejected [2]prometheus.Counter // reason invalid_time, the one span-level reason
 }
 
-func newMetrics(bud *budget, refused *refusals, waiting *atomic.Int64) *metrics {
+func newMetrics(bud *budget, refused *refusals, waiting *atomic.Int64, queue *queue) *metrics {
 	m := &metrics{
 		received: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sentinel_spans_received_total",
@@ -456,6 +465,10 @@ func newMetrics(bud *budget, refused *refusals, waiting *atomic.Int64) *metrics 
 				Name: "sentinel_otlp_requests_waiting",
 				Help: "OTLP export requests read and waiting for a slot to be decoded (otlp.limits.max_queue_wait at most).",
 			}, func() float64 { return float64(waiting.Load()) }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "sentinel_otlp_requests_queued",
+				Help: "OTLP export requests admitted and not yet decoding: their bodies arriving, or read and waiting for a slot (otlp.limits.max_queued_requests at most).",
+			}, func() float64 { return float64(queue.queued()) }),
 		},
 	}
 	for _, t := range []transport{transportGRPC, transportHTTP} {
