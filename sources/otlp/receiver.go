@@ -75,6 +75,7 @@ type Receiver struct {
 	queue    *queue        // requests admitted, not yet decoding
 	limits   Limits
 	budget   *budget // memory of the requests in flight
+	guard    *memoryGuard
 	refusals *refusals
 
 	converters  sync.Pool // *converter
@@ -124,10 +125,11 @@ func New(opts Options) (*Receiver, error) {
 	}
 	opts.Limits = limits
 	bud := newBudget(limits.MemoryBudgetBytes)
+	guard := newMemoryGuard(bud, opts.Logger)
 	refused := &refusals{after: limits.RefusingAfter, log: opts.Logger}
 	waiting := new(atomic.Int64)
 	queue := newQueue(limits.MaxQueuedRequests, limits.MaxQueueWait)
-	m := newMetrics(bud, refused, waiting, queue)
+	m := newMetrics(bud, refused, waiting, queue, guard)
 	var conns [2]*connLimiter
 	for t, limit := range map[transport]int{transportGRPC: limits.MaxGRPCConnections, transportHTTP: limits.MaxHTTPConnections} {
 		conns[t] = newConnLimiter(int64(limit), m.connsRefused.WithLabelValues(t.String()).Inc)
@@ -154,6 +156,7 @@ func New(opts Options) (*Receiver, error) {
 		conns:    conns,
 		limits:   limits,
 		budget:   bud,
+		guard:    guard,
 		refusals: refused,
 
 		stopLimiters: make(chan struct{}),
@@ -194,6 +197,11 @@ func (r *Receiver) Start(ctx context.Context) error {
 		r.httpLn = ln
 	}
 	r.started = true
+	r.serving.Add(1)
+	go func() {
+		defer r.serving.Done()
+		r.guard.run(r.stopLimiters)
+	}()
 	if r.grpcLn != nil {
 		r.grpcServer = r.newGRPCServer()
 		r.serving.Add(1)
@@ -413,7 +421,7 @@ type metrics struct {
 	spansRejected [2]prometheus.Counter // reason invalid_time, the one span-level reason
 }
 
-func newMetrics(bud *budget, refused *refusals, waiting *atomic.Int64, queue *queue) *metrics {
+func newMetrics(bud *budget, refused *refusals, waiting *atomic.Int64, queue *queue, guard *memoryGuard) *metrics {
 	m := &metrics{
 		received: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sentinel_spans_received_total",
@@ -469,6 +477,10 @@ func newMetrics(bud *budget, refused *refusals, waiting *atomic.Int64, queue *qu
 				Name: "sentinel_otlp_requests_queued",
 				Help: "OTLP export requests admitted and not yet decoding: their bodies arriving, or read and waiting for a slot (otlp.limits.max_queued_requests at most).",
 			}, func() float64 { return float64(queue.queued()) }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "sentinel_otlp_memory_held_back_bytes",
+				Help: "Bytes of the OTLP memory budget held back while the process's live memory is near its Go memory limit.",
+			}, func() float64 { return float64(guard.held.Load()) }),
 		},
 	}
 	for _, t := range []transport{transportGRPC, transportHTTP} {
