@@ -25,11 +25,11 @@
 # starts is stopped at exit.
 #
 # Sentinel runs as it is deployed: in a container with a memory limit,
-# from which it sets its Go memory limit (automemlimit, 90% of it). As
+# from which it sets its Go memory limit (automemlimit, 85% of it). As
 # root, the script puts it in a memory cgroup of its own (v1 or v2) whose
 # limit is MEMORY_LIMIT, by default the bound checked, BUDGET +
 # BUFFER_BYTES + 64 MiB (the kernel kills a process over it); without
-# cgroups it sets GOMEMLIMIT to 90% of it instead. MEMORY_LIMIT=none runs
+# cgroups it sets GOMEMLIMIT to 85% of it instead. MEMORY_LIMIT=none runs
 # it without a limit.
 #
 #   scripts/measure-memory.sh spans
@@ -73,13 +73,13 @@ if [ "$limit" != none ]; then
     cgroup=/sys/fs/cgroup/sentinel-measure-$$
   else
     [ -d "/sys/fs/cgroup/sentinel-measure-$$" ] && rmdir "/sys/fs/cgroup/sentinel-measure-$$"
-    export GOMEMLIMIT=$((limit * 9 / 10))
+    export GOMEMLIMIT=$((limit * 85 / 100))
   fi
   if [ -n "$cgroup" ]; then
     run_limited() { echo "$BASHPID" >"$cgroup/cgroup.procs" && exec "$@"; }
-    echo "sentinel runs in memory cgroup $cgroup, limit $((limit >> 20)) MiB (the Go memory limit is 90% of it: $((limit * 9 / 10 >> 20)) MiB)"
+    echo "sentinel runs in memory cgroup $cgroup, limit $((limit >> 20)) MiB (the Go memory limit is 85% of it: $((limit * 85 / 100 >> 20)) MiB)"
   else
-    echo "no memory cgroup: GOMEMLIMIT=$GOMEMLIMIT (90% of $((limit >> 20)) MiB)"
+    echo "no memory cgroup: GOMEMLIMIT=$GOMEMLIMIT (85% of $((limit >> 20)) MiB)"
   fi
 fi
 

@@ -93,7 +93,7 @@ func runDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	maxGroups := fs.Int("rules.max-groups-per-rule", engine.DefaultMaxGroupsPerRule, "most groups (distinct group_by values) a rule tracks; observations beyond are dropped and counted")
 	maxLabelValue := fs.Int("rules.max-label-value-bytes", engine.DefaultMaxLabelValueBytes, "longest group_by value kept in a group key and alert label; longer ones are truncated with a marker and counted")
 	autoMemLimit := fs.Bool("memory.auto-limit", true, "set the Go memory limit (GOMEMLIMIT) to a share of the container's cgroup memory limit, so that the garbage collector works harder before the kernel kills the process (off: --memory.auto-limit=false; an explicit GOMEMLIMIT wins)")
-	memLimitRatio := fs.Float64("memory.auto-limit-ratio", 0.9, "share of the cgroup memory limit that --memory.auto-limit sets as the Go memory limit, in (0, 1]")
+	memLimitRatio := fs.Float64("memory.auto-limit-ratio", 0.85, "share of the cgroup memory limit that --memory.auto-limit sets as the Go memory limit, in (0, 1]")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
