@@ -11,7 +11,6 @@ import (
 // buffers as were ever in use at once, until the next garbage collections.
 type bodyBuffers struct {
 	maxIdle int64 // bytes kept, at most
-	maxKept int   // a larger buffer is not kept
 
 	mu   sync.Mutex
 	free []*bytes.Buffer
@@ -22,7 +21,7 @@ type bodyBuffers struct {
 const maxPooledBuffer = 1 << 20
 
 func newBodyBuffers(budget int64) *bodyBuffers {
-	return &bodyBuffers{maxIdle: min(budget/8, 32<<20), maxKept: maxPooledBuffer}
+	return &bodyBuffers{maxIdle: min(budget/8, 32<<20)}
 }
 
 // get returns an empty buffer: the last one put back, or a new one.
@@ -43,7 +42,7 @@ func (p *bodyBuffers) get() *bytes.Buffer {
 // put keeps b for another request if there is room.
 func (p *bodyBuffers) put(b *bytes.Buffer) {
 	c := int64(b.Cap())
-	if c == 0 || c > int64(p.maxKept) {
+	if c == 0 || c > maxPooledBuffer {
 		return
 	}
 	b.Reset()

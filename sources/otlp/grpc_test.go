@@ -37,6 +37,13 @@ func startReceiver(t *testing.T, opts Options) *Receiver {
 	t.Helper()
 	opts.GRPCAddress, opts.HTTPAddress = "127.0.0.1:0", "127.0.0.1:0"
 	r, _ := newTestReceiver(t, opts)
+	serveReceiver(t, r)
+	return r
+}
+
+// serveReceiver starts r and shuts it down when the test ends.
+func serveReceiver(t *testing.T, r *Receiver) {
+	t.Helper()
 	if err := r.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -47,7 +54,6 @@ func startReceiver(t *testing.T, opts Options) *Receiver {
 			t.Errorf("shutdown: %v", err)
 		}
 	})
-	return r
 }
 
 func dial(t *testing.T, r *Receiver) *grpc.ClientConn {

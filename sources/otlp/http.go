@@ -123,12 +123,9 @@ func (r *Receiver) serveTraces(w http.ResponseWriter, req *http.Request) {
 	// unread.
 	place, ok := r.queue.take(req.Context())
 	if !ok {
-		if req.Context().Err() != nil {
-			r.writeHTTPError(w, enc, statusClientClosedRequest, codes.Canceled, reasonClientGone,
-				"the client went away while its request waited for a place in the queue")
-			return
+		if !r.clientGone(w, enc, req, "a place in the queue") {
+			r.refuseHTTPOverloaded(w, enc, r.refuseQueueFullMessage())
 		}
-		r.refuseHTTPOverloaded(w, enc, r.refuseQueueFullMessage())
 		return
 	}
 	defer place.done()
@@ -147,12 +144,9 @@ func (r *Receiver) serveTraces(w http.ResponseWriter, req *http.Request) {
 	// request that waits for its memory holds nothing meanwhile.
 	res, ok := r.budget.reserveWaiting(req.Context(), declared+bytes.MinRead, r.limits.MaxQueueWait)
 	if !ok {
-		if req.Context().Err() != nil {
-			r.writeHTTPError(w, enc, statusClientClosedRequest, codes.Canceled, reasonClientGone,
-				"the client went away while its request waited for memory")
-			return
+		if !r.clientGone(w, enc, req, "memory") {
+			r.refuseHTTPOverBudget(w, enc)
 		}
-		r.refuseHTTPOverBudget(w, enc)
 		return
 	}
 	// What the body is read into is what it holds: a kept buffer may be
@@ -185,13 +179,9 @@ func (r *Receiver) serveTraces(w http.ResponseWriter, req *http.Request) {
 
 	// The body is read; the request waits its turn to be decoded.
 	if !r.acquire(req.Context()) {
-		if req.Context().Err() != nil {
-			// The client is gone: not a refusal, and no one reads this.
-			r.writeHTTPError(w, enc, statusClientClosedRequest, codes.Canceled, reasonClientGone,
-				"the client went away while its request waited to be decoded")
-			return
+		if !r.clientGone(w, enc, req, "a decoding slot") {
+			r.refuseHTTPOverloaded(w, enc, r.refuseSlotMessage())
 		}
-		r.refuseHTTPOverloaded(w, enc, r.refuseSlotMessage())
 		return
 	}
 	defer r.release()
@@ -438,6 +428,18 @@ func (r *Receiver) refuseHTTPOverBudget(w http.ResponseWriter, enc encoding) {
 	w.Header().Set("Retry-After", strconv.Itoa(int(retryAfter.Seconds())))
 	r.writeHTTPError(w, enc, http.StatusTooManyRequests, codes.ResourceExhausted, reasonOverBudget,
 		fmt.Sprintf("the requests in flight hold the memory budget of %d bytes, retry later", r.budget.total))
+}
+
+// clientGone answers 499 a request whose client went away while it waited
+// for what: not a refusal, and no one reads the answer. False when the
+// client is still there.
+func (r *Receiver) clientGone(w http.ResponseWriter, enc encoding, req *http.Request, what string) bool {
+	if req.Context().Err() == nil {
+		return false
+	}
+	r.writeHTTPError(w, enc, statusClientClosedRequest, codes.Canceled, reasonClientGone,
+		"the client went away while its request waited for "+what)
+	return true
 }
 
 func (r *Receiver) refuseHTTPOverloaded(w http.ResponseWriter, enc encoding, msg string) {

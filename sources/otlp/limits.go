@@ -46,9 +46,10 @@ type Limits struct {
 	// decoded (Options.MaxConcurrentRequests) before it is refused with
 	// 429 / RESOURCE_EXHAUSTED and a retry delay.
 	MaxQueueWait time.Duration
-	// MaxQueuedRequests bounds the requests read and waiting for a slot;
-	// with that many waiting, a new request is refused with 429 /
-	// RESOURCE_EXHAUSTED and a retry delay before its body is read.
+	// MaxQueuedRequests bounds the requests admitted and not yet decoding
+	// (bodies arriving, or read and waiting for a slot). A request beyond
+	// it waits for a place, its body unread, for MaxQueueWait at most, then
+	// is refused with 429 / RESOURCE_EXHAUSTED and a retry delay.
 	MaxQueuedRequests int
 
 	// OTLP/HTTP connections: the time to read a request's headers, then its
@@ -190,8 +191,13 @@ func (b *budget) reserve(n int64) (reservation, bool) {
 	if !b.sem.TryAcquire(n) {
 		return reservation{}, false
 	}
+	return b.took(n), true
+}
+
+// took records n bytes acquired from the semaphore as a reservation.
+func (b *budget) took(n int64) reservation {
 	b.inUse.Add(n)
-	return reservation{b: b, n: n}, true
+	return reservation{b: b, n: n}
 }
 
 // reserveWaiting takes n bytes, waiting for them for wait at most (or
@@ -208,8 +214,7 @@ func (b *budget) reserveWaiting(ctx context.Context, n int64, wait time.Duration
 	if b.sem.Acquire(ctx, n) != nil {
 		return reservation{}, false
 	}
-	b.inUse.Add(n)
-	return reservation{b: b, n: n}, true
+	return b.took(n), true
 }
 
 // resize makes the reservation n bytes; false (and unchanged) when the

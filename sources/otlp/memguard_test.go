@@ -1,7 +1,6 @@
 package otlp
 
 import (
-	"context"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
@@ -29,16 +28,7 @@ func TestMemoryGuardHoldsBackTheBudget(t *testing.T) {
 	var live atomic.Uint64
 	r.guard.every = 5 * time.Millisecond
 	r.guard.read = func() (uint64, uint64) { return live.Load(), limit }
-	if err := r.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := r.Shutdown(ctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-	})
+	serveReceiver(t, r)
 	body := marshalTraces(t, apiserverTraces(rand.New(rand.NewPCG(71, 72)), 8), false)
 	send := func() (int, string) {
 		rec := post(r.HTTPHandler(), http.MethodPost, protobufContentType, "", body)
